@@ -1,0 +1,33 @@
+# Two commands on a machine with only python3 (3.11+) and make:
+#   make demo   builds .venv from pyproject.toml and runs the default experiment
+#   make test   builds .venv if needed and runs the whole test suite
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+# Real data sets live next to the project; tests that need one skip when it is absent.
+export JAXRNN_DATA ?= ../shared/data
+
+.PHONY: demo test lint format clean
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
+		{ echo "jaxrnn needs Python 3.11 or newer; '$(PYTHON)' is $$($(PYTHON) --version)"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[experiments,dev]'
+	@touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/python -m experiments.quickstart
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+lint: $(STAMP)
+	$(BIN)/ruff format --check . && $(BIN)/ruff check .
+
+format: $(STAMP)
+	$(BIN)/ruff format . && $(BIN)/ruff check --fix .
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis

@@ -1,0 +1,1 @@
+"""Experiments: one self-contained problem per folder, built on the jaxrnn library."""

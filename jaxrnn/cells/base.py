@@ -1,0 +1,159 @@
+"""The `Cell` type shared by every cell family, and what the families share: init and checks."""
+
+from collections.abc import Callable, Mapping
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from jaxrnn.typing import Array, Carry, Params, PRNGKey
+
+
+class Cell(NamedTuple):
+    """A recurrent cell as a bundle of pure functions, in the style of an optax transform.
+
+    A cell is made by a factory (`jaxrnn.elman`, `jaxrnn.lstm`, `jaxrnn.gru`, ...) that captures
+    its hyper-parameters. Params and carries are plain pytrees; nothing is stored in the cell.
+
+    Attributes:
+      init: ``init(key, input_size, *, dtype=jnp.float32) -> params``.
+      initial_carry: ``initial_carry(params, batch_shape=()) -> carry``, zeros of shape
+        ``(*batch_shape, h)`` per carry leaf.
+      step: ``step(params, carry, x) -> (carry, y)`` with ``x`` of shape ``(..., i)``; exactly
+        the body signature of `jax.lax.scan`.
+      project: ``project(params, xs) -> px``, the input half of a step for any number of
+        leading axes ``(..., i) -> (..., g)``; `jaxrnn.unroll` calls it once for all time
+        steps, as one matmul, before the scan.
+      step_projected: ``step_projected(params, carry, px) -> (carry, y)``, the recurrent half of
+        a step. ``step(p, c, x) == step_projected(p, c, project(p, x))``.
+      check_params: ``check_params(params) -> input_size``; raises a `ValueError` or
+        `TypeError` naming the offending entry when ``params`` do not fit this cell.
+      name: the family, e.g. ``"lstm"``.
+      hidden_size: ``h``, the size of ``y`` and of each carry leaf.
+      parallel: for linear recurrences only, ``parallel(params, px, carry0) -> (carries, ys)``
+        evaluating all time steps of time-major ``px`` with an associative scan; ``None``
+        for cells whose recurrence is non-linear.
+    """
+
+    init: Callable[..., Params]
+    initial_carry: Callable[..., Carry]
+    step: Callable[[Params, Carry, Array], tuple[Carry, Array]]
+    project: Callable[[Params, Array], Any]
+    step_projected: Callable[[Params, Carry, Any], tuple[Carry, Array]]
+    check_params: Callable[[Params], int]
+    name: str
+    hidden_size: int
+    parallel: Callable[..., tuple[Carry, Array]] | None = None
+
+    def __repr__(self) -> str:
+        return f"jaxrnn.{self.name}(hidden_size={self.hidden_size})"
+
+
+def check_hidden_size(hidden_size: int) -> None:
+    """Raises a clear error for a hidden size that is not a positive Python int."""
+    if isinstance(hidden_size, bool) or not isinstance(hidden_size, int) or hidden_size < 1:
+        raise ValueError(f"hidden_size must be a positive int, got {hidden_size!r}")
+
+
+def check_input_size(input_size: int) -> None:
+    """Raises a clear error for an input size that is not a positive Python int."""
+    if isinstance(input_size, bool) or not isinstance(input_size, int) or input_size < 1:
+        raise ValueError(f"input_size must be a positive int, got {input_size!r}")
+
+
+def orthogonal_blocks(key: PRNGKey, hidden_size: int, num_blocks: int, dtype) -> Array:
+    """``num_blocks`` independent orthogonal ``(h, h)`` matrices side by side: ``(h, n*h)``.
+
+    Each gate's recurrent matrix is orthogonal on its own, so every gate starts with a
+    norm-preserving recurrence, as in Flax and Keras.
+    """
+    keys = jax.random.split(key, num_blocks)
+    ortho = jax.nn.initializers.orthogonal()
+    wide = _init_dtype(dtype)  # QR has no bfloat16 kernel; compute wide, then cast
+    blocks = [ortho(k, (hidden_size, hidden_size), wide) for k in keys]
+    return jnp.concatenate(blocks, axis=-1).astype(dtype)
+
+
+def input_kernel(key: PRNGKey, input_size: int, width: int, dtype) -> Array:
+    """LeCun-normal input weights ``(i, width)``: unit-variance inputs give unit-variance gates."""
+    init = jax.nn.initializers.lecun_normal()
+    return init(key, (input_size, width), _init_dtype(dtype)).astype(dtype)
+
+
+def _init_dtype(dtype):
+    """float32, or wider when ``dtype`` is wider: the precision random inits are drawn in."""
+    return jnp.float64 if jnp.finfo(dtype).bits > 32 else jnp.float32
+
+
+def add_bias(y: Array, bias: Array) -> Array:
+    """``y (..., g) + bias (g,)`` with the broadcast written out (no implicit rank promotion)."""
+    return y + bias.reshape((1,) * (y.ndim - 1) + bias.shape)
+
+
+def make_param_checker(
+    name: str,
+    hidden_size: int,
+    shapes: Callable[[int], Mapping[str, tuple[int, ...]]],
+    input_key: str = "w_ih",
+) -> Callable[[Params], int]:
+    """Builds ``check_params(params) -> input_size`` for a cell whose params are a flat dict.
+
+    ``shapes(input_size)`` gives the expected shape of every entry; the input size is read
+    from ``params[input_key].shape[0]``.
+    """
+    label = f"{name}(hidden_size={hidden_size})"
+
+    def check_params(params: Params) -> int:
+        if not isinstance(params, Mapping):
+            raise TypeError(
+                f"params must be the dict returned by {label}.init, got {type(params).__name__}"
+            )
+        expected_keys = set(shapes(1))
+        if set(params) != expected_keys:
+            raise ValueError(
+                f"params must have keys {sorted(expected_keys)} for {label}, got "
+                f"{sorted(map(str, params))}; were these params made by a different cell?"
+            )
+        w_in = params[input_key]
+        if getattr(w_in, "ndim", None) != 2:
+            raise ValueError(
+                f"params[{input_key!r}] must be a 2-D array (i, ...), got "
+                f"{type(w_in).__name__} with shape {getattr(w_in, 'shape', None)}"
+            )
+        input_size = int(w_in.shape[0])
+        dtype = None
+        for key, shape in shapes(input_size).items():
+            value = params[key]
+            got = tuple(getattr(value, "shape", ()))
+            if got != tuple(shape):
+                hint = _guess_cell(params)
+                raise ValueError(
+                    f"params[{key!r}] must have shape {tuple(shape)} for {label} with "
+                    f"input_size={input_size}, got {got}"
+                    + (f"; these params look like they come from {hint}" if hint else "")
+                )
+            if not jnp.issubdtype(value.dtype, jnp.inexact):
+                raise TypeError(
+                    f"params[{key!r}] must be a floating-point array, got dtype {value.dtype}"
+                )
+            if dtype is None:
+                dtype = value.dtype
+            elif value.dtype != dtype:
+                raise TypeError(
+                    f"all params of {label} must share one dtype; params[{key!r}] is "
+                    f"{value.dtype} while others are {dtype}"
+                )
+        return input_size
+
+    return check_params
+
+
+def _guess_cell(params: Mapping) -> str:
+    """A best guess at which cell made ``params``, from the shape of the recurrent matrix."""
+    w_hh = params.get("w_hh")
+    shape = getattr(w_hh, "shape", ())
+    if len(shape) != 2 or shape[0] == 0 or shape[1] % shape[0]:
+        return ""
+    ratio = shape[1] // shape[0]
+    family = {1: "an elman", 3: "a gru", 4: "an lstm"}.get(ratio)
+    return f"{family} cell with hidden_size={shape[0]}" if family else ""

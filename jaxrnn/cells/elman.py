@@ -1,0 +1,82 @@
+"""The Elman (simple) RNN cell: the recurrence of the lecture."""
+
+import jax
+import jax.numpy as jnp
+
+from jaxrnn.cells.base import (
+    Cell,
+    add_bias,
+    check_hidden_size,
+    check_input_size,
+    input_kernel,
+    make_param_checker,
+    orthogonal_blocks,
+)
+from jaxrnn.typing import Activation, Array, Params, PRNGKey
+
+
+def elman(hidden_size: int, *, activation: Activation = jnp.tanh) -> Cell:
+    r"""The simple (Elman) RNN cell.
+
+    .. math::
+        h_t = \mathrm{act}(x_t W_{ih} + h_{t-1} W_{hh} + b), \qquad y_t = h_t
+
+    Params ``{"w_ih": (i, h), "w_hh": (h, h), "b": (h,)}``; the carry is ``h`` of shape
+    ``(..., h)``. ``w_hh`` starts orthogonal, ``w_ih`` LeCun-normal, ``b`` at zero.
+
+    Args:
+      hidden_size: ``h``.
+      activation: elementwise non-linearity, ``jnp.tanh`` as in the lecture and PyTorch.
+
+    Returns:
+      A `Cell`.
+
+    Example:
+      >>> import jax, jax.numpy as jnp, jaxrnn
+      >>> cell = jaxrnn.elman(hidden_size=4)
+      >>> params = cell.init(jax.random.key(0), input_size=3)
+      >>> h, y = cell.step(params, cell.initial_carry(params, (2,)), jnp.ones((2, 3)))
+      >>> y.shape
+      (2, 4)
+    """
+    check_hidden_size(hidden_size)
+
+    def shapes(input_size: int) -> dict[str, tuple[int, ...]]:
+        return {
+            "w_ih": (input_size, hidden_size),
+            "w_hh": (hidden_size, hidden_size),
+            "b": (hidden_size,),
+        }
+
+    def init(key: PRNGKey, input_size: int, *, dtype=jnp.float32) -> Params:
+        check_input_size(input_size)
+        k_ih, k_hh = jax.random.split(key)
+        return {
+            "w_ih": input_kernel(k_ih, input_size, hidden_size, dtype),
+            "w_hh": orthogonal_blocks(k_hh, hidden_size, 1, dtype),
+            "b": jnp.zeros((hidden_size,), dtype),
+        }
+
+    def initial_carry(params: Params, batch_shape: tuple[int, ...] = ()) -> Array:
+        return jnp.zeros((*batch_shape, hidden_size), params["w_hh"].dtype)
+
+    def project(params: Params, xs: Array) -> Array:
+        return add_bias(xs @ params["w_ih"], params["b"])
+
+    def step_projected(params: Params, h: Array, px: Array) -> tuple[Array, Array]:
+        h = activation(px + h @ params["w_hh"])
+        return h, h
+
+    def step(params: Params, h: Array, x: Array) -> tuple[Array, Array]:
+        return step_projected(params, h, project(params, x))
+
+    return Cell(
+        init=init,
+        initial_carry=initial_carry,
+        step=step,
+        project=project,
+        step_projected=step_projected,
+        check_params=make_param_checker("elman", hidden_size, shapes),
+        name="elman",
+        hidden_size=hidden_size,
+    )

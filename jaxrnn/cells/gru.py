@@ -1,0 +1,92 @@
+"""The GRU cell (Cho et al. 2014) in the PyTorch / cuDNN / Flax convention, gate order r, z, n."""
+
+import jax
+import jax.numpy as jnp
+
+from jaxrnn.cells.base import (
+    Cell,
+    add_bias,
+    check_hidden_size,
+    check_input_size,
+    input_kernel,
+    make_param_checker,
+    orthogonal_blocks,
+)
+from jaxrnn.typing import Array, Params, PRNGKey
+
+
+def gru(hidden_size: int) -> Cell:
+    r"""The GRU cell, with the reset gate applied to the hidden projection *including* its bias.
+
+    .. math::
+        [a_r, a_z, a_n] &= x_t W_{ih} + b_{ih}, \qquad [u_r, u_z, u_n] = h_{t-1} W_{hh} + b_{hh} \\
+        r &= \sigma(a_r + u_r), \qquad z = \sigma(a_z + u_z) \\
+        n &= \tanh(a_n + r \odot u_n) \\
+        h_t &= (1 - z) \odot n + z \odot h_{t-1}, \qquad y_t = h_t
+
+    This is ``torch.nn.GRU``, cuDNN and ``flax.linen.GRUCell`` (which has no ``b_hh`` for r and
+    z; those add to ``b_ih`` exactly). Params ``{"w_ih": (i, 3h), "b_ih": (3h,),
+    "w_hh": (h, 3h), "b_hh": (3h,)}``; the carry is ``h`` of shape ``(..., h)``.
+
+    Args:
+      hidden_size: ``h``.
+
+    Returns:
+      A `Cell`.
+
+    Example:
+      >>> import jax, jax.numpy as jnp, jaxrnn
+      >>> cell = jaxrnn.gru(hidden_size=4)
+      >>> params = cell.init(jax.random.key(0), input_size=3)
+      >>> h, y = cell.step(params, cell.initial_carry(params, (2,)), jnp.ones((2, 3)))
+      >>> h.shape
+      (2, 4)
+    """
+    check_hidden_size(hidden_size)
+
+    def shapes(input_size: int) -> dict[str, tuple[int, ...]]:
+        return {
+            "w_ih": (input_size, 3 * hidden_size),
+            "b_ih": (3 * hidden_size,),
+            "w_hh": (hidden_size, 3 * hidden_size),
+            "b_hh": (3 * hidden_size,),
+        }
+
+    def init(key: PRNGKey, input_size: int, *, dtype=jnp.float32) -> Params:
+        check_input_size(input_size)
+        k_ih, k_hh = jax.random.split(key)
+        return {
+            "w_ih": input_kernel(k_ih, input_size, 3 * hidden_size, dtype),
+            "b_ih": jnp.zeros((3 * hidden_size,), dtype),
+            "w_hh": orthogonal_blocks(k_hh, hidden_size, 3, dtype),
+            "b_hh": jnp.zeros((3 * hidden_size,), dtype),
+        }
+
+    def initial_carry(params: Params, batch_shape: tuple[int, ...] = ()) -> Array:
+        return jnp.zeros((*batch_shape, hidden_size), params["w_hh"].dtype)
+
+    def project(params: Params, xs: Array) -> Array:
+        return add_bias(xs @ params["w_ih"], params["b_ih"])
+
+    def step_projected(params: Params, h: Array, px: Array) -> tuple[Array, Array]:
+        a_r, a_z, a_n = jnp.split(px, 3, axis=-1)
+        u_r, u_z, u_n = jnp.split(add_bias(h @ params["w_hh"], params["b_hh"]), 3, axis=-1)
+        r = jax.nn.sigmoid(a_r + u_r)
+        z = jax.nn.sigmoid(a_z + u_z)
+        n = jnp.tanh(a_n + r * u_n)
+        h = (1.0 - z) * n + z * h
+        return h, h
+
+    def step(params: Params, h: Array, x: Array) -> tuple[Array, Array]:
+        return step_projected(params, h, project(params, x))
+
+    return Cell(
+        init=init,
+        initial_carry=initial_carry,
+        step=step,
+        project=project,
+        step_projected=step_projected,
+        check_params=make_param_checker("gru", hidden_size, shapes),
+        name="gru",
+        hidden_size=hidden_size,
+    )

@@ -1,0 +1,100 @@
+"""The LSTM cell (Hochreiter & Schmidhuber 1997, with forget gate), gate order i, f, g, o."""
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from jaxrnn.cells.base import (
+    Cell,
+    add_bias,
+    check_hidden_size,
+    check_input_size,
+    input_kernel,
+    make_param_checker,
+    orthogonal_blocks,
+)
+from jaxrnn.typing import Array, Params, PRNGKey
+
+
+class LSTMCarry(NamedTuple):
+    """The LSTM state, by name so that nobody guesses which of two arrays is which."""
+
+    h: Array  # (..., h) hidden state, also the cell's output
+    c: Array  # (..., h) memory cell
+
+
+def lstm(hidden_size: int, *, forget_bias: float = 1.0) -> Cell:
+    r"""The LSTM cell, gate order i, f, g, o as in PyTorch and Flax.
+
+    .. math::
+        [i, f, g, o] &= x_t W_{ih} + h_{t-1} W_{hh} + b \\
+        c_t &= \sigma(f) \odot c_{t-1} + \sigma(i) \odot \tanh(g) \\
+        h_t &= \sigma(o) \odot \tanh(c_t), \qquad y_t = h_t
+
+    Params ``{"w_ih": (i, 4h), "w_hh": (h, 4h), "b": (4h,)}``; the carry is
+    `LSTMCarry(h, c)`, each ``(..., h)``. Each gate's block of ``w_hh`` starts orthogonal,
+    ``w_ih`` LeCun-normal, and the forget-gate bias at ``forget_bias`` (the rest at zero), so a
+    new LSTM remembers by default.
+
+    Args:
+      hidden_size: ``h``.
+      forget_bias: initial value of the forget-gate bias.
+
+    Returns:
+      A `Cell`.
+
+    Example:
+      >>> import jax, jax.numpy as jnp, jaxrnn
+      >>> cell = jaxrnn.lstm(hidden_size=4)
+      >>> params = cell.init(jax.random.key(0), input_size=3)
+      >>> carry, y = cell.step(params, cell.initial_carry(params), jnp.ones(3))
+      >>> carry.c.shape, y.shape
+      ((4,), (4,))
+    """
+    check_hidden_size(hidden_size)
+
+    def shapes(input_size: int) -> dict[str, tuple[int, ...]]:
+        return {
+            "w_ih": (input_size, 4 * hidden_size),
+            "w_hh": (hidden_size, 4 * hidden_size),
+            "b": (4 * hidden_size,),
+        }
+
+    def init(key: PRNGKey, input_size: int, *, dtype=jnp.float32) -> Params:
+        check_input_size(input_size)
+        k_ih, k_hh = jax.random.split(key)
+        b = jnp.zeros((4, hidden_size), dtype).at[1].set(forget_bias)
+        return {
+            "w_ih": input_kernel(k_ih, input_size, 4 * hidden_size, dtype),
+            "w_hh": orthogonal_blocks(k_hh, hidden_size, 4, dtype),
+            "b": b.reshape(-1),
+        }
+
+    def initial_carry(params: Params, batch_shape: tuple[int, ...] = ()) -> LSTMCarry:
+        zeros = jnp.zeros((*batch_shape, hidden_size), params["w_hh"].dtype)
+        return LSTMCarry(h=zeros, c=zeros)
+
+    def project(params: Params, xs: Array) -> Array:
+        return add_bias(xs @ params["w_ih"], params["b"])
+
+    def step_projected(params: Params, carry: LSTMCarry, px: Array) -> tuple[LSTMCarry, Array]:
+        gates = px + carry.h @ params["w_hh"]
+        i, f, g, o = jnp.split(gates, 4, axis=-1)
+        c = jax.nn.sigmoid(f) * carry.c + jax.nn.sigmoid(i) * jnp.tanh(g)
+        h = jax.nn.sigmoid(o) * jnp.tanh(c)
+        return LSTMCarry(h=h, c=c), h
+
+    def step(params: Params, carry: LSTMCarry, x: Array) -> tuple[LSTMCarry, Array]:
+        return step_projected(params, carry, project(params, x))
+
+    return Cell(
+        init=init,
+        initial_carry=initial_carry,
+        step=step,
+        project=project,
+        step_projected=step_projected,
+        check_params=make_param_checker("lstm", hidden_size, shapes),
+        name="lstm",
+        hidden_size=hidden_size,
+    )

@@ -1,0 +1,220 @@
+"""Weights to and from PyTorch (``torch.nn.RNN/LSTM/GRU``) and Flax linen cells.
+
+Neither torch nor flax modules are needed at run time here: PyTorch weights arrive as a state
+dict of anything `numpy.asarray` accepts, Flax weights as the nested dict of ``variables``.
+"""
+
+from collections.abc import Mapping
+from typing import Any
+
+import jax.numpy as jnp
+import numpy as np
+
+from jaxrnn.cells.base import Cell
+from jaxrnn.typing import Params
+
+_GATES = {"elman": 1, "lstm": 4, "gru": 3}
+_TORCH_NAMES = {"elman": "RNN", "lstm": "LSTM", "gru": "GRU"}
+
+
+def from_torch(
+    cell: Cell,
+    state_dict: Mapping[str, Any],
+    *,
+    layer: int = 0,
+    reverse: bool = False,
+    prefix: str = "",
+    dtype=jnp.float32,
+) -> Params:
+    """Converts one layer and direction of a ``torch.nn.RNN``/``LSTM``/``GRU`` to jaxrnn params.
+
+    PyTorch stores ``weight_ih_l{layer}`` as ``(g, i)`` and two biases; jaxrnn stores
+    ``w_ih`` as ``(i, g)``. Elman and LSTM fold ``bias_ih + bias_hh`` into one ``b``; the GRU
+    keeps both because its reset gate multiplies the hidden bias. A layer built with
+    ``bias=False`` gets zero biases. For ``nn.RNN(nonlinearity="relu")`` build the cell with
+    ``jaxrnn.elman(h, activation=jax.nn.relu)``.
+
+    Args:
+      cell: the jaxrnn cell the weights are for (its kind and hidden size are checked).
+      state_dict: ``module.state_dict()``; values are tensors or arrays.
+      layer: which layer of a multi-layer module.
+      reverse: the backward direction of a bidirectional module (``..._reverse`` keys).
+      prefix: the prefix of the keys when the RNN is a submodule, e.g. ``"encoder.rnn."``.
+      dtype: the dtype of the returned params.
+
+    Returns:
+      Params for ``cell``.
+
+    Example:
+      >>> import numpy as np, jaxrnn
+      >>> h, i = 4, 3
+      >>> state = {"weight_ih_l0": np.zeros((4 * h, i)), "weight_hh_l0": np.zeros((4 * h, h)),
+      ...          "bias_ih_l0": np.zeros(4 * h), "bias_hh_l0": np.zeros(4 * h)}
+      >>> params = jaxrnn.interop.from_torch(jaxrnn.lstm(h), state)
+      >>> params["w_ih"].shape
+      (3, 16)
+    """
+    gates = _gates_of(cell)
+    suffix = f"_l{layer}" + ("_reverse" if reverse else "")
+    names = {
+        part: f"{prefix}{part}{suffix}" for part in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
+    }
+    for required in ("weight_ih", "weight_hh"):
+        if names[required] not in state_dict:
+            found = sorted(k for k in state_dict if "weight" in k)
+            raise ValueError(
+                f"state_dict has no {names[required]!r} (layer={layer}, "
+                f"reverse={reverse}, prefix={prefix!r}); its weight keys are {found}"
+            )
+    if f"{prefix}weight_hr{suffix}" in state_dict:
+        raise ValueError("LSTMs with proj_size > 0 (weight_hr keys) have no jaxrnn equivalent")
+
+    w_ih = _to_numpy(state_dict[names["weight_ih"]])
+    w_hh = _to_numpy(state_dict[names["weight_hh"]])
+    hidden = cell.hidden_size
+    torch_name = _TORCH_NAMES[cell.name]
+    if w_hh.ndim != 2 or w_hh.shape != (gates * hidden, hidden):
+        raise ValueError(
+            f"state_dict[{names['weight_hh']!r}] must have shape ({gates * hidden}, {hidden}) for "
+            f"{cell!r} (a torch.nn.{torch_name} with hidden_size={hidden}), got {w_hh.shape}"
+        )
+    if w_ih.ndim != 2 or w_ih.shape[0] != gates * hidden:
+        raise ValueError(
+            f"state_dict[{names['weight_ih']!r}] must have shape "
+            f"({gates * hidden}, input_size), got {w_ih.shape}"
+        )
+    zeros = np.zeros(gates * hidden, w_hh.dtype)
+    b_ih = _to_numpy(state_dict.get(names["bias_ih"], zeros))
+    b_hh = _to_numpy(state_dict.get(names["bias_hh"], zeros))
+    for part, value in (("bias_ih", b_ih), ("bias_hh", b_hh)):
+        if value.shape != (gates * hidden,):
+            raise ValueError(
+                f"state_dict[{names[part]!r}] must have shape ({gates * hidden},), "
+                f"got {value.shape}"
+            )
+
+    if cell.name == "gru":
+        params = {"w_ih": w_ih.T, "b_ih": b_ih, "w_hh": w_hh.T, "b_hh": b_hh}
+    else:
+        params = {"w_ih": w_ih.T, "w_hh": w_hh.T, "b": b_ih + b_hh}
+    params = {k: jnp.asarray(v, dtype) for k, v in params.items()}
+    cell.check_params(params)
+    return params
+
+
+def from_flax(cell: Cell, variables: Mapping[str, Any]) -> Params:
+    """Converts the variables of a ``flax.linen`` cell to jaxrnn params.
+
+    Supported: ``SimpleCell`` (without ``residual``) for `jaxrnn.elman`, ``LSTMCell`` and
+    ``OptimizedLSTMCell`` for `jaxrnn.lstm`, ``GRUCell`` for `jaxrnn.gru`. Flax's GRU has no
+    hidden bias on r and z; it becomes zeros in ``b_hh``.
+
+    Args:
+      cell: the jaxrnn cell.
+      variables: what ``flax_cell.init`` returned (``{"params": {...}}``) or its ``"params"``.
+
+    Returns:
+      Params for ``cell``.
+
+    Example:
+      >>> import jax, jax.numpy as jnp, flax.linen as nn, jaxrnn
+      >>> flax_cell = nn.GRUCell(features=4)
+      >>> variables = flax_cell.init(jax.random.key(0), jnp.zeros(4), jnp.zeros(3))
+      >>> params = jaxrnn.interop.from_flax(jaxrnn.gru(4), variables)
+      >>> params["w_hh"].shape
+      (4, 12)
+    """
+    _gates_of(cell)
+    p = variables.get("params", variables)
+    try:
+        if cell.name == "elman":
+            params = {"w_ih": p["i"]["kernel"], "w_hh": p["h"]["kernel"], "b": p["i"]["bias"]}
+        elif cell.name == "lstm":
+            params = {
+                "w_ih": _concat(p[f"i{g}"]["kernel"] for g in "ifgo"),
+                "w_hh": _concat(p[f"h{g}"]["kernel"] for g in "ifgo"),
+                "b": _concat(p[f"h{g}"]["bias"] for g in "ifgo"),
+            }
+        else:
+            hn_bias = p["hn"]["bias"]
+            params = {
+                "w_ih": _concat(p[f"i{g}"]["kernel"] for g in "rzn"),
+                "b_ih": _concat(p[f"i{g}"]["bias"] for g in "rzn"),
+                "w_hh": _concat(p[f"h{g}"]["kernel"] for g in "rzn"),
+                "b_hh": _concat([jnp.zeros_like(hn_bias), jnp.zeros_like(hn_bias), hn_bias]),
+            }
+    except (KeyError, TypeError) as error:
+        raise ValueError(
+            f"variables do not look like those of the flax cell matching {cell!r}; "
+            f"missing {error}; top-level names: {sorted(p)}"
+        ) from None
+    cell.check_params(params)
+    return params
+
+
+def to_flax(cell: Cell, params: Params) -> dict[str, Any]:
+    """Converts jaxrnn params to ``flax.linen`` cell variables (the inverse of `from_flax`).
+
+    The GRU's hidden biases for r and z are folded into Flax's input biases, which is exact
+    because they are added together before the sigmoid.
+
+    Args:
+      cell: the jaxrnn cell.
+      params: its params.
+
+    Returns:
+      ``{"params": {...}}`` for ``SimpleCell``, ``LSTMCell``/``OptimizedLSTMCell`` or
+      ``GRUCell`` with ``features=cell.hidden_size``.
+
+    Example:
+      >>> import jax, jaxrnn
+      >>> cell = jaxrnn.lstm(4)
+      >>> variables = jaxrnn.interop.to_flax(cell, cell.init(jax.random.key(0), input_size=3))
+      >>> sorted(variables["params"])
+      ['hf', 'hg', 'hi', 'ho', 'if', 'ig', 'ii', 'io']
+    """
+    _gates_of(cell)
+    cell.check_params(params)
+    if cell.name == "elman":
+        out = {
+            "i": {"kernel": params["w_ih"], "bias": params["b"]},
+            "h": {"kernel": params["w_hh"]},
+        }
+    elif cell.name == "lstm":
+        w_ih = jnp.split(params["w_ih"], 4, axis=-1)
+        w_hh = jnp.split(params["w_hh"], 4, axis=-1)
+        b = jnp.split(params["b"], 4)
+        out = {}
+        for n, g in enumerate("ifgo"):
+            out[f"i{g}"] = {"kernel": w_ih[n]}
+            out[f"h{g}"] = {"kernel": w_hh[n], "bias": b[n]}
+    else:
+        w_ih = jnp.split(params["w_ih"], 3, axis=-1)
+        w_hh = jnp.split(params["w_hh"], 3, axis=-1)
+        b_ih = jnp.split(params["b_ih"], 3)
+        b_hh = jnp.split(params["b_hh"], 3)
+        out = {
+            "ir": {"kernel": w_ih[0], "bias": b_ih[0] + b_hh[0]},
+            "iz": {"kernel": w_ih[1], "bias": b_ih[1] + b_hh[1]},
+            "in": {"kernel": w_ih[2], "bias": b_ih[2]},
+            "hr": {"kernel": w_hh[0]},
+            "hz": {"kernel": w_hh[1]},
+            "hn": {"kernel": w_hh[2], "bias": b_hh[2]},
+        }
+    return {"params": out}
+
+
+def _gates_of(cell: Cell) -> int:
+    if not isinstance(cell, Cell) or cell.name not in _GATES:
+        raise TypeError(f"cell must be jaxrnn.elman, jaxrnn.lstm or jaxrnn.gru, got {cell!r}")
+    return _GATES[cell.name]
+
+
+def _concat(arrays) -> Any:
+    return jnp.concatenate(list(arrays), axis=-1)
+
+
+def _to_numpy(value: Any) -> np.ndarray:
+    if hasattr(value, "detach"):  # a torch tensor; torch is not imported here
+        value = value.detach().cpu().numpy()
+    return np.asarray(value)

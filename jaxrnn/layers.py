@@ -1,0 +1,453 @@
+"""Composing unrolled cells: layers, stacks, bidirectional, dropout, and the two output heads.
+
+A `Layer` is to a whole sequence what a `Cell` is to one step: a NamedTuple of pure functions
+over plain pytrees. `rnn` turns a cell into a layer; `stacked` and `bidirectional` take cells
+or layers (so they nest: a stack of bidirectional layers, a bidirectional pair of stacks).
+"""
+
+from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from jaxrnn.cells.base import Cell
+from jaxrnn.typing import Array, Carry, Params, PRNGKey
+from jaxrnn.unroll import check_seq_lengths
+from jaxrnn.unroll import unroll as _unroll  # `rnn` has an argument named `unroll`
+
+
+class Layer(NamedTuple):
+    """A recurrent layer over whole sequences.
+
+    Attributes:
+      init: ``init(key, input_size, *, dtype=jnp.float32) -> params``.
+      initial_carry: ``initial_carry(params, batch_shape=()) -> carry``.
+      apply: ``apply(params, xs, *, seq_lengths=None, initial_carry=None, reverse=False,
+        time_major=False, dropout_key=None) -> (final_carry, ys)`` with ``xs`` ``(b, t, i)``
+        and ``ys`` ``(b, t, output_size)``, following the conventions of `jaxrnn.unroll`.
+        Dropout is applied only when ``dropout_key`` is given (training); without it the
+        layer is deterministic (evaluation).
+      output_size: the size of the last axis of ``ys``.
+      name: a short description, e.g. ``"stacked(lstm(64), lstm(64))"``.
+    """
+
+    init: Callable[..., Params]
+    initial_carry: Callable[..., Carry]
+    apply: Callable[..., tuple[Carry, Array]]
+    output_size: int
+    name: str
+
+    def __repr__(self) -> str:
+        return f"jaxrnn.{self.name}"
+
+
+class BidirectionalCarry(NamedTuple):
+    """Final carries of the two directions of a `bidirectional` layer."""
+
+    forward: Carry  # after the last valid step, reading left to right
+    backward: Carry  # after position 0, reading right to left
+
+
+def rnn(cell: Cell, *, reverse: bool = False, unroll: int = 1) -> Layer:
+    """A layer that unrolls ``cell`` over the sequence: `jaxrnn.unroll` with fixed options.
+
+    Args:
+      cell: a `Cell`.
+      reverse: read sequences backwards (only the valid prefix, as in `jaxrnn.unroll`).
+      unroll: passed to `jax.lax.scan`.
+
+    Returns:
+      A `Layer` with ``output_size == cell.hidden_size``; its params are the cell's params.
+
+    Example:
+      >>> import jax, jax.numpy as jnp, jaxrnn
+      >>> layer = jaxrnn.rnn(jaxrnn.gru(8))
+      >>> params = layer.init(jax.random.key(0), input_size=3)
+      >>> carry, ys = layer.apply(params, jnp.ones((2, 5, 3)))
+      >>> ys.shape
+      (2, 5, 8)
+    """
+    if not isinstance(cell, Cell):
+        raise TypeError(f"cell must be a jaxrnn.Cell, got {type(cell).__name__}")
+    layer_reverse, steps_per_iteration = reverse, unroll
+
+    def apply(
+        params,
+        xs,
+        *,
+        seq_lengths=None,
+        initial_carry=None,
+        reverse=False,
+        time_major=False,
+        dropout_key=None,
+    ):
+        del dropout_key  # a single cell has no dropout of its own
+        return _unroll(
+            cell,
+            params,
+            xs,
+            initial_carry=initial_carry,
+            seq_lengths=seq_lengths,
+            reverse=reverse != layer_reverse,
+            time_major=time_major,
+            unroll=steps_per_iteration,
+        )
+
+    name = f"rnn({cell.name}({cell.hidden_size}){', reverse=True' if reverse else ''})"
+    return Layer(
+        init=cell.init,
+        initial_carry=cell.initial_carry,
+        apply=apply,
+        output_size=cell.hidden_size,
+        name=name,
+    )
+
+
+def as_layer(model: Cell | Layer) -> Layer:
+    """``model`` as a `Layer`: a cell becomes ``rnn(cell)``, a layer stays as it is.
+
+    Example:
+      >>> import jaxrnn
+      >>> jaxrnn.as_layer(jaxrnn.lstm(4)).output_size
+      4
+    """
+    if isinstance(model, Layer):
+        return model
+    if isinstance(model, Cell):
+        return rnn(model)
+    raise TypeError(f"expected a jaxrnn.Cell or jaxrnn.Layer, got {type(model).__name__}")
+
+
+def stacked(layers: Sequence[Cell | Layer], *, dropout: float = 0.0) -> Layer:
+    """A deep RNN: each layer reads the outputs of the one below.
+
+    Dropout with rate ``dropout`` is applied to the outputs *between* layers (not after the
+    last), only when ``apply`` is given a ``dropout_key``.
+
+    Args:
+      layers: cells or layers, bottom first.
+      dropout: drop probability in ``[0, 1)`` between layers.
+
+    Returns:
+      A `Layer`; params and carries are tuples with one entry per layer.
+
+    Example:
+      >>> import jax, jax.numpy as jnp, jaxrnn
+      >>> deep = jaxrnn.stacked([jaxrnn.lstm(16), jaxrnn.lstm(8)], dropout=0.2)
+      >>> params = deep.init(jax.random.key(0), input_size=3)
+      >>> carries, ys = deep.apply(params, jnp.ones((2, 5, 3)), dropout_key=jax.random.key(1))
+      >>> ys.shape, len(carries)
+      ((2, 5, 8), 2)
+    """
+    layers = tuple(as_layer(layer) for layer in layers)
+    if not layers:
+        raise ValueError("layers must hold at least one cell or layer, got an empty sequence")
+    _check_rate(dropout)
+
+    def init(key: PRNGKey, input_size: int, *, dtype=jnp.float32) -> Params:
+        params = []
+        for layer, layer_key in zip(layers, jax.random.split(key, len(layers)), strict=True):
+            params.append(layer.init(layer_key, input_size, dtype=dtype))
+            input_size = layer.output_size
+        return tuple(params)
+
+    def initial_carry(params: Params, batch_shape: tuple[int, ...] = ()) -> Carry:
+        _check_tuple(params, len(layers), "params")
+        return tuple(
+            layer.initial_carry(p, batch_shape) for layer, p in zip(layers, params, strict=True)
+        )
+
+    def apply(
+        params,
+        xs,
+        *,
+        seq_lengths=None,
+        initial_carry=None,
+        reverse=False,
+        time_major=False,
+        dropout_key=None,
+    ):
+        _check_tuple(params, len(layers), "params")
+        if initial_carry is not None:
+            _check_tuple(initial_carry, len(layers), "initial_carry")
+        keys = [None] * len(layers)
+        if dropout_key is not None:
+            keys = list(jax.random.split(dropout_key, 2 * len(layers)))
+        carries = []
+        for n, layer in enumerate(layers):
+            carry, xs = layer.apply(
+                params[n],
+                xs,
+                seq_lengths=seq_lengths,
+                initial_carry=None if initial_carry is None else initial_carry[n],
+                reverse=reverse,
+                time_major=time_major,
+                dropout_key=None if dropout_key is None else keys[2 * n],
+            )
+            carries.append(carry)
+            if dropout_key is not None and dropout > 0 and n < len(layers) - 1:
+                xs = dropout_apply(keys[2 * n + 1], xs, dropout)
+        return tuple(carries), xs
+
+    name = "stacked(" + ", ".join(layer.name for layer in layers) + ")"
+    return Layer(
+        init=init,
+        initial_carry=initial_carry,
+        apply=apply,
+        output_size=layers[-1].output_size,
+        name=name,
+    )
+
+
+def bidirectional(
+    forward: Cell | Layer,
+    backward: Cell | Layer | None = None,
+    *,
+    merge: str | Callable[[Array, Array], Array] = "concat",
+) -> Layer:
+    """Reads each sequence both ways and merges the two outputs at every position.
+
+    ``backward`` reads only the valid prefix of each sequence, right to left; its output at
+    position ``t`` has seen ``xs[t:length]``. For a many-to-one head over a bidirectional
+    layer, use the final carries (`BidirectionalCarry`) or `pool` with ``"mean"``/``"max"``:
+    the backward output at the last position has seen only the last element.
+
+    Args:
+      forward: the left-to-right cell or layer.
+      backward: the right-to-left one; a fresh copy of ``forward``'s kind if None (the two
+        never share params).
+      merge: ``"concat"`` (features ``hf + hb``), ``"sum"``, or a function
+        ``merge(ys_forward, ys_backward) -> ys``.
+
+    Returns:
+      A `Layer`; params are ``{"forward": ..., "backward": ...}``, carries a
+      `BidirectionalCarry`.
+
+    Example:
+      >>> import jax, jax.numpy as jnp, jaxrnn
+      >>> bi = jaxrnn.bidirectional(jaxrnn.gru(8))
+      >>> params = bi.init(jax.random.key(0), input_size=3)
+      >>> carry, ys = bi.apply(params, jnp.ones((2, 5, 3)), seq_lengths=jnp.array([5, 3]))
+      >>> ys.shape
+      (2, 5, 16)
+    """
+    fwd = as_layer(forward)
+    bwd = as_layer(forward if backward is None else backward)
+    if merge == "concat":
+        merge_fn = lambda a, b: jnp.concatenate([a, b], axis=-1)
+    elif merge == "sum":
+        merge_fn = jnp.add
+    elif callable(merge):
+        merge_fn = merge
+    else:
+        raise ValueError(f"merge must be 'concat', 'sum' or a function, got {merge!r}")
+    probe = [jax.ShapeDtypeStruct((1, 1, layer.output_size), jnp.float32) for layer in (fwd, bwd)]
+    output_size = jax.eval_shape(merge_fn, *probe).shape[-1]
+
+    def init(key: PRNGKey, input_size: int, *, dtype=jnp.float32) -> Params:
+        k_fwd, k_bwd = jax.random.split(key)
+        return {
+            "forward": fwd.init(k_fwd, input_size, dtype=dtype),
+            "backward": bwd.init(k_bwd, input_size, dtype=dtype),
+        }
+
+    def initial_carry(params: Params, batch_shape: tuple[int, ...] = ()) -> BidirectionalCarry:
+        return BidirectionalCarry(
+            fwd.initial_carry(params["forward"], batch_shape),
+            bwd.initial_carry(params["backward"], batch_shape),
+        )
+
+    def apply(
+        params,
+        xs,
+        *,
+        seq_lengths=None,
+        initial_carry=None,
+        reverse=False,
+        time_major=False,
+        dropout_key=None,
+    ):
+        if not isinstance(params, dict) or set(params) != {"forward", "backward"}:
+            raise ValueError(
+                "params of a bidirectional layer must be a dict with keys 'forward' and "
+                f"'backward', got {type(params).__name__}"
+                + (f" with keys {sorted(params)}" if isinstance(params, dict) else "")
+            )
+        carry0 = (None, None) if initial_carry is None else initial_carry
+        keys = (None, None) if dropout_key is None else tuple(jax.random.split(dropout_key))
+        carry_f, ys_f = fwd.apply(
+            params["forward"],
+            xs,
+            seq_lengths=seq_lengths,
+            initial_carry=carry0[0],
+            reverse=reverse,
+            time_major=time_major,
+            dropout_key=keys[0],
+        )
+        carry_b, ys_b = bwd.apply(
+            params["backward"],
+            xs,
+            seq_lengths=seq_lengths,
+            initial_carry=carry0[1],
+            reverse=not reverse,
+            time_major=time_major,
+            dropout_key=keys[1],
+        )
+        return BidirectionalCarry(carry_f, carry_b), merge_fn(ys_f, ys_b)
+
+    name = f"bidirectional({fwd.name}, {bwd.name})"
+    return Layer(
+        init=init, initial_carry=initial_carry, apply=apply, output_size=output_size, name=name
+    )
+
+
+def dropout_apply(key: PRNGKey, xs: Array, rate: float) -> Array:
+    """Inverted dropout: zeroes each entry with probability ``rate``, scales the rest up.
+
+    Args:
+      key: PRNG key.
+      xs: any array.
+      rate: drop probability in ``[0, 1)``.
+
+    Returns:
+      An array like ``xs`` whose expectation is ``xs``.
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> dropout_apply(jax.random.key(0), jnp.ones(4), 0.0)
+      Array([1., 1., 1., 1.], dtype=float32)
+    """
+    _check_rate(rate)
+    if rate == 0:
+        return xs
+    keep = jax.random.bernoulli(key, 1.0 - rate, xs.shape)
+    return jnp.where(keep, xs / (1.0 - rate), jnp.zeros_like(xs))
+
+
+def pool(
+    ys: Array,
+    seq_lengths: Array | None = None,
+    *,
+    method: str = "last",
+    time_major: bool = False,
+) -> Array:
+    """Reduces per-step outputs to one vector per sequence, ignoring padding.
+
+    Args:
+      ys: outputs ``(b, t, h)`` (``(t, b, h)`` if time-major, or ``(t, h)``).
+      seq_lengths: ``(b,)`` valid lengths, or None for full length.
+      method: ``"last"`` (the output at ``length - 1``: the lecture's many-to-one), ``"mean"``
+        or ``"max"`` over the valid steps.
+      time_major: layout of ``ys``.
+
+    Returns:
+      ``(b, h)``; zeros for sequences of length 0.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> ys = jnp.arange(6.0).reshape(1, 3, 2)
+      >>> pool(ys, jnp.array([2]))
+      Array([[2., 3.]], dtype=float32)
+    """
+    if method not in ("last", "mean", "max"):
+        raise ValueError(f"method must be 'last', 'mean' or 'max', got {method!r}")
+    if ys.ndim not in (2, 3):
+        raise ValueError(f"ys must have rank 3 (batch, time, features), got shape {ys.shape}")
+    ys_t = ys if (time_major or ys.ndim == 2) else jnp.swapaxes(ys, 0, 1)  # (t, b, h)
+    num_steps = ys_t.shape[0]
+    lengths = check_seq_lengths(seq_lengths, ys_t.shape[1:-1], num_steps)
+    if lengths is None:
+        lengths = jnp.full(ys_t.shape[1:-1], num_steps, jnp.int32)
+    nonempty = (lengths > 0)[..., None]
+    if method == "last":
+        index = jnp.maximum(lengths - 1, 0)[None, ..., None]
+        out = jnp.take_along_axis(ys_t, index, axis=0)[0]
+        return jnp.where(nonempty, out, jnp.zeros_like(out))
+    steps = jnp.arange(num_steps, dtype=lengths.dtype).reshape((-1,) + (1,) * lengths.ndim)
+    valid = (steps < lengths[None])[..., None]  # (t, b, 1)
+    if method == "mean":
+        total = jnp.sum(jnp.where(valid, ys_t, jnp.zeros_like(ys_t)), axis=0)
+        return total / jnp.maximum(lengths, 1)[..., None].astype(ys.dtype)
+    out = jnp.max(jnp.where(valid, ys_t, -jnp.inf), axis=0, initial=-jnp.inf)
+    return jnp.where(nonempty, out, jnp.zeros_like(out))
+
+
+def many_to_one(
+    model: Cell | Layer,
+    params: Params,
+    xs: Array,
+    *,
+    seq_lengths: Array | None = None,
+    method: str = "last",
+    **apply_kwargs: Any,
+) -> Array:
+    """The lecture's many-to-one head: one output vector per sequence.
+
+    Args:
+      model: a `Cell` or `Layer`.
+      params: its params.
+      xs: inputs ``(b, t, i)``.
+      seq_lengths: ``(b,)`` valid lengths, or None.
+      method: how to reduce over time, see `pool` (``"last"``: the last valid output).
+      **apply_kwargs: passed to the layer's ``apply`` (``initial_carry``, ``dropout_key``, ...).
+
+    Returns:
+      ``(b, h)``.
+
+    Example:
+      >>> import jax, jax.numpy as jnp, jaxrnn
+      >>> cell = jaxrnn.lstm(8)
+      >>> params = cell.init(jax.random.key(0), input_size=3)
+      >>> jaxrnn.many_to_one(cell, params, jnp.ones((2, 5, 3))).shape
+      (2, 8)
+    """
+    time_major = apply_kwargs.get("time_major", False)
+    _, ys = as_layer(model).apply(params, xs, seq_lengths=seq_lengths, **apply_kwargs)
+    return pool(ys, seq_lengths, method=method, time_major=time_major)
+
+
+def many_to_many(
+    model: Cell | Layer,
+    params: Params,
+    xs: Array,
+    *,
+    seq_lengths: Array | None = None,
+    **apply_kwargs: Any,
+) -> Array:
+    """The lecture's many-to-many head: an output at every time step (zeros on padding).
+
+    Args:
+      model: a `Cell` or `Layer`.
+      params: its params.
+      xs: inputs ``(b, t, i)``.
+      seq_lengths: ``(b,)`` valid lengths, or None.
+      **apply_kwargs: passed to the layer's ``apply``.
+
+    Returns:
+      ``(b, t, h)``.
+
+    Example:
+      >>> import jax, jax.numpy as jnp, jaxrnn
+      >>> cell = jaxrnn.gru(8)
+      >>> params = cell.init(jax.random.key(0), input_size=3)
+      >>> jaxrnn.many_to_many(cell, params, jnp.ones((2, 5, 3))).shape
+      (2, 5, 8)
+    """
+    return as_layer(model).apply(params, xs, seq_lengths=seq_lengths, **apply_kwargs)[1]
+
+
+def _check_rate(rate: float) -> None:
+    if not 0.0 <= rate < 1.0:
+        raise ValueError(f"dropout rate must be in [0, 1), got {rate!r}")
+
+
+def _check_tuple(value: Any, length: int, name: str) -> None:
+    if not isinstance(value, (tuple, list)) or len(value) != length:
+        got = f"{type(value).__name__}" + (
+            f" of length {len(value)}" if isinstance(value, (tuple, list)) else ""
+        )
+        raise ValueError(
+            f"{name} of a stacked layer must be a tuple of {length} entries, "
+            f"one per layer, got {got}"
+        )

@@ -1,0 +1,217 @@
+"""Turning a step into a sequence: `lax.scan`, lengths and masking, reverse, time-major."""
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxrnn.cells.base import Cell
+from jaxrnn.typing import Array, Carry, Params
+
+
+def unroll(
+    cell: Cell,
+    params: Params,
+    xs: Array,
+    *,
+    initial_carry: Carry | None = None,
+    seq_lengths: Array | None = None,
+    reverse: bool = False,
+    time_major: bool = False,
+    unroll: int = 1,
+) -> tuple[Carry, Array]:
+    """Runs ``cell`` over every time step of ``xs`` with one `jax.lax.scan`.
+
+    The input projection of all time steps is one matmul before the scan; the scan body is
+    the recurrent half of the step. Gradients of anything computed from the result with
+    `jax.grad` are backpropagation through time.
+
+    With ``seq_lengths``, sequence ``n`` is ``xs[n, :seq_lengths[n]]`` and the rest is padding:
+    the final carry is the carry after its last valid step, outputs at padded positions are
+    zero, and whatever sits in the padding has no effect. A length of 0 gives the initial carry
+    and all-zero outputs. With ``reverse=True`` each sequence is read from its last valid step
+    back to its first (only the valid prefix is reversed; padding stays at the end), and
+    ``ys[n, t]`` is still the output at input position ``t``.
+
+    Args:
+      cell: a `Cell`, e.g. ``jaxrnn.lstm(128)``.
+      params: the cell's params, from ``cell.init``.
+      xs: inputs ``(b, t, i)``, or ``(t, b, i)`` with ``time_major=True``, or ``(t, i)`` for a
+        single unbatched sequence. Must have the params' dtype.
+      initial_carry: the carry before the first step; zeros (``cell.initial_carry``) if None.
+      seq_lengths: ``(b,)`` integer valid lengths in ``[0, t]`` (``()`` for unbatched ``xs``);
+        None means every sequence is ``t`` long.
+      reverse: read each sequence backwards.
+      time_major: ``xs`` and ``ys`` are ``(t, b, ...)`` instead of ``(b, t, ...)``.
+      unroll: passed to `jax.lax.scan`: how many steps one loop iteration runs.
+
+    Returns:
+      ``(final_carry, ys)``: the carry after each sequence's last valid step (leaves
+      ``(b, h)``) and the outputs ``(b, t, h)`` (``(t, b, h)`` if time-major, ``(t, h)`` if
+      unbatched).
+
+    Example:
+      >>> import jax, jax.numpy as jnp, jaxrnn
+      >>> cell = jaxrnn.lstm(hidden_size=8)
+      >>> params = cell.init(jax.random.key(0), input_size=3)
+      >>> xs = jnp.ones((2, 5, 3))
+      >>> carry, ys = jaxrnn.unroll(cell, params, xs, seq_lengths=jnp.array([5, 2]))
+      >>> ys.shape, carry.h.shape
+      ((2, 5, 8), (2, 8))
+      >>> bool(jnp.all(ys[1, 2:] == 0))
+      True
+    """
+    _check_cell(cell)
+    input_size = cell.check_params(params)
+    dtype = jax.tree.leaves(params)[0].dtype
+    xs = _check_xs(xs, input_size, dtype, time_major)
+    xs_t = xs if (time_major or xs.ndim == 2) else jnp.swapaxes(xs, 0, 1)
+    num_steps, batch_shape = xs_t.shape[0], xs_t.shape[1:-1]
+    lengths = check_seq_lengths(seq_lengths, batch_shape, num_steps)
+    carry = _check_initial_carry(cell, params, initial_carry, batch_shape)
+
+    px = cell.project(params, xs_t)  # (t, b, g): one matmul for all steps
+
+    if lengths is None:
+
+        def body(carry, px_t):
+            return cell.step_projected(params, carry, px_t)
+
+        carry, ys = jax.lax.scan(body, carry, px, reverse=reverse, unroll=unroll)
+    else:
+        # Masking per step, rather than gathering the carry at length-1 afterwards, means the
+        # scan stacks only ys, and the reversed scan reads exactly the valid prefix backwards.
+        def body(carry, inputs):
+            px_t, t = inputs
+            new_carry, y = cell.step_projected(params, carry, px_t)
+            valid = t < lengths  # (b,)
+            new_carry = jax.tree.map(
+                lambda new, old: jnp.where(_expand(valid, new), new, old), new_carry, carry
+            )
+            return new_carry, jnp.where(_expand(valid, y), y, jnp.zeros_like(y))
+
+        steps = jnp.arange(num_steps, dtype=lengths.dtype)
+        carry, ys = jax.lax.scan(body, carry, (px, steps), reverse=reverse, unroll=unroll)
+
+    if not time_major and xs.ndim == 3:
+        ys = jnp.swapaxes(ys, 0, 1)
+    return carry, ys
+
+
+def _expand(mask: Array, like: Array) -> Array:
+    """``mask`` of the batch shape, with trailing unit axes to broadcast against ``like``."""
+    return mask.reshape(mask.shape + (1,) * (like.ndim - mask.ndim))
+
+
+def _check_cell(cell: Any) -> None:
+    if not isinstance(cell, Cell):
+        raise TypeError(
+            "cell must be a jaxrnn.Cell such as jaxrnn.lstm(hidden_size=128), got "
+            f"{type(cell).__name__}; for a stacked or bidirectional layer call layer.apply"
+        )
+
+
+def _check_xs(xs: Any, input_size: int, dtype, time_major: bool) -> Array:
+    """``xs`` as an array of rank 2 or 3 with ``input_size`` features and the params' dtype."""
+    if not hasattr(xs, "ndim"):
+        xs = jnp.asarray(xs)
+    layout = "(time, batch, %d)" if time_major else "(batch, time, %d)"
+    expected = f"{layout % input_size} or (time, {input_size})"
+    if xs.ndim not in (2, 3):
+        raise ValueError(
+            f"xs must have rank 3, shape {expected}, got rank {xs.ndim} with shape {xs.shape}"
+        )
+    if xs.shape[-1] != input_size:
+        raise ValueError(
+            f"xs must have shape {expected} for params built with input_size={input_size}, "
+            f"got {tuple(xs.shape)}"
+        )
+    if not jnp.issubdtype(xs.dtype, jnp.floating):
+        raise TypeError(f"xs must be a floating-point array of dtype {dtype}, got {xs.dtype}")
+    if xs.dtype != dtype:
+        raise TypeError(
+            f"xs has dtype {xs.dtype} but params are {dtype}; cast one of them explicitly "
+            f"(e.g. xs.astype(jnp.{dtype}))"
+        )
+    return jnp.asarray(xs)
+
+
+def check_seq_lengths(seq_lengths: Any, batch_shape: tuple[int, ...], num_steps: int):
+    """Validates ``seq_lengths`` against the batch shape and time axis; returns an array or None.
+
+    Shapes and dtype are checked at trace time. Values are checked eagerly when concrete, and
+    under `jax.jit` by a host callback that raises when a length is negative or too long.
+
+    Args:
+      seq_lengths: ``(b,)`` integers, or None.
+      batch_shape: the batch shape of ``xs``: ``(b,)``, or ``()`` for one sequence.
+      num_steps: ``t``, the length of the time axis.
+
+    Returns:
+      ``seq_lengths`` as a ``(b,)`` integer array, or None.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> check_seq_lengths(jnp.array([3, 1]), batch_shape=(2,), num_steps=3)
+      Array([3, 1], dtype=int32)
+    """
+    if seq_lengths is None:
+        return None
+    if not hasattr(seq_lengths, "dtype"):
+        seq_lengths = np.asarray(seq_lengths)
+    if tuple(seq_lengths.shape) != tuple(batch_shape):
+        raise ValueError(
+            f"seq_lengths must have shape {tuple(batch_shape)} (one length per sequence of xs), "
+            f"got {tuple(seq_lengths.shape)}"
+        )
+    if not jnp.issubdtype(seq_lengths.dtype, jnp.integer):
+        raise TypeError(f"seq_lengths must be an integer array, got dtype {seq_lengths.dtype}")
+    try:
+        values = np.asarray(seq_lengths)
+    except (jax.errors.ConcretizationTypeError, jax.errors.TracerArrayConversionError):
+        jax.debug.callback(
+            _raise_bad_lengths,
+            jnp.min(seq_lengths, initial=num_steps),
+            jnp.max(seq_lengths, initial=0),
+            num_steps,
+        )
+    else:
+        if values.size:
+            _raise_bad_lengths(values.min(), values.max(), num_steps)
+    return jnp.asarray(seq_lengths)
+
+
+def _raise_bad_lengths(low, high, num_steps: int) -> None:
+    if low < 0 or high > num_steps:
+        raise ValueError(
+            f"seq_lengths must lie in [0, {num_steps}] (the time axis of xs), got values from "
+            f"{int(low)} to {int(high)}"
+        )
+
+
+def _check_initial_carry(cell: Cell, params: Params, initial_carry, batch_shape) -> Carry:
+    expected = cell.initial_carry(params, batch_shape)
+    if initial_carry is None:
+        return expected
+    want = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype), expected)
+    try:
+        got = jax.tree.map(
+            lambda a: jax.ShapeDtypeStruct(jnp.shape(a), jnp.result_type(a)), initial_carry
+        )
+    except TypeError as error:
+        raise TypeError(f"initial_carry must be a pytree of arrays, got {error}") from None
+    if jax.tree.structure(got) != jax.tree.structure(want) or jax.tree.leaves(got) != (
+        jax.tree.leaves(want)
+    ):
+        raise ValueError(
+            f"initial_carry must match {cell!r}.initial_carry(params, batch_shape="
+            f"{tuple(batch_shape)}): expected {_describe(want)}, got {_describe(got)}"
+        )
+    return initial_carry
+
+
+def _describe(tree) -> str:
+    """``LSTMCarry(h=(2, 8) float32, c=...)``-style summary of a tree of shapes."""
+    text = str(jax.tree.map(lambda s: f"{tuple(s.shape)} {s.dtype}", tree))
+    return text.replace("'", "")

@@ -1,0 +1,43 @@
+"""Test-wide settings.
+
+Inside jaxrnn's own tests, implicit dtype and rank promotion are errors, so silent broadcasting
+bugs fail loudly (as in equinox's test suite). Tests that drive third-party code that is not
+written for strict promotion (optax's optimizers, the experiments) are marked
+``allow_promotion`` or live under ``tests/experiments/``.
+"""
+
+import os
+
+import jax
+import pytest
+from hypothesis import settings
+
+settings.register_profile("jaxrnn", deadline=None, max_examples=25, derandomize=True)
+settings.load_profile("jaxrnn")
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "allow_promotion: run with JAX's standard dtype/rank promotion rules"
+    )
+
+
+@pytest.fixture(autouse=True)
+def strict_promotion(request):
+    loose = request.node.get_closest_marker("allow_promotion") or (
+        f"{os.sep}experiments{os.sep}" in str(request.node.path)
+    )
+    if loose:
+        yield
+        return
+    with jax.numpy_dtype_promotion("strict"), jax.numpy_rank_promotion("raise"):
+        yield
+
+
+@pytest.fixture(scope="session")
+def data_dir():
+    """The shared data folder from JAXRNN_DATA, or a skip that says how to provide it."""
+    path = os.environ.get("JAXRNN_DATA")
+    if not path or not os.path.isdir(path):
+        pytest.skip(f"real data sets not found: set JAXRNN_DATA to ../shared/data (got {path!r})")
+    return path

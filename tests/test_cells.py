@@ -1,0 +1,101 @@
+"""Cell init conventions and argument checks."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import jaxrnn
+
+GATES = {"elman": 1, "lstm": 4, "gru": 3}
+
+
+@pytest.mark.parametrize("name", GATES)
+def test_init_shapes_orthogonal_blocks_and_dtype(name):
+    cell = getattr(jaxrnn, name)(6)
+    params = cell.init(jax.random.key(0), input_size=3, dtype=jnp.bfloat16)
+    assert all(p.dtype == jnp.bfloat16 for p in jax.tree.leaves(params))
+    params = cell.init(jax.random.key(0), input_size=3)
+    g = GATES[name]
+    assert params["w_ih"].shape == (3, g * 6)
+    assert params["w_hh"].shape == (6, g * 6)
+    for block in jnp.split(params["w_hh"], g, axis=-1):
+        np.testing.assert_allclose(block.T @ block, np.eye(6), atol=1e-5)
+    # LeCun-normal input weights: variance about 1 / input_size.
+    wide = cell.init(jax.random.key(1), input_size=200)["w_ih"]
+    assert 0.7 / 200 < float(jnp.var(wide)) < 1.3 / 200
+
+
+def test_lstm_forget_bias_and_carry_names():
+    cell = jaxrnn.lstm(4, forget_bias=1.0)
+    params = cell.init(jax.random.key(0), input_size=2)
+    np.testing.assert_array_equal(
+        params["b"].reshape(4, 4), np.array([[0.0] * 4, [1.0] * 4, [0.0] * 4, [0.0] * 4])
+    )
+    carry = cell.initial_carry(params, (3,))
+    assert carry._fields == ("h", "c") and carry.h.shape == (3, 4)
+
+
+def test_lstm_step_maths():
+    # Given hand-set weights, the step equals the textbook equations.
+    cell = jaxrnn.lstm(1)
+    params = {
+        "w_ih": jnp.array([[1.0, 2.0, 3.0, 4.0]]),
+        "w_hh": jnp.array([[0.5, 0.5, 0.5, 0.5]]),
+        "b": jnp.array([0.1, 0.2, 0.3, 0.4]),
+    }
+    carry = jaxrnn.LSTMCarry(h=jnp.array([0.2]), c=jnp.array([0.7]))
+    (new, y) = cell.step(params, carry, jnp.array([1.0]))
+    s = lambda v: 1 / (1 + np.exp(-v))
+    i, f, g, o = (1 + 0.1 + 0.1), (2 + 0.1 + 0.2), (3 + 0.1 + 0.3), (4 + 0.1 + 0.4)
+    c = s(f) * 0.7 + s(i) * np.tanh(g)
+    np.testing.assert_allclose(new.c, [c], rtol=1e-6)
+    np.testing.assert_allclose(y, [s(o) * np.tanh(c)], rtol=1e-6)
+
+
+def test_gru_reset_gate_multiplies_hidden_bias():
+    # Given only a hidden bias on the n gate, a closed reset gate removes it.
+    cell = jaxrnn.gru(1)
+    params = {
+        "w_ih": jnp.zeros((1, 3)),
+        "b_ih": jnp.array([-1e4, 0.0, 0.0]),
+        "w_hh": jnp.zeros((1, 3)),
+        "b_hh": jnp.array([0.0, 0.0, 2.0]),
+    }
+    h, _ = cell.step(params, jnp.zeros(1), jnp.zeros(1))
+    np.testing.assert_allclose(h, [0.0], atol=1e-6)  # r = 0: n = tanh(0), z = 0.5, h = 0
+    params["b_ih"] = jnp.array([1e4, 0.0, 0.0])
+    h, _ = cell.step(params, jnp.zeros(1), jnp.zeros(1))
+    np.testing.assert_allclose(h, [0.5 * np.tanh(2.0)], rtol=1e-6)
+
+
+def test_elman_activation_is_used():
+    cell = jaxrnn.elman(2, activation=jax.nn.relu)
+    params = {"w_ih": -jnp.eye(2), "w_hh": jnp.zeros((2, 2)), "b": jnp.zeros(2)}
+    h, _ = cell.step(params, jnp.zeros(2), jnp.array([1.0, -1.0]))
+    np.testing.assert_array_equal(h, [0.0, 1.0])
+
+
+@pytest.mark.parametrize("bad", [0, -3, 2.5, True, "8"])
+def test_error_hidden_size(bad):
+    with pytest.raises(ValueError, match=f"hidden_size must be a positive int, got {bad!r}"):
+        jaxrnn.lstm(bad)
+
+
+def test_error_input_size():
+    with pytest.raises(ValueError, match="input_size must be a positive int, got 0"):
+        jaxrnn.gru(4).init(jax.random.key(0), 0)
+
+
+def test_error_params_not_a_dict_or_wrong_dtype():
+    cell = jaxrnn.elman(2)
+    with pytest.raises(
+        TypeError,
+        match=r"params must be the dict returned by elman\(hidden_size="
+        r"2\).init, got list",
+    ):
+        cell.check_params([1, 2])
+    params = cell.init(jax.random.key(0), 3)
+    params["b"] = params["b"].astype(jnp.int32)
+    with pytest.raises(TypeError, match=r"params\['b'\] must be a floating-point array"):
+        cell.check_params(params)

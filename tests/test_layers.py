@@ -1,0 +1,160 @@
+"""Stacked and bidirectional layers, dropout, heads; their composition under jit, grad, vmap."""
+
+import functools
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import jaxrnn
+
+B, T, F = 3, 6, 4
+LENGTHS = jnp.array([6, 2, 0])
+
+
+@functools.cache
+def inputs():
+    return jax.random.normal(jax.random.key(1), (B, T, F))
+
+
+def test_stacked_equals_manual_composition():
+    deep = jaxrnn.stacked([jaxrnn.lstm(5), jaxrnn.gru(3)])
+    params = deep.init(jax.random.key(0), F)
+    carries, ys = deep.apply(params, inputs(), seq_lengths=LENGTHS)
+    c1, h1 = jaxrnn.unroll(jaxrnn.lstm(5), params[0], inputs(), seq_lengths=LENGTHS)
+    c2, h2 = jaxrnn.unroll(jaxrnn.gru(3), params[1], h1, seq_lengths=LENGTHS)
+    chex.assert_trees_all_close((c1, c2), carries, atol=1e-6)
+    np.testing.assert_allclose(ys, h2, atol=1e-6)
+    assert deep.output_size == 3
+
+
+def test_bidirectional_equals_forward_and_reversed_unrolls():
+    bi = jaxrnn.bidirectional(jaxrnn.lstm(5), jaxrnn.elman(2))
+    params = bi.init(jax.random.key(0), F)
+    carry, ys = bi.apply(params, inputs(), seq_lengths=LENGTHS)
+    cf, yf = jaxrnn.unroll(jaxrnn.lstm(5), params["forward"], inputs(), seq_lengths=LENGTHS)
+    cb, yb = jaxrnn.unroll(
+        jaxrnn.elman(2), params["backward"], inputs(), seq_lengths=LENGTHS, reverse=True
+    )
+    np.testing.assert_allclose(ys, jnp.concatenate([yf, yb], -1), atol=1e-6)
+    chex.assert_trees_all_close(carry, jaxrnn.BidirectionalCarry(cf, cb), atol=1e-6)
+    assert bi.output_size == 7
+
+
+def test_bidirectional_user_merge_and_sum():
+    bi = jaxrnn.bidirectional(jaxrnn.gru(4), merge=lambda a, b: a * b)
+    params = bi.init(jax.random.key(0), F)
+    _, ys = bi.apply(params, inputs())
+    _, yf = jaxrnn.unroll(jaxrnn.gru(4), params["forward"], inputs())
+    _, yb = jaxrnn.unroll(jaxrnn.gru(4), params["backward"], inputs(), reverse=True)
+    np.testing.assert_allclose(ys, yf * yb, atol=1e-6)
+    assert bi.output_size == 4
+    assert jaxrnn.bidirectional(jaxrnn.gru(4), merge="sum").output_size == 4
+
+
+def test_compositions_nest_and_reverse_consistently():
+    # A stack of bidirectional layers, and a bidirectional pair of stacks.
+    nested = jaxrnn.stacked(
+        [
+            jaxrnn.bidirectional(jaxrnn.gru(3)),
+            jaxrnn.bidirectional(jaxrnn.stacked([jaxrnn.lstm(2), jaxrnn.lstm(2)])),
+        ]
+    )
+    params = nested.init(jax.random.key(0), F)
+    _, ys = nested.apply(params, inputs(), seq_lengths=LENGTHS)
+    assert ys.shape == (B, T, 4)
+    # Reversing a layer equals flipping the valid prefix of the inputs and of the outputs.
+    flip = np.array([[(L - 1 - t) if t < L else t for t in range(T)] for L in [6, 2, 0]])
+    xs_flipped = jnp.take_along_axis(inputs(), jnp.asarray(flip)[..., None], axis=1)
+    _, ys_rev = nested.apply(params, inputs(), seq_lengths=LENGTHS, reverse=True)
+    _, ys_of_flipped = nested.apply(params, xs_flipped, seq_lengths=LENGTHS)
+    unflipped = jnp.take_along_axis(ys_of_flipped, jnp.asarray(flip)[..., None], axis=1)
+    np.testing.assert_allclose(ys_rev, unflipped, atol=1e-6)
+
+
+def test_layers_under_jit_grad_and_vmap():
+    model = jaxrnn.stacked([jaxrnn.bidirectional(jaxrnn.lstm(4)), jaxrnn.gru(3)], dropout=0.3)
+    params = model.init(jax.random.key(0), F)
+
+    def loss(params, xs, lengths, key):
+        return jnp.sum(
+            jaxrnn.many_to_one(model, params, xs, seq_lengths=lengths, dropout_key=key) ** 2
+        )
+
+    key = jax.random.key(7)
+    value, grads = jax.jit(jax.value_and_grad(loss))(params, inputs(), LENGTHS, key)
+    np.testing.assert_allclose(value, loss(params, inputs(), LENGTHS, key), rtol=1e-6)
+    assert all(bool(jnp.all(jnp.isfinite(g))) for g in jax.tree.leaves(grads))
+    # vmap over single sequences (t, i) with scalar lengths equals the batched call.
+    _, batched = model.apply(params, inputs(), seq_lengths=LENGTHS)
+    _, mapped = jax.vmap(lambda x, n: model.apply(params, x, seq_lengths=n))(inputs(), LENGTHS)
+    np.testing.assert_allclose(mapped, batched, atol=1e-6)
+
+
+def test_dropout_only_with_a_key_and_padding_stays_zero():
+    model = jaxrnn.stacked([jaxrnn.lstm(8), jaxrnn.lstm(8), jaxrnn.lstm(8)], dropout=0.5)
+    params = model.init(jax.random.key(0), F)
+    _, plain = model.apply(params, inputs(), seq_lengths=LENGTHS)
+    _, again = model.apply(params, inputs(), seq_lengths=LENGTHS)
+    _, drop1 = model.apply(params, inputs(), seq_lengths=LENGTHS, dropout_key=jax.random.key(1))
+    _, drop1b = model.apply(params, inputs(), seq_lengths=LENGTHS, dropout_key=jax.random.key(1))
+    _, drop2 = model.apply(params, inputs(), seq_lengths=LENGTHS, dropout_key=jax.random.key(2))
+    chex.assert_trees_all_equal(plain, again)
+    chex.assert_trees_all_equal(drop1, drop1b)
+    assert not np.allclose(plain, drop1) and not np.allclose(drop1, drop2)
+    assert not np.any(np.asarray(drop1)[1, 2:]) and not np.any(np.asarray(drop1)[2])
+
+
+def test_dropout_apply_keeps_expectation():
+    xs = jnp.ones((200_000,))
+    dropped = jaxrnn.dropout_apply(jax.random.key(0), xs, 0.3)
+    assert abs(float(jnp.mean(dropped)) - 1.0) < 0.01
+    assert abs(float(jnp.mean(dropped == 0)) - 0.3) < 0.01
+
+
+@pytest.mark.parametrize("method", ["last", "mean", "max"])
+def test_pool_ignores_padding(method):
+    ys = jax.random.normal(jax.random.key(0), (B, T, 2))
+    out = jaxrnn.pool(ys, LENGTHS, method=method)
+    reference = {"last": lambda s: s[-1], "mean": lambda s: s.mean(0), "max": lambda s: s.max(0)}
+    for n, length in enumerate([6, 2, 0]):
+        expected = reference[method](ys[n, :length]) if length else jnp.zeros(2)
+        np.testing.assert_allclose(out[n], expected, rtol=1e-6)
+    np.testing.assert_allclose(
+        jaxrnn.pool(jnp.swapaxes(ys, 0, 1), LENGTHS, method=method, time_major=True), out, rtol=1e-6
+    )
+
+
+def test_many_to_one_and_many_to_many_heads():
+    cell = jaxrnn.gru(3)
+    params = cell.init(jax.random.key(0), F)
+    _, ys = jaxrnn.unroll(cell, params, inputs(), seq_lengths=LENGTHS)
+    np.testing.assert_array_equal(
+        jaxrnn.many_to_many(cell, params, inputs(), seq_lengths=LENGTHS), ys
+    )
+    last = jaxrnn.many_to_one(cell, params, inputs(), seq_lengths=LENGTHS)
+    np.testing.assert_array_equal(last[1], ys[1, 1])
+    np.testing.assert_array_equal(last[2], jnp.zeros(3))
+
+
+def test_layer_errors():
+    with pytest.raises(ValueError, match="layers must hold at least one"):
+        jaxrnn.stacked([])
+    with pytest.raises(ValueError, match=r"dropout rate must be in \[0, 1\), got 1.0"):
+        jaxrnn.stacked([jaxrnn.lstm(2)], dropout=1.0)
+    with pytest.raises(ValueError, match="merge must be 'concat', 'sum' or a function"):
+        jaxrnn.bidirectional(jaxrnn.lstm(2), merge="avg")
+    deep = jaxrnn.stacked([jaxrnn.lstm(2), jaxrnn.lstm(2)])
+    params = deep.init(jax.random.key(0), F)
+    with pytest.raises(
+        ValueError,
+        match="params of a stacked layer must be a tuple of 2 entries"
+        ", one per layer, got tuple of length 1",
+    ):
+        deep.apply(params[:1], inputs())
+    with pytest.raises(TypeError, match="expected a jaxrnn.Cell or jaxrnn.Layer, got int"):
+        jaxrnn.stacked([3])
+    with pytest.raises(ValueError, match="method must be 'last', 'mean' or 'max'"):
+        jaxrnn.pool(jnp.zeros((1, 2, 3)), method="sum")

@@ -1,0 +1,273 @@
+"""`jaxrnn.unroll` against a plain Python loop over `step`, masking, gradients, jit, errors."""
+
+import functools
+
+import chex
+import hypothesis.extra.numpy as hnp
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from jax.test_util import check_grads
+
+import jaxrnn
+
+CELLS = {"elman": jaxrnn.elman, "lstm": jaxrnn.lstm, "gru": jaxrnn.gru}
+B, T, F, H = 4, 7, 3, 5
+
+
+@functools.cache
+def make(name, dtype=jnp.float32, seed=0):
+    """A cell (the same object on every call, so jit caches hit), params and inputs."""
+    cell = CELLS[name](H)
+    k_params, k_xs = jax.random.split(jax.random.key(seed))
+    params = cell.init(k_params, F, dtype=dtype)
+    # Non-zero biases so that every term of every cell is exercised.
+    params = jax.tree.map(
+        lambda p: p + 0.1 * jnp.cos(jnp.arange(p.size, dtype=dtype)).reshape(p.shape), params
+    )
+    xs = jax.random.normal(k_xs, (B, T, F), dtype)
+    return cell, params, xs
+
+
+def python_loop(cell, params, xs, lengths=None, reverse=False, carries=None):
+    """The reference: one sequence at a time, one `step` at a time, valid steps only."""
+    finals, ys = [], np.zeros((*xs.shape[:2], cell.hidden_size), np.float64)
+    for n in range(xs.shape[0]):
+        length = xs.shape[1] if lengths is None else int(lengths[n])
+        carry = (
+            cell.initial_carry(params)
+            if carries is None
+            else jax.tree.map(lambda c, n=n: c[n], carries)
+        )
+        for t in reversed(range(length)) if reverse else range(length):
+            carry, y = cell.step(params, carry, xs[n, t])
+            ys[n, t] = y
+        finals.append(carry)
+    return jax.tree.map(lambda *c: jnp.stack(c), *finals), ys
+
+
+@pytest.mark.parametrize("name", CELLS)
+@pytest.mark.parametrize("reverse", [False, True])
+@pytest.mark.parametrize("with_lengths", [False, True])
+def test_unroll_equals_python_loop(name, reverse, with_lengths):
+    # Given a cell, a batch and (optionally) ragged lengths including 0 and the full length
+    cell, params, xs = make(name)
+    lengths = jnp.array([T, 3, 0, 1]) if with_lengths else None
+    # When unrolled with lax.scan and with a Python loop over step
+    carry, ys = jaxrnn.unroll(cell, params, xs, seq_lengths=lengths, reverse=reverse)
+    ref_carry, ref_ys = python_loop(cell, params, xs, lengths, reverse)
+    # Then outputs (zeros in the padding) and final carries agree
+    np.testing.assert_allclose(ys, ref_ys, atol=1e-6, rtol=0)
+    chex.assert_trees_all_close(carry, ref_carry, atol=1e-6, rtol=0)
+
+
+@pytest.mark.parametrize("name", CELLS)
+def test_time_major_and_initial_carry(name):
+    cell, params, xs = make(name)
+    carry0 = jax.tree.map(lambda c: c + 0.3, cell.initial_carry(params, (B,)))
+    lengths = jnp.array([2, T, 0, 5])
+    carry, ys = jaxrnn.unroll(
+        cell,
+        params,
+        jnp.swapaxes(xs, 0, 1),
+        time_major=True,
+        initial_carry=carry0,
+        seq_lengths=lengths,
+    )
+    ref_carry, ref_ys = python_loop(cell, params, xs, lengths, carries=carry0)
+    np.testing.assert_allclose(jnp.swapaxes(ys, 0, 1), ref_ys, atol=1e-6, rtol=0)
+    chex.assert_trees_all_close(carry, ref_carry, atol=1e-6, rtol=0)
+    # Length 0 keeps the initial carry exactly.
+    chex.assert_trees_all_equal(
+        jax.tree.map(lambda c: c[2], carry), jax.tree.map(lambda c: c[2], carry0)
+    )
+
+
+@pytest.mark.parametrize("name", CELLS)
+def test_unbatched_and_step_on_any_batch_shape(name):
+    cell, params, xs = make(name)
+    carry, ys = jaxrnn.unroll(cell, params, xs[1])  # (t, i)
+    ref_carry, ref_ys = python_loop(cell, params, xs[1:2])
+    np.testing.assert_allclose(ys, ref_ys[0], atol=1e-6, rtol=0)
+    chex.assert_trees_all_close(carry, jax.tree.map(lambda c: c[0], ref_carry), atol=1e-6)
+    # step works for leading shape (2, 2) as well as () and (b,)
+    x = xs[:, 0].reshape(2, 2, F)
+    _, y = cell.step(params, cell.initial_carry(params, (2, 2)), x)
+    _, y_flat = cell.step(params, cell.initial_carry(params, (4,)), xs[:, 0])
+    np.testing.assert_allclose(y.reshape(4, H), y_flat, atol=1e-7)
+
+
+@pytest.mark.parametrize("name", CELLS)
+def test_step_equals_project_then_step_projected(name):
+    cell, params, xs = make(name)
+    carry = cell.initial_carry(params, (B,))
+    chex.assert_trees_all_equal(
+        cell.step(params, carry, xs[:, 0]),
+        cell.step_projected(params, carry, cell.project(params, xs[:, 0])),
+    )
+
+
+# The masking property: padding never matters, and a batch is the sum of its sequences.
+_unroll_jit = jax.jit(jaxrnn.unroll, static_argnums=0, static_argnames=("reverse",))
+
+
+@pytest.mark.parametrize("name", CELLS)
+@given(
+    lengths=hnp.arrays(np.int32, (B,), elements=st.integers(0, T)),
+    noise_seed=st.integers(0, 2**16),
+    reverse=st.booleans(),
+)
+def test_padding_content_has_no_effect(name, lengths, noise_seed, reverse):
+    cell, params, xs = make(name)
+    valid = (np.arange(T)[None, :] < lengths[:, None])[..., None]
+    noise = 100.0 * jax.random.normal(jax.random.key(noise_seed), xs.shape)
+    xs_other = jnp.where(valid, xs, noise)
+    lengths = jnp.asarray(lengths)
+    carry_a, ys_a = _unroll_jit(cell, params, xs, seq_lengths=lengths, reverse=reverse)
+    carry_b, ys_b = _unroll_jit(cell, params, xs_other, seq_lengths=lengths, reverse=reverse)
+    chex.assert_trees_all_equal(carry_a, carry_b)
+    chex.assert_trees_all_equal(ys_a, ys_b)
+    assert not np.any(np.asarray(ys_a)[~np.broadcast_to(valid, ys_a.shape)])
+    # Each sequence run alone, unpadded, gives the same outputs and final carry.
+    for n, length in enumerate(np.asarray(lengths)):
+        alone_carry, alone_ys = _unroll_jit(cell, params, xs[n, :length], reverse=reverse)
+        np.testing.assert_allclose(ys_a[n, :length], alone_ys, atol=1e-6, rtol=0)
+        chex.assert_trees_all_close(
+            jax.tree.map(lambda c, n=n: c[n], carry_a), alone_carry, atol=1e-6, rtol=0
+        )
+
+
+@pytest.mark.parametrize("name", CELLS)
+@pytest.mark.parametrize("reverse", [False, True])
+def test_gradients_float64_with_masking(name, reverse):
+    with jax.enable_x64(True):
+        cell, params, xs = make(name, dtype=jnp.float64)
+        lengths = jnp.array([T, 4, 0, 2])
+        carry0 = jax.tree.map(lambda c: c + 0.1, cell.initial_carry(params, (B,)))
+
+        def loss(params, xs, carry0):
+            carry, ys = jaxrnn.unroll(
+                cell, params, xs, seq_lengths=lengths, reverse=reverse, initial_carry=carry0
+            )
+            return jnp.sum(jnp.sin(ys)) + sum(jnp.sum(c**2) for c in jax.tree.leaves(carry))
+
+        check_grads(jax.jit(loss), (params, xs, carry0), order=1, modes=("rev", "fwd"), eps=1e-6)
+
+
+class TestJit(chex.TestCase):
+    @chex.variants(with_jit=True, without_jit=True)
+    def test_jit_and_no_jit_agree(self):
+        for name in CELLS:
+            cell, params, xs = make(name)
+            lengths = jnp.array([T, 3, 0, 6])
+            fn = self.variant(
+                lambda p, x, lens, cell=cell: jaxrnn.unroll(cell, p, x, seq_lengths=lens)
+            )
+            carry, ys = fn(params, xs, lengths)
+            ref_carry, ref_ys = python_loop(cell, params, xs, lengths)
+            np.testing.assert_allclose(ys, ref_ys, atol=1e-6, rtol=0)
+            chex.assert_trees_all_close(carry, ref_carry, atol=1e-6, rtol=0)
+
+    def test_same_shapes_do_not_recompile(self):
+        cell, params, xs = make("lstm")
+        fn = jax.jit(lambda p, x, lens: jaxrnn.unroll(cell, p, x, seq_lengths=lens)[1])
+        fn(params, xs, jnp.array([1, 2, 3, 4])).block_until_ready()
+        fn(params, xs + 1.0, jnp.array([4, 3, 0, 1])).block_until_ready()
+        assert fn._cache_size() == 1
+
+
+# Errors: each names the argument and says what was expected and what was got.
+
+
+def test_error_xs_rank():
+    cell, params, xs = make("lstm")
+    with pytest.raises(ValueError, match=r"xs must have rank 3.*got rank 4"):
+        jaxrnn.unroll(cell, params, xs[None])
+
+
+def test_error_xs_features():
+    cell, params, xs = make("lstm")
+    with pytest.raises(
+        ValueError,
+        match=r"xs must have shape \(batch, time, 3\).*input_size=3"
+        r".*got \(4, 7, 2\)",
+    ):
+        jaxrnn.unroll(cell, params, xs[..., :2])
+
+
+def test_error_xs_dtype():
+    cell, params, xs = make("gru")
+    with pytest.raises(TypeError, match="xs must be a floating-point array.*got int32"):
+        jaxrnn.unroll(cell, params, xs.astype(jnp.int32))
+    with pytest.raises(TypeError, match="xs has dtype bfloat16 but params are float32"):
+        jaxrnn.unroll(cell, params, xs.astype(jnp.bfloat16))
+
+
+def test_error_seq_lengths_shape():
+    cell, params, xs = make("elman")
+    with pytest.raises(ValueError, match=r"seq_lengths must have shape \(4,\).*got \(3,\)"):
+        jaxrnn.unroll(cell, params, xs, seq_lengths=jnp.array([1, 2, 3]))
+
+
+def test_error_seq_lengths_dtype():
+    cell, params, xs = make("elman")
+    with pytest.raises(TypeError, match="seq_lengths must be an integer array, got dtype float32"):
+        jaxrnn.unroll(cell, params, xs, seq_lengths=jnp.array([1.0, 2, 3, 4]))
+
+
+@pytest.mark.parametrize("bad", [[1, 2, -1, 4], [1, 2, 3, T + 1]])
+def test_error_seq_lengths_values(bad):
+    cell, params, xs = make("elman")
+    with pytest.raises(ValueError, match=rf"seq_lengths must lie in \[0, {T}\]"):
+        jaxrnn.unroll(cell, params, xs, seq_lengths=jnp.array(bad))
+
+
+def test_error_seq_lengths_values_under_jit():
+    cell, params, xs = make("elman")
+    fn = jax.jit(lambda lens: jaxrnn.unroll(cell, params, xs, seq_lengths=lens)[1])
+    with pytest.raises(
+        Exception,
+        match=rf"seq_lengths must lie in \[0, {T}\].*got values from "
+        rf"1 to {T + 3}",
+    ):
+        fn(jnp.array([1, 2, 3, T + 3])).block_until_ready()
+
+
+def test_error_initial_carry_structure_and_shape():
+    cell, params, xs = make("lstm")
+    good = cell.initial_carry(params, (B,))
+    with pytest.raises(
+        ValueError,
+        match=r"initial_carry must match .*expected LSTMCarry\(h=\(4, 5\)"
+        r" float32.*got \(4, 5\) float32",
+    ):
+        jaxrnn.unroll(cell, params, xs, initial_carry=good.h)
+    with pytest.raises(ValueError, match=r"initial_carry must match.*got LSTMCarry\(h=\(5,\)"):
+        jaxrnn.unroll(cell, params, xs, initial_carry=cell.initial_carry(params))
+
+
+def test_error_params_from_other_cell():
+    _, gru_params, xs = make("gru")
+    with pytest.raises(
+        ValueError,
+        match=r"params must have keys \['b', 'w_hh', 'w_ih'\] for "
+        r"lstm\(hidden_size=5\).*different cell",
+    ):
+        jaxrnn.unroll(jaxrnn.lstm(H), gru_params, xs)
+    _, elman_params, _ = make("elman")
+    with pytest.raises(
+        ValueError,
+        match=r"params\['w_ih'\] must have shape \(3, 20\).*got "
+        r"\(3, 5\); these params look like they come from an "
+        r"elman cell",
+    ):
+        jaxrnn.unroll(jaxrnn.lstm(H), elman_params, xs)
+
+
+def test_error_cell_not_a_cell():
+    layer = jaxrnn.stacked([jaxrnn.lstm(H)])
+    with pytest.raises(TypeError, match="cell must be a jaxrnn.Cell.*layer.apply"):
+        jaxrnn.unroll(layer, None, jnp.zeros((1, 2, 3)))
