@@ -1,0 +1,73 @@
+"""A small, fast training problem shared by the harness tests, runnable as a script.
+
+``python tests/toy_problem.py WORKDIR NUM_STEPS [KILL_AT SIGNAL]`` trains it with a workdir
+and, if asked, kills its own process with SIGKILL or SIGINT after step KILL_AT (to test
+resuming).
+"""
+
+import os
+import signal
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+import jaxrnn
+from jaxrnn import train
+
+CELL = jaxrnn.lstm(8)
+
+
+def make_data(seed=0, n=96, t=6):
+    rng = np.random.default_rng(seed)
+    xs = rng.standard_normal((n, t, 2)).astype(np.float32)
+    ys = xs.sum(axis=(1, 2))[:, None].astype(np.float32)
+    return xs, ys
+
+
+def init_params(seed=0):
+    k1, k2 = jax.random.split(jax.random.key(seed))
+    return {"rnn": CELL.init(k1, 2), "head": 0.1 * jax.random.normal(k2, (8, 1))}
+
+
+def loss_fn(params, batch, key):
+    xs, ys = batch
+    last = jaxrnn.many_to_one(CELL, params["rnn"], xs)
+    if key is not None:  # dropout on the features: exercises the per-step key
+        last = jaxrnn.dropout_apply(key, last, 0.1)
+    mse = jnp.mean((last @ params["head"] - ys) ** 2)
+    return mse, {"mse": mse}
+
+
+def run(workdir, num_steps, callbacks=(), **kwargs):
+    xs, ys = make_data()
+    kwargs.setdefault("eval_every", 5)
+    return train.fit(
+        loss_fn,
+        init_params(),
+        train.EpochBatches((xs[:64], ys[:64]), batch_size=16, seed=3),
+        num_steps=num_steps,
+        val_data=train.eval_batches((xs[64:], ys[64:]), 16),
+        workdir=workdir,
+        seed=1,
+        optimizer=train.default_optimizer(1e-2),
+        progress=False,
+        callbacks=callbacks,
+        config={"toy": 1},
+        **kwargs,
+    )
+
+
+if __name__ == "__main__":
+    workdir, num_steps = sys.argv[1], int(sys.argv[2])
+    callbacks = ()
+    if len(sys.argv) > 3:
+        kill_at, sig = int(sys.argv[3]), getattr(signal, sys.argv[4])
+
+        def kill(step, state, metrics):
+            if step == kill_at:
+                os.kill(os.getpid(), sig)
+
+        callbacks = (kill,)
+    run(workdir, num_steps, callbacks)
