@@ -9,20 +9,23 @@
 """
 
 from jaxrnn import interop
-from jaxrnn.bptt import elman_bptt, gradient_norms
-from jaxrnn.cells import Cell, LSTMCarry, elman, gru, lstm
-from jaxrnn.layers import (
-    BidirectionalCarry,
-    Layer,
-    as_layer,
-    bidirectional,
-    dropout_apply,
-    many_to_many,
-    many_to_one,
-    pool,
-    rnn,
-    stacked,
-)
+from jaxrnn.bptt import elman_bptt
+from jaxrnn.bptt import gradient_norms
+from jaxrnn.cells import Cell
+from jaxrnn.cells import LSTMCarry
+from jaxrnn.cells import elman
+from jaxrnn.cells import gru
+from jaxrnn.cells import lstm
+from jaxrnn.layers import BidirectionalCarry
+from jaxrnn.layers import Layer
+from jaxrnn.layers import as_layer
+from jaxrnn.layers import bidirectional
+from jaxrnn.layers import dropout_apply
+from jaxrnn.layers import many_to_many
+from jaxrnn.layers import many_to_one
+from jaxrnn.layers import pool
+from jaxrnn.layers import rnn
+from jaxrnn.layers import stacked
 from jaxrnn.unroll import unroll
 
 __version__ = "0.1.0"

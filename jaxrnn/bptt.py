@@ -12,8 +12,12 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from jaxrnn.cells.base import Cell, add_bias
-from jaxrnn.typing import Activation, Array, Carry, Params
+from jaxrnn.cells.base import Cell
+from jaxrnn.cells.base import add_bias
+from jaxrnn.typing import Activation
+from jaxrnn.typing import Array
+from jaxrnn.typing import Carry
+from jaxrnn.typing import Params
 from jaxrnn.unroll import unroll
 
 

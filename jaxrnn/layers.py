@@ -5,14 +5,19 @@ over plain pytrees. `rnn` turns a cell into a layer; `stacked` and `bidirectiona
 or layers (so they nest: a stack of bidirectional layers, a bidirectional pair of stacks).
 """
 
-from collections.abc import Callable, Sequence
-from typing import Any, NamedTuple
+from collections.abc import Callable
+from collections.abc import Sequence
+from typing import Any
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 
 from jaxrnn.cells.base import Cell
-from jaxrnn.typing import Array, Carry, Params, PRNGKey
+from jaxrnn.typing import Array
+from jaxrnn.typing import Carry
+from jaxrnn.typing import Params
+from jaxrnn.typing import PRNGKey
 from jaxrnn.unroll import check_seq_lengths
 from jaxrnn.unroll import unroll as _unroll  # `rnn` has an argument named `unroll`
 

@@ -7,7 +7,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxrnn.cells.base import Cell
-from jaxrnn.typing import Array, Carry, Params
+from jaxrnn.typing import Array
+from jaxrnn.typing import Carry
+from jaxrnn.typing import Params
 
 
 def unroll(

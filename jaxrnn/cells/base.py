@@ -1,12 +1,17 @@
 """The `Cell` type shared by every cell family, and what the families share: init and checks."""
 
-from collections.abc import Callable, Mapping
-from typing import Any, NamedTuple
+from collections.abc import Callable
+from collections.abc import Mapping
+from typing import Any
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 
-from jaxrnn.typing import Array, Carry, Params, PRNGKey
+from jaxrnn.typing import Array
+from jaxrnn.typing import Carry
+from jaxrnn.typing import Params
+from jaxrnn.typing import PRNGKey
 
 
 class Cell(NamedTuple):

@@ -5,16 +5,16 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from jaxrnn.cells.base import (
-    Cell,
-    add_bias,
-    check_hidden_size,
-    check_input_size,
-    input_kernel,
-    make_param_checker,
-    orthogonal_blocks,
-)
-from jaxrnn.typing import Array, Params, PRNGKey
+from jaxrnn.cells.base import Cell
+from jaxrnn.cells.base import add_bias
+from jaxrnn.cells.base import check_hidden_size
+from jaxrnn.cells.base import check_input_size
+from jaxrnn.cells.base import input_kernel
+from jaxrnn.cells.base import make_param_checker
+from jaxrnn.cells.base import orthogonal_blocks
+from jaxrnn.typing import Array
+from jaxrnn.typing import Params
+from jaxrnn.typing import PRNGKey
 
 
 class LSTMCarry(NamedTuple):

@@ -11,7 +11,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxrnn.typing import Array, Carry
+from jaxrnn.typing import Array
+from jaxrnn.typing import Carry
 
 
 class EpochBatches:
@@ -130,8 +131,8 @@ class StreamBatches:
         row = math.ceil(row / chunk_length) * chunk_length
         total = row * batch_size
         pad = [(0, total - num_targets)] + [(0, 0)] * (stream.ndim - 1)
-        self.inputs = np.pad(stream[:-1], pad).reshape((batch_size, row) + stream.shape[1:])
-        self.targets = np.pad(stream[1:], pad).reshape((batch_size, row) + stream.shape[1:])
+        self.inputs = np.pad(stream[:-1], pad).reshape((batch_size, row, *stream.shape[1:]))
+        self.targets = np.pad(stream[1:], pad).reshape((batch_size, row, *stream.shape[1:]))
         self.mask = (np.arange(total) < num_targets).reshape(batch_size, row)
         self.batch_size, self.chunk_length = batch_size, chunk_length
         self.steps_per_epoch = row // chunk_length

@@ -10,25 +10,28 @@ import os
 import shutil
 import sys
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any, NamedTuple
+from collections.abc import Callable
+from collections.abc import Iterable
+from collections.abc import Mapping
+from collections.abc import Sequence
+from typing import Any
+from typing import NamedTuple
 
 import jax
 import numpy as np
 from tqdm.auto import tqdm
 
 from jaxrnn.train.checkpoints import Checkpointer
-from jaxrnn.train.steps import (
-    LossFn,
-    TrainState,
-    as_float_dict,
-    default_optimizer,
-    evaluate,
-    init_state,
-    make_eval_step,
-    make_train_step,
-)
-from jaxrnn.typing import Carry, Params
+from jaxrnn.train.steps import LossFn
+from jaxrnn.train.steps import TrainState
+from jaxrnn.train.steps import as_float_dict
+from jaxrnn.train.steps import default_optimizer
+from jaxrnn.train.steps import evaluate
+from jaxrnn.train.steps import init_state
+from jaxrnn.train.steps import make_eval_step
+from jaxrnn.train.steps import make_train_step
+from jaxrnn.typing import Carry
+from jaxrnn.typing import Params
 
 METRICS_FILE = "metrics.jsonl"
 CHECKPOINT_DIR = "checkpoints"

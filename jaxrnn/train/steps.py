@@ -1,14 +1,19 @@
 """Jitted train and eval steps built from a loss function and an optax optimizer."""
 
-from collections.abc import Callable, Iterable, Mapping
-from typing import Any, NamedTuple
+from collections.abc import Callable
+from collections.abc import Iterable
+from collections.abc import Mapping
+from typing import Any
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jaxrnn.typing import Array, Carry, Params
+from jaxrnn.typing import Array
+from jaxrnn.typing import Carry
+from jaxrnn.typing import Params
 
 LossFn = Callable[..., Any]
 
