@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/python -m experiments.quickstart
+	$(BIN)/python -m experiments.ball
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

@@ -1,0 +1,1 @@
+"""Sequence numeric prediction: a thrown ball's next position (``python -m experiments.ball``)."""

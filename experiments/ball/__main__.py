@@ -1,0 +1,3 @@
+from experiments.ball.main import main
+
+main()

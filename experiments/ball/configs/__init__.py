@@ -1,0 +1,1 @@
+"""Configs of the ball experiment; `default.Config` is what ``python -m experiments.ball`` runs."""
