@@ -1,11 +1,20 @@
 """The command line every experiment shares: ``--workdir`` plus one flag per config field."""
 
 import dataclasses
+import sys
+from collections.abc import Callable
 from collections.abc import Sequence
 from typing import Annotated
 from typing import Any
 
 import tyro
+
+from experiments.datasets import DataError
+from jaxrnn.train import NonFiniteError
+from jaxrnn.train import ResumeMismatchError
+
+# Errors a user can act on from the message alone: printed without a traceback.
+USER_ERRORS = (DataError, FileNotFoundError, NonFiniteError, ResumeMismatchError)
 
 
 def parse(
@@ -54,3 +63,13 @@ def parse(
         config=(tyro.conf.OmitArgPrefixes, tyro.conf.FlagConversionOff),
     )
     return args.config, args.workdir
+
+
+def run(experiment: Callable[[Any, str], Any], config: Any, workdir: str) -> None:
+    """Runs ``experiment(config, workdir)``; a data, resume or NaN problem exits with its
+    message (status 2) instead of a traceback."""
+    try:
+        experiment(config, workdir)
+    except USER_ERRORS as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)

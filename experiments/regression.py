@@ -46,8 +46,10 @@ def predict_every(cell: jaxrnn.Cell, params, xs, seq_lengths=None):
     return ys @ params["head"]["w"] + params["head"]["b"]
 
 
-def optimizer(learning_rate: float, num_steps: int, clip_norm: float = 1.0):
-    """Adam with a short warm-up and cosine decay to 1% of ``learning_rate``, after clipping."""
+def optimizer(
+    learning_rate: float, num_steps: int, *, clip_norm: float = 1.0, weight_decay: float = 0.0
+):
+    """Adam(W) with a short warm-up and cosine decay to 1% of ``learning_rate``, after clipping."""
     schedule = optax.warmup_cosine_decay_schedule(
         init_value=0.0,
         peak_value=learning_rate,
@@ -55,4 +57,7 @@ def optimizer(learning_rate: float, num_steps: int, clip_norm: float = 1.0):
         decay_steps=max(num_steps, 2),
         end_value=0.01 * learning_rate,
     )
-    return optax.chain(optax.clip_by_global_norm(clip_norm), optax.adam(schedule))
+    adam = (
+        optax.adamw(schedule, weight_decay=weight_decay) if weight_decay else optax.adam(schedule)
+    )
+    return optax.chain(optax.clip_by_global_norm(clip_norm), adam)

@@ -86,8 +86,9 @@ def simulate(
             axis=-1,
         )
         drag = rng.uniform(*drag_range, draw)
-        for path, k, v in zip(integrate(position, velocity, drag, sample_interval), drag,
-                              velocity, strict=True):
+        for path, k, v in zip(
+            integrate(position, velocity, drag, sample_interval), drag, velocity, strict=True
+        ):
             if len(path) >= min_samples and len(clean) < num:
                 clean.append(path)
                 drags.append(k)
@@ -175,8 +176,9 @@ def make_windows(trajectories: Trajectories, window: int, horizon: int) -> Windo
       ((5, 3), (3,))
     """
     inputs, noisy, clean, which, starts = [], [], [], [], []
-    for n, (p_clean, p_noisy) in enumerate(zip(trajectories.clean, trajectories.noisy,
-                                               strict=True)):
+    for n, (p_clean, p_noisy) in enumerate(
+        zip(trajectories.clean, trajectories.noisy, strict=True)
+    ):
         for s in range(len(p_clean) - window - horizon + 1):
             inputs.append(p_noisy[s : s + window])
             noisy.append(p_noisy[s + window - 1 + horizon])

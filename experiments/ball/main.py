@@ -10,11 +10,12 @@ from collections.abc import Sequence
 from experiments.ball.configs.default import Config
 from experiments.ball.train import train_and_evaluate
 from experiments.cli import parse
+from experiments.cli import run
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     config, workdir = parse(Config, description=__doc__, default_workdir="runs/ball", argv=argv)
-    train_and_evaluate(config, workdir)
+    run(train_and_evaluate, config, workdir)
 
 
 if __name__ == "__main__":

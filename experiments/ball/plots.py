@@ -5,22 +5,28 @@ import os
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
 
-from experiments.ball import baselines  # noqa: E402
-from experiments.ball import data  # noqa: E402
+from experiments.ball import baselines
+from experiments.ball import data
 
 
 def write_all(workdir, config, splits, predictors, histories, results, best_model) -> None:
     """Writes trajectories_3d.png, training_curves.png and error_vs_noise.png into workdir."""
     if best_model is not None:
-        trajectories_3d(os.path.join(workdir, "trajectories_3d.png"), config, splits,
-                        predictors[(best_model, 1)], best_model)
+        trajectories_3d(
+            os.path.join(workdir, "trajectories_3d.png"),
+            config,
+            splits,
+            predictors[(best_model, 1)],
+            best_model,
+        )
     training_curves(os.path.join(workdir, "training_curves.png"), histories)
     if results["noise_sweep"]:
-        error_vs_noise(os.path.join(workdir, "error_vs_noise.png"), results["noise_sweep"],
-                       config.noise_sigma)
+        error_vs_noise(
+            os.path.join(workdir, "error_vs_noise.png"), results["noise_sweep"], config.noise_sigma
+        )
     print(f"plots: {workdir}/{{trajectories_3d,training_curves,error_vs_noise}}.png")
 
 
@@ -31,18 +37,19 @@ def trajectories_3d(path, config, splits, predict, model_name, count=3) -> None:
     colors = plt.cm.tab10.colors
     for n in range(count):
         clean, noisy = splits.test.clean[n], splits.test.noisy[n]
-        single = data.Trajectories([clean], [noisy], splits.test.drag[n : n + 1],
-                                   splits.test.velocity0[n : n + 1])
+        single = data.Trajectories(
+            [clean], [noisy], splits.test.drag[n : n + 1], splits.test.velocity0[n : n + 1]
+        )
         windows = data.make_windows(single, config.window, 1)
         rnn = predict(windows.inputs)
         phys = baselines.physics(windows.inputs, 1, config.sample_interval)
         c = colors[n]
         ax.plot(*clean.T, color=c, lw=1.5, label="truth" if n == 0 else None)
         ax.scatter(*noisy.T, color=c, s=8, alpha=0.5, label="measured" if n == 0 else None)
-        ax.scatter(*rnn.T, color=c, marker="x", s=40,
-                   label=f"{model_name} prediction" if n == 0 else None)
-        ax.scatter(*phys.T, color="k", marker="+", s=30,
-                   label="physics fit" if n == 0 else None)
+        ax.scatter(
+            *rnn.T, color=c, marker="x", s=40, label=f"{model_name} prediction" if n == 0 else None
+        )
+        ax.scatter(*phys.T, color="k", marker="+", s=30, label="physics fit" if n == 0 else None)
     ax.set_xlabel("x (m)")
     ax.set_ylabel("y (m)")
     ax.set_zlabel("z (m)")
@@ -61,8 +68,14 @@ def training_curves(path, histories) -> None:
             points = [(r["step"], r["loss"]) for r in history if r["split"] == split]
             if points:
                 steps, losses = zip(*points, strict=True)
-                ax.plot(steps, losses, style, color=color,
-                        label=f"{name} ({split})", lw=1.2 if split == "train" else 1.8)
+                ax.plot(
+                    steps,
+                    losses,
+                    style,
+                    color=color,
+                    label=f"{name} ({split})",
+                    lw=1.2 if split == "train" else 1.8,
+                )
     ax.set_yscale("log")
     ax.set_xlabel("step")
     ax.set_ylabel("loss (MSE of normalised targets)")

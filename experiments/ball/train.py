@@ -168,31 +168,44 @@ def train_and_evaluate(config: Config, workdir: str) -> dict[str, Any]:
             table[model] = {"rmse": rmse(predict(test_w.inputs), test_w.target_clean), **record}
         if horizon == 1 and config.many_to_many_cell:
             predict_next, record = train_many_to_many(
-                config, splits, config.many_to_many_cell,
+                config,
+                splits,
+                config.many_to_many_cell,
                 os.path.join(workdir, f"{config.many_to_many_cell}_many_to_many"),
             )
             predictors[("many_to_many", 1)] = predict_next
             histories[f"{config.many_to_many_cell} many-to-many"] = record.pop("history")
             predicted = predict_next(splits.test.noisy)
             # Score the same targets as the windows: the position after each window.
-            guess = np.stack([predicted[n][s + config.window - 1]
-                              for n, s in zip(test_w.trajectory, test_w.start, strict=True)])
+            guess = np.stack(
+                [
+                    predicted[n][s + config.window - 1]
+                    for n, s in zip(test_w.trajectory, test_w.start, strict=True)
+                ]
+            )
             table[f"{config.many_to_many_cell} many-to-many"] = {
-                "rmse": rmse(guess, test_w.target_clean), **record}
+                "rmse": rmse(guess, test_w.target_clean),
+                **record,
+            }
         physics = table["physics (gravity known)"]["rmse"]
         for name, entry in table.items():
             entry["vs_physics"] = entry["rmse"] / physics
             rows.append({"horizon": f"{horizon * dt:g} s", "model": name, **entry})
         results["horizons"][f"{horizon * dt:g}s"] = table
 
-    best_model = min(config.cells, key=lambda c: results["horizons"][f"{dt:g}s"][
-        f"{c} many-to-one"]["rmse"]) if config.cells and 1 in config.horizons else None
+    best_model = (
+        min(config.cells, key=lambda c: results["horizons"][f"{dt:g}s"][f"{c} many-to-one"]["rmse"])
+        if config.cells and 1 in config.horizons
+        else None
+    )
     results["noise_sweep"] = noise_sweep(config, splits, predictors, best_model)
     results["best_rnn_1_step"] = best_model
     write_json(os.path.join(workdir, "results.json"), results)
 
-    print(f"\nTest RMSE in metres (3-D distance to the true position), {len(splits.test)} "
-          f"throws, noise sigma {config.noise_sigma} m")
+    print(
+        f"\nTest RMSE in metres (3-D distance to the true position), {len(splits.test)} "
+        f"throws, noise sigma {config.noise_sigma} m"
+    )
     print(format_table(rows, ["horizon", "model", "rmse", "vs_physics", "train_seconds"]))
     print(f"\nresults: {os.path.join(workdir, 'results.json')}")
 
@@ -214,10 +227,12 @@ def noise_sweep(config: Config, splits: Splits, predictors, best_model) -> list[
         entry = {"sigma": sigma}
         for name, baseline in baselines.BASELINES.items():
             if name != "last position":
-                entry[name] = rmse(baseline(windows.inputs, 1, config.sample_interval),
-                                   windows.target_clean)
+                entry[name] = rmse(
+                    baseline(windows.inputs, 1, config.sample_interval), windows.target_clean
+                )
         if best_model is not None:
             entry[f"{best_model} many-to-one"] = rmse(
-                predictors[(best_model, 1)](windows.inputs), windows.target_clean)
+                predictors[(best_model, 1)](windows.inputs), windows.target_clean
+            )
         sweep.append(entry)
     return sweep

@@ -11,6 +11,7 @@ from jaxrnn.train.checkpoints import Checkpointer
 from jaxrnn.train.fit import FitResult
 from jaxrnn.train.fit import MetricsWriter
 from jaxrnn.train.fit import NonFiniteError
+from jaxrnn.train.fit import ResumeMismatchError
 from jaxrnn.train.fit import fit
 from jaxrnn.train.fit import read_metrics
 from jaxrnn.train.steps import TrainState
@@ -26,6 +27,7 @@ __all__ = (
     "FitResult",
     "MetricsWriter",
     "NonFiniteError",
+    "ResumeMismatchError",
     "StreamBatches",
     "TrainState",
     "carry_over",

@@ -45,6 +45,10 @@ class NonFiniteError(FloatingPointError):
         self.state = state
 
 
+class ResumeMismatchError(ValueError):
+    """The workdir holds a run made with other settings than those passed to `fit`."""
+
+
 class FitResult(NamedTuple):
     """What `fit` returns."""
 
@@ -338,7 +342,7 @@ def _check_same_config(saved: Mapping[str, Any], now: Mapping[str, Any], workdir
     changed = sorted(k for k in keys if saved.get(k) != now.get(k))
     if changed:
         detail = ", ".join(f"{k}: saved {saved.get(k)!r}, now {now.get(k)!r}" for k in changed)
-        raise ValueError(
+        raise ResumeMismatchError(
             f"{workdir} holds a run with different settings ({detail}); resuming would mix two "
             "runs. Use a new workdir, or pass resume=False to start over in this one."
         )

@@ -1,0 +1,3 @@
+from experiments.stock.main import main
+
+main()
