@@ -115,12 +115,13 @@ def gradient_norms(
     *,
     seq_lengths: Array | None = None,
 ) -> dict[str, Array]:
-    """How much the loss depends on each time step: the norms of dL/dh_t and dL/dx_t.
+    """How much the loss depends on each time step: norms of dL/dh_t, dL/d(carry_t), dL/dx_t.
 
     ``dL/dh_t`` is the total derivative through everything after step ``t`` (its output and
-    all later steps), measured by adding a zero perturbation to ``h_t`` inside the scan and
+    all later steps), measured by adding a zero perturbation to the carry inside the scan and
     differentiating with respect to it. If these norms shrink quickly going back in time, the
     early steps receive almost no learning signal: the vanishing gradient of the Elman RNN.
+    For an LSTM, ``"carry"`` also counts the memory cell ``c``, the path its gradient takes.
 
     Args:
       cell: a cell whose output is its hidden state (elman, lstm, gru, ...).
@@ -130,8 +131,8 @@ def gradient_norms(
       seq_lengths: ``(b,)`` valid lengths, or None.
 
     Returns:
-      ``{"hidden": (t,), "input": (t,)}``: at each step, the norm over batch and features of
-      dL/dh_t and of dL/dx_t.
+      ``{"hidden": (t,), "carry": (t,), "input": (t,)}``: at each step, the norm over batch and
+      features of dL/dh_t, of dL/d(all carry leaves)_t, and of dL/dx_t.
 
     Example:
       >>> import jax, jax.numpy as jnp, jaxrnn
@@ -143,13 +144,15 @@ def gradient_norms(
       (20,)
     """
     carry0 = jax.eval_shape(lambda p: cell.initial_carry(p, xs.shape[:1]), params)
-    if _hidden(carry0).shape != (xs.shape[0], cell.hidden_size):
+    leaves = jax.tree.leaves(carry0)
+    if _hidden(carry0).shape != (xs.shape[0], cell.hidden_size) or any(
+        leaf.shape != (xs.shape[0], cell.hidden_size) for leaf in leaves
+    ):
         raise ValueError(
             f"gradient_norms needs a cell whose output is its hidden state; "
             f"{cell!r} has a carry of shapes {jax.tree.map(jnp.shape, carry0)}"
         )
-
-    perturbed = _perturbed_cell(cell)
+    perturbed = _perturbed_cell(cell, len(leaves))
 
     def loss_of(perturbation, xs):
         # The perturbation rides along as extra input features of the perturbed cell.
@@ -157,25 +160,34 @@ def gradient_norms(
         carry, ys = unroll(perturbed, params, inputs, seq_lengths=seq_lengths)
         return loss_fn(carry, ys)
 
-    zeros = jnp.zeros((*xs.shape[:2], cell.hidden_size), xs.dtype)
-    d_hidden, d_inputs = jax.grad(loss_of, argnums=(0, 1))(zeros, xs)
-    return {
-        "hidden": jnp.sqrt(jnp.sum(d_hidden**2, axis=(0, 2))),
-        "input": jnp.sqrt(jnp.sum(d_inputs**2, axis=(0, 2))),
-    }
+    zeros = jnp.zeros((*xs.shape[:2], len(leaves) * cell.hidden_size), xs.dtype)
+    d_carry, d_inputs = jax.grad(loss_of, argnums=(0, 1))(zeros, xs)
+    # Which chunk of the perturbation is h: mark the hidden leaf and find it among the leaves.
+    marked = jax.tree.leaves(_with_hidden(jax.tree.map(lambda _: 0, carry0), 1))
+    h_index = marked.index(1)
+    d_hidden = jnp.split(d_carry, len(leaves), axis=-1)[h_index]
+    norm = lambda g: jnp.sqrt(jnp.sum(g**2, axis=(0, 2)))
+    return {"hidden": norm(d_hidden), "carry": norm(d_carry), "input": norm(d_inputs)}
 
 
-def _perturbed_cell(cell: Cell) -> Cell:
-    """``cell`` reading ``[x, e]`` and adding ``e`` to the new hidden state (and the output)."""
+def _perturbed_cell(cell: Cell, num_leaves: int) -> Cell:
+    """``cell`` reading ``[x, e]`` and adding ``e`` (one chunk per carry leaf) to its new carry;
+    its output is the perturbed hidden state."""
+    width = num_leaves * cell.hidden_size
 
     def step(params, carry, x_and_e):
-        x, e = x_and_e[..., : -cell.hidden_size], x_and_e[..., -cell.hidden_size :]
+        x, e = x_and_e[..., :-width], x_and_e[..., -width:]
         carry, _ = cell.step(params, carry, x)
-        h = _hidden(carry) + e
-        return _with_hidden(carry, h), h
+        treedef = jax.tree.structure(carry)
+        chunks = jnp.split(e, num_leaves, axis=-1)
+        carry = jax.tree.unflatten(
+            treedef,
+            [leaf + chunk for leaf, chunk in zip(jax.tree.leaves(carry), chunks, strict=True)],
+        )
+        return carry, _hidden(carry)
 
     def check_params(params: Any) -> int:
-        return cell.check_params(params) + cell.hidden_size
+        return cell.check_params(params) + width
 
     return cell._replace(
         step=step,

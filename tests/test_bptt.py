@@ -82,3 +82,15 @@ def test_gradient_norms_rejects_cells_whose_output_is_not_h():
     params = jaxrnn.elman(3).init(jax.random.key(0), 2)
     with pytest.raises(ValueError, match="needs a cell whose output is its hidden state"):
         jaxrnn.gradient_norms(bad, params, jnp.zeros((1, 4, 2)), lambda c, y: jnp.sum(y))
+
+
+def test_gradient_norms_carry_includes_the_lstm_memory_cell():
+    xs = jax.random.normal(jax.random.key(1), (2, 12, 3))
+    loss = lambda carry, ys: jnp.sum(ys[:, -1] ** 2)
+    lstm = jaxrnn.lstm(4)
+    norms = jaxrnn.gradient_norms(lstm, lstm.init(jax.random.key(0), 3), xs, loss)
+    assert np.all(norms["carry"] >= norms["hidden"]) and np.any(norms["carry"] > norms["hidden"])
+    # For a GRU the carry is the hidden state.
+    gru = jaxrnn.gru(4)
+    norms = jaxrnn.gradient_norms(gru, gru.init(jax.random.key(0), 3), xs, loss)
+    np.testing.assert_array_equal(norms["carry"], norms["hidden"])

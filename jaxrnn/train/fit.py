@@ -19,7 +19,7 @@ from typing import NamedTuple
 
 import jax
 import numpy as np
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from jaxrnn.train.checkpoints import Checkpointer
 from jaxrnn.train.steps import LossFn

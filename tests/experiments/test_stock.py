@@ -29,20 +29,29 @@ def write(tmp_path, lines, name="prices.csv"):
         ([], r"prices.csv: the file is empty"),
         ([HEADER], r"prices.csv: the header is there but there are no data rows"),
         (["Date,Open,High,Close", *GOOD], r"prices.csv, line 1: missing column\(s\) Low"),
-        ([HEADER, GOOD[0], "2020-01-03,10.5,12,10,11,120"],
-         r"prices.csv, line 3: expected 7 fields .* got 6"),
-        ([HEADER, GOOD[0], "2020-01-03,10.5,null,10,11,120,X"],
-         r"prices.csv, line 3: High is 'null', expected a number"),
-        ([HEADER, GOOD[0], "03/01/2020,10.5,12,10,11,120,X"],
-         r"prices.csv, line 3: Date '03/01/2020' is not a date in YYYY-MM-DD form"),
+        (
+            [HEADER, GOOD[0], "2020-01-03,10.5,12,10,11,120"],
+            r"prices.csv, line 3: expected 7 fields .* got 6",
+        ),
+        (
+            [HEADER, GOOD[0], "2020-01-03,10.5,null,10,11,120,X"],
+            r"prices.csv, line 3: High is 'null', expected a number",
+        ),
+        (
+            [HEADER, GOOD[0], "03/01/2020,10.5,12,10,11,120,X"],
+            r"prices.csv, line 3: Date '03/01/2020' is not a date in YYYY-MM-DD form",
+        ),
         ([HEADER, GOOD[1], GOOD[0]], r"prices.csv, line 3: dates out of order"),
         ([HEADER, GOOD[0], GOOD[0]], r"prices.csv, line 3: duplicate date: 2020-01-02"),
-        ([HEADER, GOOD[0], "2020-01-03,10.5,9,10,11,120,X"],
-         r"prices.csv, line 3: High 9.0 is below Low 10.0"),
-        ([HEADER, GOOD[0], "2020-01-03,10.5,12,10,-11,120,X"],
-         r"prices.csv, line 3: Close is -11.0, expected a positive finite number"),
-        ([HEADER, GOOD[0], "2020-01-03,10.5,12,10,nan,120,X"],
-         r"prices.csv, line 3: Close is nan"),
+        (
+            [HEADER, GOOD[0], "2020-01-03,10.5,9,10,11,120,X"],
+            r"prices.csv, line 3: High 9.0 is below Low 10.0",
+        ),
+        (
+            [HEADER, GOOD[0], "2020-01-03,10.5,12,10,-11,120,X"],
+            r"prices.csv, line 3: Close is -11.0, expected a positive finite number",
+        ),
+        ([HEADER, GOOD[0], "2020-01-03,10.5,12,10,nan,120,X"], r"prices.csv, line 3: Close is nan"),
     ],
 )
 def test_csv_errors_name_file_line_and_problem(tmp_path, lines, message):
@@ -62,8 +71,10 @@ def test_both_shared_formats_are_read_completely(data_dir):
 
 def test_yahoo_format_with_adj_close_and_crlf(tmp_path):
     path = tmp_path / "y.csv"
-    path.write_bytes(b"Date,Open,High,Low,Close,Adj Close,Volume\r\n"
-                     b"2020-01-02,1,2,0.5,1.5,1.4,10\r\n2020-01-03,1.5,2,1,1.8,1.7,0\r\n")
+    path.write_bytes(
+        b"Date,Open,High,Low,Close,Adj Close,Volume\r\n"
+        b"2020-01-02,1,2,0.5,1.5,1.4,10\r\n2020-01-03,1.5,2,1,1.8,1.7,0\r\n"
+    )
     prices = data.read_prices(path)
     assert prices.close.tolist() == [1.5, 1.8] and prices.volume.tolist() == [10, 0]
 
@@ -104,8 +115,11 @@ def test_window_targets_are_the_next_close():
     ds = data.make_dataset(prices, 5, 0.2, 0.2)
     k = np.searchsorted(prices.dates, ds.test.dates[0])
     assert ds.test.last_close[0] == prices.close[k - 1] and ds.test.next_close[0] == prices.close[k]
-    np.testing.assert_allclose(ds.to_return(ds.test.targets[:1]),
-                               [np.log(prices.close[k] / prices.close[k - 1])], rtol=1e-5)
+    np.testing.assert_allclose(
+        ds.to_return(ds.test.targets[:1]),
+        [np.log(prices.close[k] / prices.close[k - 1])],
+        rtol=1e-5,
+    )
 
 
 def test_diebold_mariano_sign_and_p_value():

@@ -1,0 +1,45 @@
+"""Every notebook runs top to bottom, and is committed with its outputs."""
+
+import glob
+import os
+import time
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+NOTEBOOKS = sorted(glob.glob(os.path.join(ROOT, "notebooks", "*.ipynb")))
+
+
+def test_there_are_notebooks():
+    assert len(NOTEBOOKS) >= 2
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=os.path.basename)
+def test_notebook_runs_in_under_two_minutes(path):
+    notebook = nbformat.read(path, as_version=4)
+    started = time.perf_counter()
+    # Run from the repository root so that `experiments` imports as it does for a reader.
+    NotebookClient(
+        notebook, timeout=300, kernel_name="python3", resources={"metadata": {"path": ROOT}}
+    ).execute()
+    seconds = time.perf_counter() - started
+    errors = [
+        o
+        for c in notebook.cells
+        if c.cell_type == "code"
+        for o in c.get("outputs", [])
+        if o.output_type == "error"
+    ]
+    assert not errors
+    assert seconds < 120, f"{os.path.basename(path)} took {seconds:.0f} s"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=os.path.basename)
+def test_notebook_is_committed_with_outputs(path):
+    notebook = nbformat.read(path, as_version=4)
+    code = [c for c in notebook.cells if c.cell_type == "code"]
+    assert all(c.get("execution_count") for c in code), "run the notebook before committing it"
+    assert any(o.output_type == "display_data" for c in code for o in c.outputs), "no plots"
