@@ -26,6 +26,7 @@ from jaxrnn.layers import many_to_one
 from jaxrnn.layers import pool
 from jaxrnn.layers import rnn
 from jaxrnn.layers import stacked
+from jaxrnn.layers import with_recurrent_dropout
 from jaxrnn.unroll import unroll
 
 __version__ = "0.1.0"
@@ -50,4 +51,5 @@ __all__ = (
     "rnn",
     "stacked",
     "unroll",
+    "with_recurrent_dropout",
 )

@@ -330,6 +330,47 @@ def dropout_apply(key: PRNGKey, xs: Array, rate: float) -> Array:
     return jnp.where(keep, xs / (1.0 - rate), jnp.zeros_like(xs))
 
 
+def with_recurrent_dropout(cell: Cell, mask: Array) -> Cell:
+    """``cell`` whose recurrent input ``h_{t-1}`` is multiplied by ``mask`` at every step.
+
+    Variational (Gal & Ghahramani 2016) recurrent dropout: draw one mask per sequence
+    *outside* the scan, e.g. ``jax.random.bernoulli(key, 1 - rate, (b, h)) / (1 - rate)``,
+    and the same units are dropped at all time steps. The mask scales the hidden state where
+    the step reads it: for the Elman cell and the LSTM that is only the input of ``W_hh``
+    (the LSTM's memory ``c`` is untouched); for the GRU it also scales the ``z * h_{t-1}``
+    term. The carries and outputs returned are never masked.
+
+    Args:
+      cell: a cell whose carry holds its hidden state ``h``.
+      mask: ``(b, h)`` multipliers, broadcast against the carry's batch shape.
+
+    Returns:
+      A `Cell` with the same params, to use in place of ``cell`` for one call.
+
+    Example:
+      >>> import jax, jax.numpy as jnp, jaxrnn
+      >>> cell = jaxrnn.lstm(4)
+      >>> params = cell.init(jax.random.key(0), input_size=3)
+      >>> mask = jax.random.bernoulli(jax.random.key(1), 0.75, (2, 4)) / 0.75
+      >>> _, ys = jaxrnn.unroll(jaxrnn.with_recurrent_dropout(cell, mask), params,
+      ...                       jnp.ones((2, 5, 3)))
+      >>> ys.shape
+      (2, 5, 4)
+    """
+
+    def step_projected(params, carry, px):
+        if hasattr(carry, "h"):
+            dropped = carry._replace(h=carry.h * mask.astype(carry.h.dtype))
+        else:
+            dropped = carry * mask.astype(carry.dtype)
+        return cell.step_projected(params, dropped, px)
+
+    def step(params, carry, x):
+        return step_projected(params, carry, cell.project(params, x))
+
+    return cell._replace(step=step, step_projected=step_projected)
+
+
 def pool(
     ys: Array,
     seq_lengths: Array | None = None,

@@ -23,11 +23,46 @@ def write_all(workdir, config, splits, predictors, histories, results, best_mode
             best_model,
         )
     training_curves(os.path.join(workdir, "training_curves.png"), histories)
+    m2m = predictors.get(("many_to_many", 1))
+    if m2m is not None:
+        rollouts(
+            os.path.join(workdir, "rollout.png"),
+            splits,
+            m2m.rollout,
+            results["rollout"]["observed_positions"],
+        )
     if results["noise_sweep"]:
         error_vs_noise(
             os.path.join(workdir, "error_vs_noise.png"), results["noise_sweep"], config.noise_sigma
         )
-    print(f"plots: {workdir}/{{trajectories_3d,training_curves,error_vs_noise}}.png")
+    print(f"plots: {workdir}/{{trajectories_3d,training_curves,error_vs_noise,rollout}}.png")
+
+
+def rollouts(path, splits, rollout, observed, count=4) -> None:
+    """One-to-many: whole trajectories drawn by the model from their first few positions."""
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.5))
+    for n, color in zip(range(count), plt.cm.tab10.colors, strict=False):
+        clean, noisy = splits.test.clean[n], splits.test.noisy[n]
+        drawn = np.concatenate([noisy[:observed], rollout(noisy[:observed], len(clean) - observed)])
+        horizontal = np.linalg.norm(clean[:, :2] - clean[0, :2], axis=-1)
+        drawn_horizontal = np.linalg.norm(drawn[:, :2] - clean[0, :2], axis=-1)
+        t = 0.25 * np.arange(len(clean))
+        axes[0].plot(horizontal, clean[:, 2], "-", color=color, lw=1.5)
+        axes[0].plot(drawn_horizontal, drawn[:, 2], "--o", color=color, ms=3)
+        axes[0].plot(horizontal[:observed], noisy[:observed, 2], "ks", ms=5)
+        axes[1].plot(t, np.linalg.norm(drawn - clean, axis=-1), "-o", color=color, ms=3)
+    axes[0].set_xlabel("horizontal distance from launch (m)")
+    axes[0].set_ylabel("height (m)")
+    axes[0].set_title(
+        f"solid: truth; dashed: drawn by the model from {observed} positions (squares)"
+    )
+    axes[0].title.set_fontsize(9)
+    axes[1].set_xlabel("time (s)")
+    axes[1].set_ylabel("distance to the true position (m)")
+    axes[1].set_title("error of the drawn trajectory")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
 
 
 def trajectories_3d(path, config, splits, predict, model_name, count=3) -> None:

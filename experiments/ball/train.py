@@ -1,6 +1,7 @@
 """Train and evaluate the ball-trajectory models; `train_and_evaluate` is the whole experiment."""
 
 import dataclasses
+import functools
 import os
 import time
 from typing import Any
@@ -9,6 +10,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+import jaxrnn
 from experiments import regression
 from experiments.ball import baselines
 from experiments.ball import data
@@ -136,6 +138,29 @@ def train_many_to_many(config: Config, splits: Splits, cell_name: str, workdir):
         steps = np.asarray(forward(best, inputs, lengths), np.float64) * scale
         return [p[:-1] + steps[n, : len(p) - 1] for n, p in enumerate(positions)]
 
+    @functools.partial(jax.jit, static_argnames="steps")
+    def roll(params, observed, steps):
+        """One-to-many: read the observed steps, then feed each prediction back as input."""
+        carry, ys = jaxrnn.unroll(cell, params["rnn"], observed)
+        head = lambda h: h @ params["head"]["w"] + params["head"]["b"]
+
+        def body(state, _):
+            carry, predicted = state
+            carry, h = cell.step(params["rnn"], carry, predicted)
+            return (carry, head(h)), head(h)
+
+        first = head(ys[:, -1])
+        _, rest = jax.lax.scan(body, (carry, first), None, length=steps - 1)
+        return jnp.concatenate([first[:, None], jnp.swapaxes(rest, 0, 1)], axis=1)
+
+    def rollout(observed_positions: np.ndarray, steps: int) -> np.ndarray:
+        """From the first observed positions ``(n, 3)`` of one throw, the next ``steps``
+        positions ``(steps, 3)`` predicted with no further measurements."""
+        inputs, _, _ = arrays([observed_positions])
+        deltas = np.asarray(roll(best, inputs, steps), np.float64)[0] * scale
+        return observed_positions[-1] + np.cumsum(deltas, axis=0)
+
+    predict_next.rollout = rollout
     return predict_next, {"train_seconds": round(seconds, 1), "history": result.history}
 
 
@@ -187,6 +212,7 @@ def train_and_evaluate(config: Config, workdir: str) -> dict[str, Any]:
                 "rmse": rmse(guess, test_w.target_clean),
                 **record,
             }
+            results["rollout"] = rollout_errors(config, splits, predict_next.rollout)
         physics = table["physics (gravity known)"]["rmse"]
         for name, entry in table.items():
             entry["vs_physics"] = entry["rmse"] / physics
@@ -207,12 +233,34 @@ def train_and_evaluate(config: Config, workdir: str) -> dict[str, Any]:
         f"throws, noise sigma {config.noise_sigma} m"
     )
     print(format_table(rows, ["horizon", "model", "rmse", "vs_physics", "train_seconds"]))
+    if "rollout" in results:
+        r = results["rollout"]
+        print(
+            f"\none-to-many: from the first {r['observed_positions']} positions of each test "
+            f"throw, the many-to-many model draws the rest: RMSE {r['rmse_all_points']:.3f} m "
+            f"over all drawn points, {r['rmse_last_point']:.3f} m at the last one"
+        )
     print(f"\nresults: {os.path.join(workdir, 'results.json')}")
 
     from experiments.ball import plots  # matplotlib only when plotting
 
     plots.write_all(workdir, config, splits, predictors, histories, results, best_model)
     return results
+
+
+def rollout_errors(config: Config, splits: Splits, rollout, observed: int = 3) -> dict:
+    """One-to-many: from the first ``observed`` positions of each test throw, the model draws
+    the rest of the trajectory; RMSE over all drawn points, and at the last (landing) one."""
+    drawn, truth = [], []
+    for clean, noisy in zip(splits.test.clean, splits.test.noisy, strict=True):
+        drawn.append(rollout(noisy[:observed], len(clean) - observed))
+        truth.append(clean[observed:])
+    last = rmse(np.stack([d[-1] for d in drawn]), np.stack([t[-1] for t in truth]))
+    return {
+        "observed_positions": observed,
+        "rmse_all_points": rmse(np.concatenate(drawn), np.concatenate(truth)),
+        "rmse_last_point": last,
+    }
 
 
 def noise_sweep(config: Config, splits: Splits, predictors, best_model) -> list[dict]:

@@ -1,5 +1,6 @@
 """Checkpoints with orbax: atomic, never pickled, last N plus the best by a validation metric."""
 
+import logging
 import os
 from collections.abc import Mapping
 from typing import Any
@@ -10,6 +11,17 @@ from orbax.checkpoint import checkpoint_managers
 
 from jaxrnn.train.steps import TrainState
 from jaxrnn.typing import Params
+
+
+class _NoMetricsWarning(logging.Filter):
+    """Drops orbax's warning for checkpoints saved without metrics (Ctrl-C or periodic saves):
+    they are expected here, and are kept by the keep-last-N rule."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "tracked_metric" not in record.getMessage()
+
+
+logging.getLogger("absl").addFilter(_NoMetricsWarning())
 
 
 class Checkpointer:

@@ -112,6 +112,7 @@ def test_smoke_run_writes_results_and_plots(tmp_path):
     ]:
         assert np.isfinite(one_step[name]["rmse"]) and one_step[name]["rmse"] > 0
     assert results["noise_sweep"][0]["sigma"] == 0.0
-    for png in ["trajectories_3d.png", "training_curves.png", "error_vs_noise.png"]:
+    assert np.isfinite(on_disk["rollout"]["rmse_all_points"])
+    for png in ["trajectories_3d.png", "training_curves.png", "error_vs_noise.png", "rollout.png"]:
         assert os.path.getsize(tmp_path / png) > 10_000
     assert (tmp_path / "lstm_h1" / "metrics.jsonl").exists()

@@ -1,0 +1,1 @@
+"""Sequence generation: a character-level language model (``python -m experiments.charlm``)."""

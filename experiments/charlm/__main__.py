@@ -1,0 +1,3 @@
+from experiments.charlm.main import main
+
+main()

@@ -1,0 +1,1 @@
+"""Configs of the character-level language model; `default.Config` is what the CLI runs."""

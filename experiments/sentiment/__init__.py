@@ -1,0 +1,1 @@
+"""Sequence classification: sentence sentiment (``python -m experiments.sentiment``)."""

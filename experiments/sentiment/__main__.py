@@ -1,0 +1,3 @@
+from experiments.sentiment.main import main
+
+main()

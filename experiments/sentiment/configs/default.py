@@ -1,0 +1,59 @@
+"""The default sentiment experiment: every field can be overridden on the command line."""
+
+import dataclasses
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    """Data, model, training and evaluation of the sentiment classifier."""
+
+    dataset: str = "rt-polarity"
+    """'rt-polarity' (Pang & Lee, 10,662 sentences), 'amazon' or 'imdb' (UCI, 1,000 each)."""
+    data_dir: str = ""
+    """Folder holding the shared data sets (sentiment/...). Empty: $JAXRNN_DATA."""
+    folds: int = 1
+    """1: one seeded split with test_fraction held out; k >= 2: k-fold cross-validation."""
+    test_fraction: float = 0.1
+    """Held-out fraction when folds = 1."""
+    split_seed: int = 0
+    """Seeds the split (or the fold assignment)."""
+    seed: int = 0
+    """Seeds initialisation, dropout and batch order."""
+    min_freq: int = 1
+    """Words seen fewer times in the training split map to <unk>."""
+    embeddings: str = ""
+    """Optional word2vec/GloVe text file ('word v1 v2 ...' per line) to initialise embeddings."""
+    cell: str = "lstm"
+    """'lstm', 'gru' or 'elman'."""
+    embed_size: int = 300
+    """Word embedding size."""
+    hidden_size: int = 150
+    """Hidden units per direction."""
+    num_layers: int = 1
+    """Stacked recurrent layers."""
+    bidirectional: bool = True
+    """Read each sentence both ways."""
+    pooling: str = "max"
+    """How the outputs become one vector: 'last' (last valid output), 'mean' or 'max'."""
+    embed_dropout: float = 0.5
+    """Dropout on the word embeddings."""
+    word_dropout: float = 0.0
+    """Probability of replacing a training word by <unk>."""
+    recurrent_dropout: float = 0.25
+    """Variational dropout on h_{t-1} (one mask per sentence for all steps)."""
+    layer_dropout: float = 0.3
+    """Dropout between stacked layers."""
+    output_dropout: float = 0.5
+    """Dropout on the pooled features before the output layer."""
+    batch_size: int = 50
+    """Sentences per update."""
+    epochs: int = 4
+    """Passes over the training split per ensemble member."""
+    learning_rate: float = 2e-3
+    """Peak Adam learning rate (cosine decay to 5%)."""
+    ensemble: int = 5
+    """RNNs trained with different seeds; their probabilities are averaged."""
+    combine_bow: bool = False
+    """The final model averages the RNN ensemble's probability with the bag-of-words one."""
+    bow_l2: float = 3e-5
+    """L2 penalty of the bag-of-words logistic regression (on the mean loss)."""

@@ -1,0 +1,61 @@
+"""Figures of the sentiment experiment."""
+
+import matplotlib
+
+matplotlib.use("Agg")
+import itertools
+
+import matplotlib.pyplot as plt
+import numpy as np
+
+NAMES = {"bow": "bag-of-words", "rnn": "RNN ensemble", "final": "final model"}
+
+
+def accuracy_vs_length(path, pooled, bins, dataset) -> None:
+    """Test accuracy per sentence-length bin (pooled over all test splits), with counts."""
+    labels, centers, counts = [], [], []
+    accuracy = {name: [] for name in NAMES}
+    for lo, hi in itertools.pairwise(bins):
+        rows = (pooled["lengths"] > lo) & (pooled["lengths"] <= hi)
+        if not rows.any():
+            continue
+        labels.append(f"{lo + 1}-{hi}" if hi < 1000 else f">{lo}")
+        counts.append(int(rows.sum()))
+        for name in NAMES:
+            accuracy[name].append(np.mean((pooled[name][rows] > 0.5) == pooled["labels"][rows]))
+        centers.append(len(centers))
+    fig, ax = plt.subplots(figsize=(7, 4))
+    width = 0.8 / len(NAMES)
+    for n, (name, title) in enumerate(NAMES.items()):
+        ax.bar(np.asarray(centers) + (n - 1) * width, accuracy[name], width, label=title)
+    ax.set_xticks(centers, [f"{lab}\n(n={c})" for lab, c in zip(labels, counts, strict=True)])
+    ax.set_ylim(0.5, 1.0)
+    ax.set_xlabel("sentence length (tokens)")
+    ax.set_ylabel("test accuracy")
+    ax.set_title(f"{dataset}: accuracy vs sentence length")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def confusion(path, matrix, labels) -> None:
+    """The confusion matrix of the final model as a heat map with counts."""
+    fig, ax = plt.subplots(figsize=(4, 3.5))
+    ax.imshow(matrix, cmap="Blues")
+    for (i, j), value in np.ndenumerate(matrix):
+        ax.text(
+            j,
+            i,
+            str(value),
+            ha="center",
+            va="center",
+            color="white" if value > matrix.max() / 2 else "black",
+        )
+    ax.set_xticks(range(len(labels)), labels)
+    ax.set_yticks(range(len(labels)), labels)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)

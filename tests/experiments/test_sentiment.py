@@ -1,0 +1,142 @@
+"""Sentiment experiment: loaders read every row, padding never matters, predict CLI, smoke run."""
+
+import json
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from experiments.datasets import DataError
+from experiments.sentiment import bow
+from experiments.sentiment import data
+from experiments.sentiment import model
+from experiments.sentiment import predict
+from experiments.sentiment.configs.default import Config
+from experiments.sentiment.train import train_and_evaluate
+
+
+def test_rt_polarity_reads_every_row_as_cp1252(data_dir):
+    corpus = data.load("rt-polarity", data_dir)
+    assert len(corpus) == 10662 and np.bincount(corpus.labels).tolist() == [5331, 5331]
+    assert any("clichés" in t for t in corpus.texts)  # 0xE9
+    assert any("interwoven…" in t for t in corpus.texts)  # 0x85 is "…" in cp1252, not a break
+    assert all(t == t.strip() and t for t in corpus.texts)
+
+
+@pytest.mark.parametrize("name", ["amazon", "imdb"])
+def test_uci_files_read_every_row(data_dir, name):
+    corpus = data.load(name, data_dir)
+    assert len(corpus) == 1000 and np.bincount(corpus.labels).tolist() == [500, 500]
+    if name == "imdb":  # unbalanced quotes and U+0085 inside sentences survive
+        assert any("\x85" in t for t in corpus.texts)
+        assert sum(t.count('"') % 2 for t in corpus.texts) > 0
+
+
+def test_uci_malformed_and_empty_lines_are_errors(tmp_path, monkeypatch):
+    folder = tmp_path / "sentiment" / "uci_sentiment_labelled_sentences"
+    folder.mkdir(parents=True)
+    path = folder / "amazon_cells_labelled.txt"
+    path.write_text("good phone\t1\nno label here\n")
+    with pytest.raises(
+        DataError,
+        match=r"amazon_cells_labelled.txt, line 2: expected "
+        r"'sentence<TAB>0'",
+    ):
+        data.load("amazon", str(tmp_path))
+    path.write_text("good phone\t1\n\nbad\t0\n")
+    with pytest.raises(DataError, match=r"line 2: empty line"):
+        data.load("amazon", str(tmp_path))
+    path.write_text("")
+    with pytest.raises(DataError, match="the file is empty"):
+        data.load("amazon", str(tmp_path))
+
+
+def test_folds_test_every_example_once():
+    splits = data.folds(103, 10, seed=1)
+    tested = np.concatenate([test for _, test in splits])
+    assert sorted(tested.tolist()) == list(range(103))
+    for train, test in splits:
+        assert not set(train) & set(test) and len(train) + len(test) == 103
+
+
+def test_predictions_do_not_depend_on_padding():
+    config = Config(embed_size=8, hidden_size=6, num_layers=2)
+    params = model.init_params(config, 20, jax.random.key(0))
+    ids = jnp.asarray([[5, 6, 7, 8, 0, 0], [9, 4, 0, 0, 0, 0]])
+    lengths = jnp.asarray([4, 2])
+    short = model.logits(config, params, ids[:, :4], lengths)
+    garbage = ids.at[:, 4:].set(13).at[1, 2:].set(17)  # other tokens in the padding
+    long = model.logits(config, params, garbage, lengths)
+    np.testing.assert_allclose(short, long, atol=1e-6)
+
+
+def test_bow_baseline_learns_and_round_trips(tmp_path):
+    docs = [["great", "fun"], ["dull", "mess"], ["great", "cast"], ["a", "mess"]] * 5
+    labels = np.array([1, 0, 1, 0] * 5)
+    fitted = bow.BagOfWords(l2=1e-3).fit(docs, labels)
+    assert np.array_equal(fitted.predict_proba(docs) > 0.5, labels == 1)
+    bow.save(fitted, str(tmp_path))
+    again = bow.load(str(tmp_path))
+    np.testing.assert_allclose(again.predict_proba(docs), fitted.predict_proba(docs))
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, data_dir):
+    workdir = tmp_path_factory.mktemp("sentiment")
+    config = Config(
+        dataset="amazon",
+        data_dir=data_dir,
+        embed_size=16,
+        hidden_size=8,
+        epochs=1,
+        ensemble=2,
+        batch_size=32,
+        combine_bow=True,
+    )
+    results = train_and_evaluate(config, str(workdir))
+    return workdir, results
+
+
+@pytest.mark.slow
+def test_smoke_run_writes_results_and_plots(trained):
+    workdir, results = trained
+    stored = json.loads((workdir / "results.json").read_text())
+    assert stored["accuracy"] == results["accuracy"]
+    assert sum(map(sum, stored["confusion_matrix"])) == 100  # every test sentence, once
+    for name in ("accuracy_vs_length.png", "confusion_matrix.png", "fold0/vocab.json"):
+        assert (workdir / name).exists()
+
+
+@pytest.mark.slow
+def test_predict_cli_on_a_file_keeps_count_and_order(trained, tmp_path, capsys):
+    workdir, _ = trained
+    lines = ["Great phone, works perfectly!", "zzqx unknownword blorp", "Terrible, broke in a day."]
+    path = tmp_path / "in.txt"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    predict.main(["--workdir", str(workdir), "--file", str(path)])
+    out = capsys.readouterr().out.splitlines()
+    assert len(out) == 3
+    classifier = predict.Classifier(str(workdir))
+    expected = [predict.format_prediction(float(p)) for p in classifier.positive_probability(lines)]
+    assert out == expected
+    for line in out:
+        label, probability = line.split("\t")
+        assert label in ("negative", "positive") and 0.5 <= float(probability) <= 1.0
+
+
+@pytest.mark.slow
+def test_predict_cli_reports_empty_lines(trained, tmp_path, capsys):
+    workdir, _ = trained
+    path = tmp_path / "in.txt"
+    path.write_text("fine\n\nalso fine\n", encoding="utf-8")
+    with pytest.raises(SystemExit) as exit_info:
+        predict.main(["--workdir", str(workdir), "--file", str(path)])
+    assert exit_info.value.code == 2
+    assert "line 2: empty line" in capsys.readouterr().err
+
+
+def test_predict_cli_without_a_model(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        predict.main(["--workdir", str(tmp_path), "hello"])
+    assert "holds no trained sentiment model" in capsys.readouterr().err
