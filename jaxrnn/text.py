@@ -116,8 +116,9 @@ class Vocabulary:
         counts = collections.Counter(t for tokens in token_lists for t in tokens)
         for special in SPECIALS:
             counts.pop(special, None)
-        kept = sorted((t for t, n in counts.items() if n >= min_freq),
-                      key=lambda t: (-counts[t], t))
+        kept = sorted(
+            (t for t, n in counts.items() if n >= min_freq), key=lambda t: (-counts[t], t)
+        )
         if max_size is not None:
             kept = kept[: max(0, max_size - len(SPECIALS))]
         return cls([*SPECIALS, *kept])
@@ -151,8 +152,10 @@ class Vocabulary:
         if unknown == "error":
             missing = sorted({t for t in tokens if t not in self._ids})
             if missing:
-                raise KeyError(f"tokens not in the vocabulary: {missing[:10]!r}"
-                               + (f" (and {len(missing) - 10} more)" if len(missing) > 10 else ""))
+                raise KeyError(
+                    f"tokens not in the vocabulary: {missing[:10]!r}"
+                    + (f" (and {len(missing) - 10} more)" if len(missing) > 10 else "")
+                )
         elif unknown != "unk":
             raise ValueError(f"unknown must be 'unk' or 'error', got {unknown!r}")
         ids = [self._ids.get(t, self.unk_id) for t in tokens]
@@ -213,8 +216,10 @@ def pad_batch(
     longest = int(lengths.max(initial=0))
     length = longest if length is None else length
     if longest > length:
-        raise ValueError(f"a sequence has {longest} tokens, more than length={length}; "
-                         "pass a larger length (sequences are never truncated silently)")
+        raise ValueError(
+            f"a sequence has {longest} tokens, more than length={length}; "
+            "pass a larger length (sequences are never truncated silently)"
+        )
     ids = np.full((len(sequences), length), pad_id, np.int32)
     for row, seq in enumerate(sequences):
         ids[row, : len(seq)] = seq
@@ -285,8 +290,10 @@ class BucketedBatches:
             raise ValueError(f"labels has {len(labels)} entries for {len(sequences)} sequences")
         buckets = tuple(sorted(buckets or bucket_lengths(int(lengths.max()))))
         if lengths.max() > buckets[-1]:
-            raise ValueError(f"a sequence has {int(lengths.max())} tokens, more than the largest "
-                             f"bucket {buckets[-1]}; add a larger bucket")
+            raise ValueError(
+                f"a sequence has {int(lengths.max())} tokens, more than the largest "
+                f"bucket {buckets[-1]}; add a larger bucket"
+            )
         self.sequences = [np.asarray(s, np.int32) for s in sequences]
         self.labels = None if labels is None else np.asarray(labels)
         self.batch_size, self.buckets, self.seed, self.shuffle = batch_size, buckets, seed, shuffle
@@ -302,8 +309,10 @@ class BucketedBatches:
         plan = []
         for bucket, members in enumerate(self.members):
             order = rng.permutation(members) if self.shuffle else members
-            plan += [(bucket, order[i : i + self.batch_size])
-                     for i in range(0, len(order), self.batch_size)]
+            plan += [
+                (bucket, order[i : i + self.batch_size])
+                for i in range(0, len(order), self.batch_size)
+            ]
         if self.shuffle:
             plan = [plan[i] for i in rng.permutation(len(plan))]
         self._plan = (epoch, plan)
@@ -320,8 +329,9 @@ class BucketedBatches:
 
     def _batch(self, bucket: int, rows: np.ndarray) -> dict[str, np.ndarray]:
         filler = self.batch_size - len(rows)
-        ids, lengths = pad_batch([self.sequences[r] for r in rows] + [[]] * filler,
-                                 self.buckets[bucket])
+        ids, lengths = pad_batch(
+            [self.sequences[r] for r in rows] + [[]] * filler, self.buckets[bucket]
+        )
         batch = {
             "ids": ids,
             "lengths": lengths,

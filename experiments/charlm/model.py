@@ -6,6 +6,7 @@ import jax
 import jax.numpy as jnp
 
 import jaxrnn
+from jaxrnn import text
 
 CELLS = {"lstm": jaxrnn.lstm, "gru": jaxrnn.gru}
 
@@ -64,7 +65,8 @@ def step_fn(config, params):
     """``step(carry, tokens (b,)) -> (carry, logits (b, v))`` for `jaxrnn.decode.generate`.
 
     The first layer's input projection of every character is computed once, so a step
-    gathers one row instead of multiplying the embedding by ``W_ih``.
+    gathers one row instead of multiplying the embedding by ``W_ih``. The reserved ids
+    (``<pad>``, ``<unk>``, ...) are never characters, so they are never generated.
     """
     layer_cells = cells(config)
     first = layer_cells[0].project(params["layers"][0], params["embed"])  # (v, g)
@@ -76,6 +78,7 @@ def step_fn(config, params):
         for cell, p, c in zip(layer_cells[1:], params["layers"][1:], carry[1:], strict=True):
             c, x = cell.step(p, c, x)
             new_carry.append(c)
-        return tuple(new_carry), x @ params["head"]["w"] + params["head"]["b"]
+        logits = x @ params["head"]["w"] + params["head"]["b"]
+        return tuple(new_carry), logits.at[:, : len(text.SPECIALS)].set(-jnp.inf)
 
     return step

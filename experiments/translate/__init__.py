@@ -1,0 +1,1 @@
+"""Sequence to sequence: Turkish to English translation (``python -m experiments.translate``)."""

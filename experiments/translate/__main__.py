@@ -1,0 +1,3 @@
+from experiments.translate.main import main
+
+main()

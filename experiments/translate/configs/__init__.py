@@ -1,0 +1,1 @@
+"""Configs of the translation experiment; `default.Config` is what the CLI runs."""

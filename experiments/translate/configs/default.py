@@ -1,0 +1,53 @@
+"""The default Turkish -> English translation experiment: every field is a CLI flag."""
+
+import dataclasses
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    """Data, model, training and decoding of the translation experiment."""
+
+    data_dir: str = ""
+    """Folder holding the shared data sets (translation_tur_eng/tur.txt). Empty: $JAXRNN_DATA."""
+    split_seed: int = 0
+    """Seeds the split of the distinct English sentences into train / val / test."""
+    val_fraction: float = 0.03
+    """Fraction of distinct English sentences held out for validation."""
+    test_fraction: float = 0.05
+    """Fraction of distinct English sentences held out for testing."""
+    min_freq: int = 2
+    """Words seen fewer times in training become <unk> (both languages)."""
+    max_source_tokens: int = 20
+    """Longest Turkish sentence (tokens); longer ones are reported and left out of training."""
+    max_target_tokens: int = 14
+    """Longest English sentence (tokens, <eos> included)."""
+    seed: int = 0
+    """Seeds initialisation, dropout and batch order."""
+    embed_size: int = 256
+    """Word embedding size (source and target)."""
+    encoder_size: int = 256
+    """GRU units per direction in each encoder layer."""
+    encoder_layers: int = 2
+    """Stacked bidirectional encoder layers."""
+    decoder_size: int = 512
+    """GRU units of the decoder."""
+    attention_size: int = 256
+    """Size of the additive (Bahdanau) attention layer."""
+    dropout: float = 0.2
+    """Dropout on embeddings, between encoder layers and before the output layer."""
+    label_smoothing: float = 0.1
+    """Label smoothing of the target distribution."""
+    batch_size: int = 64
+    """Sentence pairs per update."""
+    num_steps: int = 9000
+    """Updates."""
+    learning_rate: float = 2e-3
+    """Peak Adam learning rate (warm-up, cosine decay to 5%)."""
+    eval_every: int = 1000
+    """Validation loss (and checkpoint) every this many steps."""
+    beam_size: int = 5
+    """Beam width for the beam-search results."""
+    length_penalty: float = 0.6
+    """Alpha of the length normalisation ((5 + len) / 6) ** alpha in beam search."""
+    max_decode_tokens: int = 16
+    """Most tokens generated per sentence."""

@@ -1,0 +1,130 @@
+"""Encoder-decoder with additive (Bahdanau) attention, built from jaxrnn cells and layers.
+
+Encoder: embedding -> stacked bidirectional GRU over the padded source (``seq_lengths``).
+Decoder: a GRU whose input is the previous target word and the attention context; the
+attention reads the encoder outputs with the previous decoder state as query, masked so that
+padding gets no weight; the output layer is tied to the target embeddings.
+"""
+
+from typing import Any
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+import jaxrnn
+
+
+class Memory(NamedTuple):
+    """What the decoder attends to: fixed for a sentence during decoding."""
+
+    outputs: jax.Array  # (b, s, 2e) encoder outputs
+    keys: jax.Array  # (b, s, a) their attention projection, computed once
+    mask: jax.Array  # (b, s) True on real source tokens
+
+
+def encoder(config) -> jaxrnn.Layer:
+    layers = [
+        jaxrnn.bidirectional(jaxrnn.gru(config.encoder_size)) for _ in range(config.encoder_layers)
+    ]
+    return jaxrnn.stacked(layers, dropout=config.dropout)
+
+
+def decoder_cell(config) -> jaxrnn.Cell:
+    return jaxrnn.gru(config.decoder_size)
+
+
+def init_params(config, source_vocab: int, target_vocab: int, key) -> dict[str, Any]:
+    keys = jax.random.split(key, 8)
+    e, a, d, m = (
+        config.embed_size,
+        config.attention_size,
+        config.decoder_size,
+        2 * config.encoder_size,
+    )
+    normal = lambda k, shape, fan_in: jax.random.normal(k, shape) / jnp.sqrt(fan_in)
+    return {
+        "source_embed": normal(keys[0], (source_vocab, e), e),
+        "target_embed": normal(keys[1], (target_vocab, e), e),
+        "encoder": encoder(config).init(keys[2], e),
+        "bridge": {"w": normal(keys[3], (m, d), m), "b": jnp.zeros((d,))},
+        "attention": {
+            "keys": normal(keys[4], (m, a), m),
+            "query": normal(keys[5], (d, a), d),
+            "v": normal(keys[6], (a,), a),
+        },
+        "decoder": decoder_cell(config).init(keys[7], e + m),
+        "out": {"w": normal(jax.random.fold_in(key, 1), (d + m, e), d + m), "b": jnp.zeros((e,))},
+        "out_bias": jnp.zeros((target_vocab,)),
+    }
+
+
+def encode(config, params, source_ids, source_lengths, key=None):
+    """Encodes ``(b, s)`` source ids; returns the decoder's first state ``(b, d)`` and its
+    `Memory`."""
+    keys = (None, None) if key is None else jax.random.split(key)
+    x = params["source_embed"][source_ids]
+    if key is not None:
+        x = jaxrnn.dropout_apply(keys[0], x, config.dropout)
+    carries, outputs = encoder(config).apply(
+        params["encoder"], x, seq_lengths=source_lengths, dropout_key=keys[1]
+    )
+    last = carries[-1]  # the top layer's BidirectionalCarry
+    summary = jnp.concatenate([last.forward, last.backward], axis=-1)
+    state = jnp.tanh(summary @ params["bridge"]["w"] + params["bridge"]["b"])
+    mask = jnp.arange(source_ids.shape[1])[None, :] < source_lengths[:, None]
+    return state, Memory(outputs, outputs @ params["attention"]["keys"], mask)
+
+
+def attend(params, state, memory: Memory):
+    """Additive attention: weights ``(b, s)`` (zero on padding, summing to 1) and context."""
+    query = state @ params["attention"]["query"]  # (b, a)
+    scores = jnp.tanh(memory.keys + query[:, None, :]) @ params["attention"]["v"]  # (b, s)
+    scores = jnp.where(memory.mask, scores, -jnp.inf)
+    weights = jax.nn.softmax(scores, axis=-1)
+    weights = jnp.where(memory.mask, weights, 0.0)  # exact zeros (and no NaN for empty rows)
+    return weights, jnp.einsum("bs,bsm->bm", weights, memory.outputs)
+
+
+def decode_step(config, params, state, memory: Memory, tokens, key=None):
+    """One decoder step: ``(state (b, d), tokens (b,)) -> (state, logits (b, v), weights)``."""
+    weights, context = attend(params, state, memory)
+    embedded = params["target_embed"][tokens]
+    state, _ = decoder_cell(config).step(
+        params["decoder"], state, jnp.concatenate([embedded, context], axis=-1)
+    )
+    hidden = jnp.tanh(
+        jnp.concatenate([state, context], axis=-1) @ params["out"]["w"] + params["out"]["b"]
+    )
+    if key is not None:
+        hidden = jaxrnn.dropout_apply(key, hidden, config.dropout)
+    logits = hidden @ params["target_embed"].T + params["out_bias"]  # tied output layer
+    return state, logits, weights
+
+
+def teacher_forced(config, params, source_ids, source_lengths, decoder_inputs, key=None):
+    """Logits ``(b, t, v)`` and attention ``(b, t, s)`` for known previous target words."""
+    k_encode, k_decode = (None, None) if key is None else jax.random.split(key)
+    state, memory = encode(config, params, source_ids, source_lengths, k_encode)
+    steps = decoder_inputs.shape[1]
+    step_keys = None if k_decode is None else jax.random.split(k_decode, steps)
+
+    def body(state, inputs):
+        tokens, step_key = inputs
+        state, logits, weights = decode_step(config, params, state, memory, tokens, step_key)
+        return state, (logits, weights)
+
+    _, (logits, weights) = jax.lax.scan(body, state, (decoder_inputs.T, step_keys))
+    return jnp.swapaxes(logits, 0, 1), jnp.swapaxes(weights, 0, 1)
+
+
+def step_fn(config, params):
+    """``step(carry, tokens) -> (carry, logits)`` for `jaxrnn.decode`; the carry is
+    ``(state, memory)`` so that beam search reorders both with the hypotheses."""
+
+    def step(carry, tokens):
+        state, memory = carry
+        state, logits, _ = decode_step(config, params, state, memory, tokens)
+        return (state, memory), logits
+
+    return step

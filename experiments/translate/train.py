@@ -1,0 +1,335 @@
+"""Train and evaluate Turkish -> English translation; `train_and_evaluate` runs it all."""
+
+import dataclasses
+import functools
+import json
+import os
+import time
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import sacrebleu
+
+from experiments.reporting import write_json
+from experiments.translate import data
+from experiments.translate import model
+from experiments.translate.configs.default import Config
+from jaxrnn import decode
+from jaxrnn import text
+from jaxrnn import train
+
+SOURCE_BUCKETS = (8, 12, 16, 24, 32, 48, 64)
+
+
+@dataclasses.dataclass
+class Prepared:
+    pairs: data.Pairs
+    rows: dict[str, np.ndarray]  # split name -> row indices into pairs
+    source_vocab: text.Vocabulary
+    target_vocab: text.Vocabulary
+    dropped: int  # training pairs left out for being longer than the limits
+
+
+def prepare(config: Config) -> Prepared:
+    pairs = data.load(config.data_dir or None)
+    train_rows, val_rows, test_rows = data.split_by_english(
+        pairs, config.val_fraction, config.test_fraction, config.split_seed
+    )
+    source = [data.turkish_tokens(s) for s in pairs.turkish]
+    target = [data.english_tokens(s) for s in pairs.english]
+    fits = [
+        len(source[i]) <= config.max_source_tokens
+        and len(target[i]) + 1 <= config.max_target_tokens
+        for i in train_rows
+    ]
+    kept = train_rows[np.asarray(fits, bool)]
+    return Prepared(
+        pairs=pairs,
+        rows={"train": kept, "val": val_rows, "test": test_rows},
+        source_vocab=text.Vocabulary.build([source[i] for i in kept], min_freq=config.min_freq),
+        target_vocab=text.Vocabulary.build([target[i] for i in kept], min_freq=config.min_freq),
+        dropped=len(train_rows) - len(kept),
+    )
+
+
+def encode_sources(vocab: text.Vocabulary, sentences: list[str]) -> list[np.ndarray]:
+    return [vocab.encode(data.turkish_tokens(s)) for s in sentences]
+
+
+def encode_targets(config: Config, vocab: text.Vocabulary, sentences: list[str]) -> np.ndarray:
+    """English sentences as ``(n, max_target_tokens)`` ids ending in <eos>, right-padded."""
+    ids = [vocab.encode(data.english_tokens(s), eos=True) for s in sentences]
+    return text.pad_batch(ids, max(config.max_target_tokens, max(map(len, ids))))[0]
+
+
+def pair_batches(config, prepared, split, *, shuffle, batch_size=None):
+    rows = prepared.rows[split]
+    sources = encode_sources(prepared.source_vocab, [prepared.pairs.turkish[i] for i in rows])
+    targets = encode_targets(
+        config, prepared.target_vocab, [prepared.pairs.english[i] for i in rows]
+    )
+    return text.BucketedBatches(
+        sources,
+        targets,
+        batch_size=batch_size or config.batch_size,
+        buckets=_buckets(sources),
+        seed=config.seed,
+        shuffle=shuffle,
+    )
+
+
+def _buckets(sources) -> tuple[int, ...]:
+    """The standard source buckets up to the first that holds the longest sentence."""
+    longest = max(len(s) for s in sources)
+    covering = [b for b in SOURCE_BUCKETS if b >= longest]
+    top = covering[0] if covering else longest
+    return (*tuple(b for b in SOURCE_BUCKETS if b < top), top)
+
+
+def make_loss(config: Config, target_vocab_size: int):
+    def loss_fn(params, batch, key):
+        targets = batch["labels"]
+        bos = jnp.full((targets.shape[0], 1), text.Vocabulary.bos_id, targets.dtype)
+        inputs = jnp.concatenate([bos, targets[:, :-1]], axis=1)
+        logits, _ = model.teacher_forced(
+            config, params, batch["ids"], batch["lengths"], inputs, key
+        )
+        mask = (targets != text.Vocabulary.pad_id) & (batch["weights"][:, None] > 0)
+        one_hot = jax.nn.one_hot(targets, target_vocab_size)
+        smoothed = optax.smooth_labels(one_hot, config.label_smoothing)
+        loss = optax.softmax_cross_entropy(logits, smoothed)
+        nll = optax.softmax_cross_entropy_with_integer_labels(logits, targets)
+        tokens = jnp.sum(mask)
+        mean = lambda x: jnp.sum(jnp.where(mask, x, 0.0)) / tokens
+        return mean(loss), {"nll": mean(nll), "weight": tokens}
+
+    return loss_fn
+
+
+def optimizer(config: Config):
+    schedule = optax.warmup_cosine_decay_schedule(
+        0.0,
+        config.learning_rate,
+        min(500, config.num_steps // 10 + 1),
+        max(config.num_steps, 2),
+        end_value=0.05 * config.learning_rate,
+    )
+    return optax.chain(optax.clip_by_global_norm(1.0), optax.adam(schedule))
+
+
+@functools.cache
+def _decoders(config: Config):
+    """Jitted greedy and beam decoders for this config."""
+
+    @jax.jit
+    def greedy(params, ids, lengths):
+        state, memory = model.encode(config, params, ids, lengths)
+        bos = jnp.full((ids.shape[0],), text.Vocabulary.bos_id, jnp.int32)
+        tokens, _ = decode.generate(
+            model.step_fn(config, params), (state, memory), bos, length=config.max_decode_tokens
+        )
+        return tokens
+
+    @functools.partial(jax.jit, static_argnames="beam_size")
+    def beam(params, ids, lengths, beam_size):
+        state, memory = model.encode(config, params, ids, lengths)
+        repeat = lambda x: jnp.repeat(x, beam_size, axis=0)
+        carry = (repeat(state), jax.tree.map(repeat, memory))
+        bos = jnp.full((ids.shape[0],), text.Vocabulary.bos_id, jnp.int32)
+        tokens, _, _ = decode.beam_search(
+            model.step_fn(config, params),
+            carry,
+            bos,
+            beam_size=beam_size,
+            max_length=config.max_decode_tokens,
+            eos_id=text.Vocabulary.eos_id,
+            length_penalty=config.length_penalty,
+        )
+        return tokens[:, 0]
+
+    return greedy, beam
+
+
+def translate(
+    config: Config,
+    params,
+    source_vocab,
+    target_vocab,
+    sentences: list[str],
+    beam_size: int = 1,
+    batch_size: int = 128,
+) -> list[str]:
+    """Translates Turkish sentences to English (greedy when ``beam_size == 1``)."""
+    if beam_size < 1:
+        raise ValueError(f"beam size must be at least 1, got {beam_size}")
+    sources = encode_sources(source_vocab, sentences)
+    out = [""] * len(sentences)
+    nonempty = [n for n, s in enumerate(sources) if len(s)]
+    if not nonempty:
+        return out
+    batches = text.BucketedBatches(
+        [sources[n] for n in nonempty],
+        batch_size=batch_size,
+        buckets=_buckets([sources[n] for n in nonempty]),
+        shuffle=False,
+    )
+    greedy, beam = _decoders(config)
+    for batch in batches.epoch(0):
+        if beam_size == 1:
+            tokens = greedy(params, batch["ids"], batch["lengths"])
+        else:
+            tokens = beam(params, batch["ids"], batch["lengths"], beam_size)
+        for row, index in enumerate(batch["index"]):
+            if index >= 0:
+                out[nonempty[index]] = data.detokenize(target_vocab.decode(tokens[row]))
+    return out
+
+
+def score(hypotheses: list[str], references: list[str]) -> dict[str, Any]:
+    """Corpus BLEU and chrF with sacrebleu (detokenised text), with their signatures."""
+    bleu, chrf = sacrebleu.metrics.BLEU(), sacrebleu.metrics.CHRF()
+    b, c = bleu.corpus_score(hypotheses, [references]), chrf.corpus_score(hypotheses, [references])
+    return {
+        "bleu": b.score,
+        "chrf": c.score,
+        "bleu_signature": str(bleu.get_signature()),
+        "chrf_signature": str(chrf.get_signature()),
+    }
+
+
+def attention_map(
+    config: Config, params, source_vocab, target_vocab, sentence: str, translation: str
+):
+    """Attention weights ``(target tokens, source tokens)`` of the model on its own output."""
+    source = source_vocab.encode(data.turkish_tokens(sentence))
+    target = target_vocab.encode(data.english_tokens(translation), eos=True)
+    inputs = np.concatenate([[text.Vocabulary.bos_id], target[:-1]])[None]
+    _, weights = model.teacher_forced(
+        config, params, jnp.asarray(source[None]), jnp.asarray([len(source)]), jnp.asarray(inputs)
+    )
+    return (
+        np.asarray(weights[0]),
+        source_vocab.decode(source, strip_special=False),
+        target_vocab.decode(target, strip_special=False),
+    )
+
+
+def train_and_evaluate(config: Config, workdir: str) -> dict[str, Any]:
+    """Trains the attention model, decodes the test split greedily and with beam search, and
+    writes results.json, examples and attention heat maps."""
+    os.makedirs(workdir, exist_ok=True)
+    prepared = prepare(config)
+    prepared.source_vocab.save(os.path.join(workdir, "source_vocab.json"))
+    prepared.target_vocab.save(os.path.join(workdir, "target_vocab.json"))
+    with open(os.path.join(workdir, "config.json"), "w", encoding="utf-8") as f:
+        json.dump(dataclasses.asdict(config), f, indent=2)
+    sizes = {k: len(v) for k, v in prepared.rows.items()}
+    print(
+        f"{len(prepared.pairs):,} pairs: {sizes['train']:,} train, {sizes['val']:,} val, "
+        f"{sizes['test']:,} test (split by English sentence; {prepared.dropped} over-long "
+        f"training pairs left out); vocabularies: {len(prepared.source_vocab):,} Turkish, "
+        f"{len(prepared.target_vocab):,} English words"
+    )
+    batches = pair_batches(config, prepared, "train", shuffle=True)
+    val = pair_batches(config, prepared, "val", shuffle=False, batch_size=256).epoch(0)
+    params = model.init_params(
+        config, len(prepared.source_vocab), len(prepared.target_vocab), jax.random.key(config.seed)
+    )
+    result = train.fit(
+        make_loss(config, len(prepared.target_vocab)),
+        params,
+        batches,
+        num_steps=config.num_steps,
+        optimizer=optimizer(config),
+        val_data=val,
+        eval_every=config.eval_every,
+        workdir=workdir,
+        seed=config.seed,
+        keep_last=2,
+        log_every=max(1, config.eval_every // 5),
+        config={**dataclasses.asdict(config), "data_dir": None},
+    )
+    train_seconds = result.history[-1]["wall_time"]
+    best = train.Checkpointer(os.path.join(workdir, "checkpoints")).restore_params(params, "best")
+
+    test = prepared.pairs.subset(prepared.rows["test"])
+    outputs, scores = {}, {}
+    for name, beam_size in (("greedy", 1), (f"beam {config.beam_size}", config.beam_size)):
+        t = time.perf_counter()
+        outputs[name] = translate(
+            config, best, prepared.source_vocab, prepared.target_vocab, test.turkish, beam_size
+        )
+        scores[name] = {
+            **score(outputs[name], test.english),
+            "decode_seconds": round(time.perf_counter() - t, 1),
+        }
+    beam_name = f"beam {config.beam_size}"
+    examples = pick_examples(test, outputs[beam_name])
+    results = {
+        "pairs": sizes,
+        "dropped_training_pairs": prepared.dropped,
+        "vocabulary": {
+            "turkish": len(prepared.source_vocab),
+            "english": len(prepared.target_vocab),
+        },
+        "train_minutes": round(train_seconds / 60, 1),
+        "best_step": result.best_step,
+        "test": scores,
+        "examples": examples,
+        "config": dataclasses.asdict(config),
+    }
+    write_json(os.path.join(workdir, "results.json"), results)
+    print(f"\ntest ({sizes['test']:,} pairs), after {train_seconds / 60:.1f} min of training:")
+    for name, s in scores.items():
+        print(
+            f"  {name:8s} BLEU {s['bleu']:.2f}  chrF {s['chrf']:.2f}  "
+            f"({s['decode_seconds']} s to decode)"
+        )
+    print(f"  {scores['greedy']['bleu_signature']}\n  {scores['greedy']['chrf_signature']}")
+    print("\nexamples (Turkish | reference | beam search):")
+    for e in examples:
+        print(f"  [{e['kind']}] {e['turkish']} | {e['reference']} | {e['translation']}")
+
+    from experiments.translate import plots
+
+    for n, e in enumerate(examples[:4]):
+        weights, source, target = attention_map(
+            config,
+            best,
+            prepared.source_vocab,
+            prepared.target_vocab,
+            e["turkish"],
+            e["translation"],
+        )
+        plots.attention(os.path.join(workdir, f"attention_{n}.png"), weights, source, target)
+    print(
+        f"\nresults: {os.path.join(workdir, 'results.json')}; attention maps: "
+        f"{workdir}/attention_*.png"
+    )
+    return results
+
+
+def pick_examples(test: data.Pairs, translations: list[str], count: int = 10, seed: int = 0):
+    """Five good and five bad test translations (by sentence chrF), drawn at random."""
+    chrf = sacrebleu.metrics.CHRF()
+    sentence = [
+        chrf.sentence_score(h, [r]).score for h, r in zip(translations, test.english, strict=True)
+    ]
+    order = np.argsort(sentence)
+    rng = np.random.default_rng(seed)
+    good = rng.choice(order[len(order) // 2 :], count // 2, replace=False)
+    bad = rng.choice(order[: len(order) // 5], count - count // 2, replace=False)
+    return [
+        {
+            "kind": kind,
+            "turkish": test.turkish[i],
+            "reference": test.english[i],
+            "translation": translations[i],
+            "chrf": round(sentence[i], 1),
+        }
+        for kind, rows in (("good", good), ("bad", bad))
+        for i in rows
+    ]

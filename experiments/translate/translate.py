@@ -1,0 +1,74 @@
+"""Translate Turkish sentences to English with a trained model.
+
+    python -m experiments.translate.translate --workdir runs/translate "Merhaba." "Nasılsın?"
+    python -m experiments.translate.translate --workdir runs/translate --file in.txt --beam 5
+
+With --file, prints exactly one line per input line, in order; an empty input line gives an
+empty output line.
+"""
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+
+import jax
+
+from experiments.translate import model
+from experiments.translate.configs.default import Config
+from experiments.translate.train import translate
+from jaxrnn import text
+from jaxrnn import train
+
+
+def load(workdir: str, which: str = "best"):
+    """``(config, params, source_vocab, target_vocab)`` of a trained run."""
+    config_path = os.path.join(workdir, "config.json")
+    if not os.path.exists(config_path):
+        raise FileNotFoundError(
+            f"{workdir} holds no trained model ({config_path} is missing); "
+            f"train one with: python -m experiments.translate --workdir "
+            f"{workdir}"
+        )
+    with open(config_path, encoding="utf-8") as f:
+        config = Config(**json.load(f))
+    source = text.Vocabulary.load(os.path.join(workdir, "source_vocab.json"))
+    target = text.Vocabulary.load(os.path.join(workdir, "target_vocab.json"))
+    like = model.init_params(config, len(source), len(target), jax.random.key(0))
+    params = train.Checkpointer(os.path.join(workdir, "checkpoints")).restore_params(like, which)
+    return config, params, source, target
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("sentences", nargs="*", help="Turkish sentences")
+    parser.add_argument("--workdir", required=True, help="folder of a trained run")
+    parser.add_argument("--file", help="translate each line of this UTF-8 file")
+    parser.add_argument("--beam", type=int, default=1, help="beam size (1 = greedy)")
+    args = parser.parse_args(argv)
+    if bool(args.sentences) == bool(args.file):
+        parser.error("give sentences on the command line or --file F (one of the two)")
+    if args.beam < 1:
+        parser.error("--beam must be at least 1")
+    try:
+        if args.file:
+            with open(args.file, encoding="utf-8") as f:
+                lines = f.read().split("\n")
+            if lines and lines[-1] == "":
+                lines.pop()
+            sentences = [line.rstrip("\r") for line in lines]
+        else:
+            sentences = list(args.sentences)
+        config, params, source, target = load(args.workdir)
+    except (OSError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)
+    for line in translate(config, params, source, target, sentences, args.beam):
+        print(line)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,146 @@
+"""Translation: split by English sentence, Turkish lower-casing, attention masking, decoding
+invariances, the translate CLI, and a smoke run."""
+
+import functools
+import json
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from experiments.translate import data
+from experiments.translate import model
+from experiments.translate import translate as translate_cli
+from experiments.translate.configs.default import Config
+from experiments.translate.train import _decoders
+from experiments.translate.train import train_and_evaluate
+
+TINY = Config(
+    embed_size=16,
+    encoder_size=16,
+    decoder_size=24,
+    attention_size=8,
+    encoder_layers=2,
+    max_decode_tokens=7,
+)
+
+
+def test_split_puts_each_english_sentence_on_one_side(data_dir):
+    pairs = data.load(data_dir)
+    assert len(pairs) == 72341
+    train, val, test = data.split_by_english(pairs, 0.03, 0.05, seed=0)
+    assert len(train) + len(val) + len(test) == len(pairs)
+    sides = [{pairs.english[i] for i in rows} for rows in (train, val, test)]
+    assert not sides[0] & sides[1] and not sides[0] & sides[2] and not sides[1] & sides[2]
+    # Sentences with several Turkish translations keep all of them on their side.
+    assert len(test) > len(sides[2])
+
+
+def test_turkish_tokens_use_turkish_case_rules():
+    assert data.turkish_tokens("IĞDIR'DA İKİ IRMAK VAR.") == [
+        "ığdır'da",
+        "iki",
+        "ırmak",
+        "var",
+        ".",
+    ]
+    assert data.english_tokens("I LIKE IT.") == ["I", "LIKE", "IT", "."]
+
+
+def test_detokenize_inverts_tokenize_on_almost_all_references(data_dir):
+    english = sorted(set(data.load(data_dir).english))
+    failures = [e for e in english if data.detokenize(data.english_tokens(e)) != e]
+    assert len(failures) < 0.001 * len(english)  # abbreviations like "U.S." and "p.m."
+
+
+@functools.cache
+def tiny_model():
+    params = model.init_params(TINY, 30, 25, jax.random.key(0))
+    ids = jnp.asarray(
+        [[5, 6, 7, 8, 9, 0, 0], [10, 11, 0, 0, 0, 0, 0], [12, 13, 14, 15, 16, 17, 18]]
+    )
+    lengths = jnp.asarray([5, 2, 7])
+    return params, ids, lengths
+
+
+def test_attention_sums_to_one_and_ignores_padding():
+    params, ids, lengths = tiny_model()
+    inputs = jnp.asarray([[2, 5, 6], [2, 7, 8], [2, 9, 9]])
+    _, weights = model.teacher_forced(TINY, params, ids, lengths, inputs)
+    np.testing.assert_allclose(weights.sum(axis=-1), np.ones((3, 3)), rtol=1e-5)
+    assert float(jnp.abs(weights[0, :, 5:]).max()) == 0.0
+    assert float(jnp.abs(weights[1, :, 2:]).max()) == 0.0
+    # And the padding's content never matters.
+    other = ids.at[0, 5:].set(21).at[1, 2:].set(22)
+    logits_a, _ = model.teacher_forced(TINY, params, ids, lengths, inputs)
+    logits_b, _ = model.teacher_forced(TINY, params, other, lengths, inputs)
+    np.testing.assert_allclose(logits_a, logits_b, atol=1e-5)
+
+
+def test_beam_size_one_equals_greedy():
+    params, ids, lengths = tiny_model()
+    greedy, beam = _decoders(TINY)
+    g = np.asarray(greedy(params, ids, lengths))
+    b = np.asarray(beam(params, ids, lengths, 1))
+    for row_g, row_b in zip(g, b, strict=True):
+        end = list(row_g).index(3) + 1 if 3 in row_g else len(row_g)  # up to <eos>
+        np.testing.assert_array_equal(row_b[:end], row_g[:end])
+
+
+@pytest.mark.parametrize("beam_size", [1, 3])
+def test_decoding_does_not_depend_on_batch_padding(beam_size):
+    params, ids, lengths = tiny_model()
+    greedy, beam = _decoders(TINY)
+    run = (
+        (lambda i, n: greedy(params, i, n))
+        if beam_size == 1
+        else (lambda i, n: beam(params, i, n, beam_size))
+    )
+    together = np.asarray(run(ids, lengths))
+    alone = np.asarray(run(ids[1:2, :2], lengths[1:2]))  # no padding at all
+    np.testing.assert_array_equal(together[1], alone[0])
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, data_dir):
+    workdir = tmp_path_factory.mktemp("translate")
+    config = Config(
+        data_dir=data_dir,
+        num_steps=30,
+        eval_every=15,
+        embed_size=16,
+        encoder_size=16,
+        decoder_size=32,
+        attention_size=16,
+        beam_size=2,
+        max_decode_tokens=8,
+    )
+    return workdir, train_and_evaluate(config, str(workdir))
+
+
+@pytest.mark.slow
+def test_smoke_run_reports_bleu_chrf_and_examples(trained):
+    workdir, results = trained
+    stored = json.loads((workdir / "results.json").read_text())
+    for name in ("greedy", "beam 2"):
+        assert 0 <= stored["test"][name]["bleu"] <= 100
+        assert stored["test"][name]["bleu_signature"].startswith("nrefs:1")
+    assert len(stored["examples"]) == 10
+    assert (workdir / "attention_0.png").exists()
+
+
+@pytest.mark.slow
+def test_translate_cli_keeps_one_line_per_input_line(trained, tmp_path, capsys):
+    workdir, _ = trained
+    path = tmp_path / "in.txt"
+    path.write_text("Merhaba.\n\nTom burada.\nBilinmeyenkelime xyzzy.\n", encoding="utf-8")
+    translate_cli.main(["--workdir", str(workdir), "--file", str(path), "--beam", "2"])
+    out = capsys.readouterr().out.split("\n")
+    assert out[-1] == "" and len(out) == 5  # four lines, each ended by a newline
+    assert out[1] == ""  # the empty input line stays empty
+    config, params, source, target = translate_cli.load(str(workdir))
+    from experiments.translate.train import translate
+
+    expected = translate(config, params, source, target, ["Tom burada."], 2)
+    assert out[2] == expected[0]
