@@ -123,6 +123,7 @@ def trained(tmp_path_factory, data_dir):
 def test_smoke_run_reports_bleu_chrf_and_examples(trained):
     workdir, results = trained
     stored = json.loads((workdir / "results.json").read_text())
+    assert stored["test"] == results["test"]
     for name in ("greedy", "beam 2"):
         assert 0 <= stored["test"][name]["bleu"] <= 100
         assert stored["test"][name]["bleu_signature"].startswith("nrefs:1")
