@@ -12,10 +12,14 @@ from jaxrnn import interop
 from jaxrnn.bptt import elman_bptt
 from jaxrnn.bptt import gradient_norms
 from jaxrnn.cells import Cell
+from jaxrnn.cells import LinearRecurrence
 from jaxrnn.cells import LSTMCarry
 from jaxrnn.cells import elman
 from jaxrnn.cells import gru
+from jaxrnn.cells import lru
 from jaxrnn.cells import lstm
+from jaxrnn.cells import mingru
+from jaxrnn.cells import minlstm
 from jaxrnn.layers import BidirectionalCarry
 from jaxrnn.layers import Layer
 from jaxrnn.layers import as_layer
@@ -36,6 +40,7 @@ __all__ = (
     "Cell",
     "LSTMCarry",
     "Layer",
+    "LinearRecurrence",
     "as_layer",
     "bidirectional",
     "dropout_apply",
@@ -44,9 +49,12 @@ __all__ = (
     "gradient_norms",
     "gru",
     "interop",
+    "lru",
     "lstm",
     "many_to_many",
     "many_to_one",
+    "mingru",
+    "minlstm",
     "pool",
     "rnn",
     "stacked",

@@ -22,6 +22,8 @@ def unroll(
     reverse: bool = False,
     time_major: bool = False,
     unroll: int = 1,
+    mode: str = "sequential",
+    remat: int | None = None,
 ) -> tuple[Carry, Array]:
     """Runs ``cell`` over every time step of ``xs`` with one `jax.lax.scan`.
 
@@ -47,6 +49,15 @@ def unroll(
       reverse: read each sequence backwards.
       time_major: ``xs`` and ``ys`` are ``(t, b, ...)`` instead of ``(b, t, ...)``.
       unroll: passed to `jax.lax.scan`: how many steps one loop iteration runs.
+      mode: ``"sequential"`` (a `jax.lax.scan`, for every cell) or ``"parallel"`` (a
+        `jax.lax.associative_scan` over time, for cells whose recurrence is linear:
+        `jaxrnn.mingru`, `jaxrnn.minlstm`, `jaxrnn.lru`). Both give the same numbers up to
+        float rounding; the parallel scan accumulates in float32 or wider.
+      remat: checkpoint the scan in segments of this many steps (sequential mode): the
+        backward pass keeps only the carries between segments and recomputes each segment,
+        so memory grows like ``t / remat + remat`` steps instead of ``t``. ``remat ≈ sqrt(t)``
+        is the usual choice for very long sequences. The input projection is then done per
+        segment, too.
 
     Returns:
       ``(final_carry, ys)``: the carry after each sequence's last valid step (leaves
@@ -73,32 +84,107 @@ def unroll(
     lengths = check_seq_lengths(seq_lengths, batch_shape, num_steps)
     carry = _check_initial_carry(cell, params, initial_carry, batch_shape)
 
-    px = cell.project(params, xs_t)  # (t, b, g): one matmul for all steps
+    if mode == "parallel":
+        if remat is not None:
+            raise ValueError(
+                "remat applies to mode='sequential'; the parallel scan keeps no "
+                "per-step residuals of the recurrence to checkpoint"
+            )
+        carry, ys = _parallel(cell, params, xs_t, carry, lengths, reverse)
+    elif mode != "sequential":
+        raise ValueError(f"mode must be 'sequential' or 'parallel', got {mode!r}")
+    elif remat is not None:
+        carry, ys = _segmented(cell, params, xs_t, carry, lengths, reverse, unroll, remat)
+    else:
+        px = cell.project(params, xs_t)  # (t, b, g): one matmul for all steps
+        carry, ys = _scan(cell, params, px, carry, lengths, reverse, unroll, offset=0)
 
+    if not time_major and xs.ndim == 3:
+        ys = jnp.swapaxes(ys, 0, 1)
+    return carry, ys
+
+
+def _scan(cell, params, px, carry, lengths, reverse, unroll, offset):
+    """The recurrence over time-major projected inputs ``px``; steps are numbered from
+    ``offset`` (for segments of a longer sequence)."""
     if lengths is None:
 
         def body(carry, px_t):
             return cell.step_projected(params, carry, px_t)
 
-        carry, ys = jax.lax.scan(body, carry, px, reverse=reverse, unroll=unroll)
-    else:
-        # Masking per step, rather than gathering the carry at length-1 afterwards, means the
-        # scan stacks only ys, and the reversed scan reads exactly the valid prefix backwards.
-        def body(carry, inputs):
-            px_t, t = inputs
-            new_carry, y = cell.step_projected(params, carry, px_t)
-            valid = t < lengths  # (b,)
-            new_carry = jax.tree.map(
-                lambda new, old: jnp.where(_expand(valid, new), new, old), new_carry, carry
-            )
-            return new_carry, jnp.where(_expand(valid, y), y, jnp.zeros_like(y))
+        return jax.lax.scan(body, carry, px, reverse=reverse, unroll=unroll)
 
-        steps = jnp.arange(num_steps, dtype=lengths.dtype)
-        carry, ys = jax.lax.scan(body, carry, (px, steps), reverse=reverse, unroll=unroll)
+    # Masking per step, rather than gathering the carry at length-1 afterwards, means the
+    # scan stacks only ys, and the reversed scan reads exactly the valid prefix backwards.
+    def masked_body(carry, inputs):
+        px_t, t = inputs
+        new_carry, y = cell.step_projected(params, carry, px_t)
+        valid = t < lengths  # (b,)
+        new_carry = jax.tree.map(
+            lambda new, old: jnp.where(_expand(valid, new), new, old), new_carry, carry
+        )
+        return new_carry, jnp.where(_expand(valid, y), y, jnp.zeros_like(y))
 
-    if not time_major and xs.ndim == 3:
-        ys = jnp.swapaxes(ys, 0, 1)
+    num_steps = jax.tree.leaves(px)[0].shape[0]
+    steps = offset + jnp.arange(num_steps, dtype=lengths.dtype)
+    return jax.lax.scan(masked_body, carry, (px, steps), reverse=reverse, unroll=unroll)
+
+
+def _segmented(cell, params, xs_t, carry, lengths, reverse, unroll, segment):
+    """`_scan` in checkpointed segments of ``segment`` steps (see ``remat`` in `unroll`)."""
+    if isinstance(segment, bool) or not isinstance(segment, int) or segment < 1:
+        raise ValueError(f"remat must be a positive int (steps per segment), got {segment!r}")
+    num_steps, batch_shape = xs_t.shape[0], xs_t.shape[1:-1]
+    num_segments = -(-num_steps // segment)
+    padded = num_segments * segment
+    if lengths is None and padded != num_steps:
+        lengths = jnp.full(batch_shape, num_steps, jnp.int32)  # the padding must be skipped
+    xs_seg = jnp.pad(xs_t, [(0, padded - num_steps)] + [(0, 0)] * (xs_t.ndim - 1))
+    xs_seg = xs_seg.reshape((num_segments, segment, *xs_t.shape[1:]))
+    offsets = jnp.arange(num_segments, dtype=jnp.int32) * segment
+
+    @jax.checkpoint
+    def run_segment(carry, inputs):
+        xs_part, offset = inputs
+        px = cell.project(params, xs_part)
+        return _scan(cell, params, px, carry, lengths, reverse, unroll, offset)
+
+    carry, ys = jax.lax.scan(run_segment, carry, (xs_seg, offsets), reverse=reverse)
+    ys = ys.reshape((padded, *ys.shape[2:]))[:num_steps]
     return carry, ys
+
+
+def _parallel(cell, params, xs_t, carry, lengths, reverse):
+    """All steps of a linear recurrence ``h_t = a_t h_{t-1} + b_t`` by an associative scan."""
+    if cell.linear is None:
+        raise ValueError(
+            f"mode='parallel' needs a cell whose recurrence is linear in its carry "
+            f"(jaxrnn.mingru, jaxrnn.minlstm, jaxrnn.lru); {cell!r} has gates that read "
+            "h_{t-1}, so use mode='sequential'"
+        )
+    px = cell.project(params, xs_t)
+    a, b = cell.linear.coefficients(params, px)  # (t, b, n), float32 or wider
+    if lengths is not None:
+        steps = jnp.arange(a.shape[0], dtype=lengths.dtype).reshape((-1,) + (1,) * lengths.ndim)
+        valid = _expand(steps < lengths[None], a)
+        a = jnp.where(valid, a, jnp.ones_like(a))  # padding leaves the state as it is
+        b = jnp.where(valid, b, jnp.zeros_like(b))
+    # Fold the initial state into the first step read (the last one when reversed).
+    first = a.shape[0] - 1 if reverse else 0
+    b = b.at[first].set(a[first] * carry.astype(a.dtype) + b[first])
+
+    def combine(earlier, later):
+        a1, b1 = earlier
+        a2, b2 = later
+        return a2 * a1, a2 * b1 + b2
+
+    _, states = jax.lax.associative_scan(combine, (a, b), reverse=reverse, axis=0)
+    states = states.astype(carry.dtype)
+    ys = cell.linear.readout(params, states, px)
+    if lengths is not None:
+        ys = jnp.where(_expand(steps < lengths[None], ys), ys, jnp.zeros_like(ys))
+    final = states[0] if reverse else states[-1]
+    return final, ys
 
 
 def _expand(mask: Array, like: Array) -> Array:

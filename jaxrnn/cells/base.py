@@ -35,9 +35,10 @@ class Cell(NamedTuple):
         `TypeError` naming the offending entry when ``params`` do not fit this cell.
       name: the family, e.g. ``"lstm"``.
       hidden_size: ``h``, the size of ``y`` and of each carry leaf.
-      parallel: for linear recurrences only, ``parallel(params, px, carry0) -> (carries, ys)``
-        evaluating all time steps of time-major ``px`` with an associative scan; ``None``
-        for cells whose recurrence is non-linear.
+      linear: for cells whose recurrence is linear in the carry, ``h_t = a_t * h_{t-1} + b_t``
+        with ``a_t, b_t`` depending on ``x_t`` only: a `LinearRecurrence` that lets
+        ``jaxrnn.unroll(..., mode="parallel")`` evaluate all steps with an associative scan.
+        None for the classic cells, whose gates read ``h_{t-1}``.
     """
 
     init: Callable[..., Params]
@@ -48,10 +49,38 @@ class Cell(NamedTuple):
     check_params: Callable[[Params], int]
     name: str
     hidden_size: int
-    parallel: Callable[..., tuple[Carry, Array]] | None = None
+    linear: "LinearRecurrence | None" = None
 
     def __repr__(self) -> str:
         return f"jaxrnn.{self.name}(hidden_size={self.hidden_size})"
+
+
+class LinearRecurrence(NamedTuple):
+    """The two halves of a step ``h_t = a_t * h_{t-1} + b_t``, ``y_t = readout(h_t, x_t)``.
+
+    Attributes:
+      coefficients: ``coefficients(params, px) -> (a, b)``, elementwise, shaped like the carry
+        (for any leading shape of ``px``), in float32 (or complex64): the scan accumulates in
+        that precision whatever the params' dtype.
+      readout: ``readout(params, h, px) -> y``, elementwise in time.
+    """
+
+    coefficients: Callable[[Params, Any], tuple[Array, Array]]
+    readout: Callable[[Params, Array, Any], Array]
+
+
+def linear_cell_functions(recurrence: LinearRecurrence, project: Callable):
+    """``(step_projected, step)`` of a cell defined by a `LinearRecurrence`."""
+
+    def step_projected(params: Params, h: Array, px: Any) -> tuple[Array, Array]:
+        a, b = recurrence.coefficients(params, px)
+        h = (a * h.astype(a.dtype) + b).astype(h.dtype)
+        return h, recurrence.readout(params, h, px)
+
+    def step(params: Params, h: Array, x: Array) -> tuple[Array, Array]:
+        return step_projected(params, h, project(params, x))
+
+    return step_projected, step
 
 
 def check_hidden_size(hidden_size: int) -> None:

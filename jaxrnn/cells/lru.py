@@ -1,0 +1,142 @@
+"""The Linear Recurrent Unit (Orvieto et al. 2023, "Resurrecting Recurrent Neural Networks for
+Long Sequences"): a complex diagonal linear recurrence with a stable exponential
+parameterisation, evaluated sequentially or with a parallel scan."""
+
+import math
+
+import jax
+import jax.numpy as jnp
+
+from jaxrnn.cells.base import Cell
+from jaxrnn.cells.base import LinearRecurrence
+from jaxrnn.cells.base import check_hidden_size
+from jaxrnn.cells.base import check_input_size
+from jaxrnn.cells.base import linear_cell_functions
+from jaxrnn.cells.base import make_param_checker
+from jaxrnn.typing import Array
+from jaxrnn.typing import Params
+from jaxrnn.typing import PRNGKey
+
+
+def lru(
+    hidden_size: int,
+    *,
+    state_size: int | None = None,
+    r_min: float = 0.9,
+    r_max: float = 0.999,
+    max_phase: float = 2 * math.pi,
+) -> Cell:
+    r"""The LRU cell: ``n`` complex states, each decaying and rotating on its own.
+
+    .. math::
+        \lambda = \exp(-e^{\nu} + i e^{\theta}), \quad \gamma = e^{\gamma_{\log}}
+        \approx \sqrt{1 - |\lambda|^2} \\
+        h_t = \lambda \odot h_{t-1} + \gamma \odot (x_t B), \quad
+        y_t = \mathrm{Re}(h_t C) + x_t D
+
+    ``|lambda|`` starts uniform in the ring ``[r_min, r_max]`` (close to 1: long memory) and
+    the phases in ``[0, max_phase]``. Params (all real): ``nu_log, theta_log, gamma_log (n,)``,
+    ``b_re, b_im (i, n)``, ``c_re, c_im (n, h)``, ``d (i, h)``. The carry is ``(..., n)``
+    complex64. Supports ``mode="parallel"`` in `jaxrnn.unroll`.
+
+    Args:
+      hidden_size: ``h``, the size of the output ``y``.
+      state_size: ``n``, the number of complex states (default ``h``).
+      r_min: smallest initial ``|lambda|``.
+      r_max: largest initial ``|lambda|``.
+      max_phase: largest initial phase of ``lambda``.
+
+    Returns:
+      A `Cell` with ``linear`` set.
+
+    Example:
+      >>> import jax, jax.numpy as jnp, jaxrnn
+      >>> cell = jaxrnn.lru(8, state_size=16)
+      >>> params = cell.init(jax.random.key(0), input_size=3)
+      >>> carry, ys = jaxrnn.unroll(cell, params, jnp.ones((2, 10, 3)), mode="parallel")
+      >>> carry.dtype, ys.shape
+      (dtype('complex64'), (2, 10, 8))
+    """
+    check_hidden_size(hidden_size)
+    n = hidden_size if state_size is None else state_size
+    check_hidden_size(n)
+    if not 0 <= r_min < r_max <= 1:
+        raise ValueError(f"need 0 <= r_min < r_max <= 1, got r_min={r_min}, r_max={r_max}")
+
+    def shapes(input_size: int) -> dict[str, tuple[int, ...]]:
+        return {
+            "nu_log": (n,),
+            "theta_log": (n,),
+            "gamma_log": (n,),
+            "b_re": (input_size, n),
+            "b_im": (input_size, n),
+            "c_re": (n, hidden_size),
+            "c_im": (n, hidden_size),
+            "d": (input_size, hidden_size),
+        }
+
+    def init(key: PRNGKey, input_size: int, *, dtype=jnp.float32) -> Params:
+        check_input_size(input_size)
+        k = jax.random.split(key, 7)
+        u1, u2 = jax.random.uniform(k[0], (n,)), jax.random.uniform(k[1], (n,))
+        nu_log = jnp.log(-0.5 * jnp.log(u1 * (r_max**2 - r_min**2) + r_min**2))
+        theta_log = jnp.log(max_phase * u2 + 1e-12)
+        magnitude = jnp.exp(-jnp.exp(nu_log))
+        gamma_log = jnp.log(jnp.sqrt(1.0 - magnitude**2))
+        normal = lambda key, shape, scale: scale * jax.random.normal(key, shape)
+        params = {
+            "nu_log": nu_log,
+            "theta_log": theta_log,
+            "gamma_log": gamma_log,
+            "b_re": normal(k[2], (input_size, n), 1 / math.sqrt(2 * input_size)),
+            "b_im": normal(k[3], (input_size, n), 1 / math.sqrt(2 * input_size)),
+            "c_re": normal(k[4], (n, hidden_size), 1 / math.sqrt(n)),
+            "c_im": normal(k[5], (n, hidden_size), 1 / math.sqrt(n)),
+            "d": normal(k[6], (input_size, hidden_size), 1 / math.sqrt(input_size)),
+        }
+        return {name: value.astype(dtype) for name, value in params.items()}
+
+    def complex_dtype(dtype):
+        return jnp.complex128 if jnp.finfo(dtype).bits > 32 else jnp.complex64
+
+    def real_dtype(dtype):
+        return jnp.float64 if jnp.finfo(dtype).bits > 32 else jnp.float32
+
+    def initial_carry(params: Params, batch_shape: tuple[int, ...] = ()) -> Array:
+        return jnp.zeros((*batch_shape, n), complex_dtype(params["d"].dtype))
+
+    def project(params: Params, xs: Array):
+        wide = real_dtype(xs.dtype)
+        x = xs.astype(wide)
+        bx = jax.lax.complex(x @ params["b_re"].astype(wide), x @ params["b_im"].astype(wide))
+        return bx, xs @ params["d"]
+
+    def coefficients(params: Params, px):
+        bx, _ = px
+        wide = bx.real.dtype
+        magnitude = -jnp.exp(params["nu_log"].astype(wide))
+        phase = jnp.exp(params["theta_log"].astype(wide))
+        lam = jnp.exp(jax.lax.complex(magnitude, phase))
+        gamma = jnp.exp(params["gamma_log"].astype(wide))
+        a = jnp.broadcast_to(lam.reshape((1,) * (bx.ndim - 1) + (n,)), bx.shape)
+        return a, bx * gamma.astype(bx.dtype).reshape((1,) * (bx.ndim - 1) + (n,))
+
+    def readout(params: Params, h: Array, px) -> Array:
+        _, dx = px
+        wide = h.real.dtype
+        y = h.real @ params["c_re"].astype(wide) - h.imag @ params["c_im"].astype(wide)
+        return y.astype(dx.dtype) + dx
+
+    recurrence = LinearRecurrence(coefficients=coefficients, readout=readout)
+    step_projected, step = linear_cell_functions(recurrence, project)
+    return Cell(
+        init=init,
+        initial_carry=initial_carry,
+        step=step,
+        project=project,
+        step_projected=step_projected,
+        check_params=make_param_checker("lru", hidden_size, shapes, input_key="b_re"),
+        name="lru",
+        hidden_size=hidden_size,
+        linear=recurrence,
+    )

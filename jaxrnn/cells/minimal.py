@@ -1,0 +1,133 @@
+"""minGRU and minLSTM (Feng et al. 2024, "Were RNNs All We Needed?"): gates that read only the
+input, so the recurrence is linear in h and can run as a parallel scan over time."""
+
+import jax
+import jax.numpy as jnp
+
+from jaxrnn.cells.base import Cell
+from jaxrnn.cells.base import LinearRecurrence
+from jaxrnn.cells.base import add_bias
+from jaxrnn.cells.base import check_hidden_size
+from jaxrnn.cells.base import check_input_size
+from jaxrnn.cells.base import input_kernel
+from jaxrnn.cells.base import linear_cell_functions
+from jaxrnn.cells.base import make_param_checker
+from jaxrnn.typing import Array
+from jaxrnn.typing import Params
+from jaxrnn.typing import PRNGKey
+
+
+def _accumulator(dtype):
+    """The carry dtype: float32, or float64 for float64 params (accumulate in float32 at least)."""
+    return jnp.float64 if jnp.finfo(dtype).bits > 32 else jnp.float32
+
+
+def _make(name: str, hidden_size: int, gates: int, coefficients) -> Cell:
+    check_hidden_size(hidden_size)
+
+    def shapes(input_size: int) -> dict[str, tuple[int, ...]]:
+        return {"w_ih": (input_size, gates * hidden_size), "b": (gates * hidden_size,)}
+
+    def init(key: PRNGKey, input_size: int, *, dtype=jnp.float32) -> Params:
+        check_input_size(input_size)
+        return {
+            "w_ih": input_kernel(key, input_size, gates * hidden_size, dtype),
+            "b": jnp.zeros((gates * hidden_size,), dtype),
+        }
+
+    def initial_carry(params: Params, batch_shape: tuple[int, ...] = ()) -> Array:
+        return jnp.zeros((*batch_shape, hidden_size), _accumulator(params["w_ih"].dtype))
+
+    def project(params: Params, xs: Array) -> Array:
+        return add_bias(xs @ params["w_ih"], params["b"])
+
+    def readout(params: Params, h: Array, px: Array) -> Array:
+        del px
+        return h.astype(params["w_ih"].dtype)
+
+    recurrence = LinearRecurrence(coefficients=coefficients, readout=readout)
+    step_projected, step = linear_cell_functions(recurrence, project)
+    return Cell(
+        init=init,
+        initial_carry=initial_carry,
+        step=step,
+        project=project,
+        step_projected=step_projected,
+        check_params=make_param_checker(name, hidden_size, shapes),
+        name=name,
+        hidden_size=hidden_size,
+        linear=recurrence,
+    )
+
+
+def mingru(hidden_size: int) -> Cell:
+    r"""The minGRU cell: a GRU whose gates read only ``x_t``.
+
+    .. math::
+        z_t = \sigma(x_t W_z + b_z), \quad \tilde h_t = x_t W_h + b_h, \quad
+        h_t = (1 - z_t) \odot h_{t-1} + z_t \odot \tilde h_t, \quad y_t = h_t
+
+    Params ``{"w_ih": (i, 2h), "b": (2h,)}`` (``z`` first, then ``h~``); the carry ``(..., h)``
+    is float32 (accumulation precision). Because ``h_t`` is linear in ``h_{t-1}``,
+    ``jaxrnn.unroll(cell, params, xs, mode="parallel")`` evaluates it with an associative scan
+    in ``O(log t)`` sequential depth.
+
+    Args:
+      hidden_size: ``h``.
+
+    Returns:
+      A `Cell` with ``linear`` set.
+
+    Example:
+      >>> import jax, jax.numpy as jnp, jaxrnn
+      >>> cell = jaxrnn.mingru(8)
+      >>> params = cell.init(jax.random.key(0), input_size=3)
+      >>> xs = jnp.ones((2, 16, 3))
+      >>> _, seq = jaxrnn.unroll(cell, params, xs)
+      >>> _, par = jaxrnn.unroll(cell, params, xs, mode="parallel")
+      >>> bool(jnp.allclose(seq, par, atol=1e-6))
+      True
+    """
+
+    def coefficients(params, px):
+        z, candidate = jnp.split(px.astype(_accumulator(px.dtype)), 2, axis=-1)
+        z = jax.nn.sigmoid(z)
+        return 1.0 - z, z * candidate
+
+    return _make("mingru", hidden_size, 2, coefficients)
+
+
+def minlstm(hidden_size: int) -> Cell:
+    r"""The minLSTM cell: forget and input gates that read only ``x_t``, normalised to sum to 1.
+
+    .. math::
+        f_t = \sigma(x_t W_f + b_f), \quad i_t = \sigma(x_t W_i + b_i), \quad
+        \tilde h_t = x_t W_h + b_h \\
+        h_t = \frac{f_t}{f_t + i_t} \odot h_{t-1} + \frac{i_t}{f_t + i_t} \odot \tilde h_t,
+        \quad y_t = h_t
+
+    Params ``{"w_ih": (i, 3h), "b": (3h,)}`` (``f``, ``i``, ``h~``); float32 carry. Supports
+    ``mode="parallel"`` in `jaxrnn.unroll`.
+
+    Args:
+      hidden_size: ``h``.
+
+    Returns:
+      A `Cell` with ``linear`` set.
+
+    Example:
+      >>> import jax, jax.numpy as jnp, jaxrnn
+      >>> cell = jaxrnn.minlstm(4)
+      >>> params = cell.init(jax.random.key(0), input_size=2)
+      >>> carry, ys = jaxrnn.unroll(cell, params, jnp.ones((3, 5, 2)), mode="parallel")
+      >>> ys.shape
+      (3, 5, 4)
+    """
+
+    def coefficients(params, px):
+        f, i, candidate = jnp.split(px.astype(_accumulator(px.dtype)), 3, axis=-1)
+        f, i = jax.nn.sigmoid(f), jax.nn.sigmoid(i)
+        total = f + i
+        return f / total, i / total * candidate
+
+    return _make("minlstm", hidden_size, 3, coefficients)
