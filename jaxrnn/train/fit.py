@@ -21,6 +21,7 @@ import jax
 import numpy as np
 from tqdm import tqdm
 
+from jaxrnn import distributed
 from jaxrnn.train.checkpoints import Checkpointer
 from jaxrnn.train.steps import LossFn
 from jaxrnn.train.steps import TrainState
@@ -82,6 +83,7 @@ def fit(
     callbacks: Sequence[Callable[[int, TrainState, dict[str, float]], None]] = (),
     config: Mapping[str, Any] | None = None,
     resume: bool = True,
+    data_parallel: bool = False,
 ) -> FitResult:
     """Trains ``params`` to reduce ``loss_fn`` for ``num_steps`` updates.
 
@@ -123,6 +125,8 @@ def fit(
         (other than ``num_steps``) raises an error instead of silently mixing runs.
       resume: continue from the newest checkpoint in ``workdir`` if there is one; False
         deletes the workdir's checkpoints and metrics and starts over.
+      data_parallel: split every batch over all devices (`jaxrnn.distributed`), with params
+        and optimizer state replicated; batch sizes must be multiples of the device count.
 
     Returns:
       A `FitResult` with the final state, the metrics history and the best step.
@@ -178,6 +182,12 @@ def fit(
         if writer is not None:
             writer.append(record)
 
+    place_batch = lambda batch: batch
+    if data_parallel:
+        mesh = distributed.batch_mesh()
+        state = distributed.replicate(state, mesh)
+        place_batch = lambda batch: distributed.shard_batch(batch, mesh)
+
     start = int(state.step)
     quiet = not _show_progress(progress)
     bar = tqdm(total=num_steps, initial=start, disable=quiet, dynamic_ncols=True, unit="step")
@@ -188,7 +198,7 @@ def fit(
     examples = _batch_size(train_data(start)) if start < num_steps else 0
     try:
         for step in range(start, num_steps):
-            new_state, metrics, finite = train_step(state, train_data(step))
+            new_state, metrics, finite = train_step(state, place_batch(train_data(step)))
             metrics = as_float_dict(metrics)
             if not bool(finite):
                 saved = checkpointer.latest_step() if checkpointer else None
