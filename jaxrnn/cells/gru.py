@@ -10,6 +10,7 @@ from jaxrnn.cells.base import check_input_size
 from jaxrnn.cells.base import input_kernel
 from jaxrnn.cells.base import make_param_checker
 from jaxrnn.cells.base import orthogonal_blocks
+from jaxrnn.cells.fused import gru_scan
 from jaxrnn.typing import Array
 from jaxrnn.typing import Params
 from jaxrnn.typing import PRNGKey
@@ -80,6 +81,9 @@ def gru(hidden_size: int) -> Cell:
     def step(params: Params, h: Array, x: Array) -> tuple[Array, Array]:
         return step_projected(params, h, project(params, x))
 
+    def fused(params: Params, px: Array, h: Array, valid, reverse: bool):
+        return gru_scan(params["w_hh"], params["b_hh"], px, h, valid, reverse)
+
     return Cell(
         init=init,
         initial_carry=initial_carry,
@@ -89,4 +93,5 @@ def gru(hidden_size: int) -> Cell:
         check_params=make_param_checker("gru", hidden_size, shapes),
         name="gru",
         hidden_size=hidden_size,
+        fused=fused,
     )

@@ -12,6 +12,7 @@ from jaxrnn.cells.base import check_input_size
 from jaxrnn.cells.base import input_kernel
 from jaxrnn.cells.base import make_param_checker
 from jaxrnn.cells.base import orthogonal_blocks
+from jaxrnn.cells.fused import lstm_scan
 from jaxrnn.typing import Array
 from jaxrnn.typing import Params
 from jaxrnn.typing import PRNGKey
@@ -88,6 +89,10 @@ def lstm(hidden_size: int, *, forget_bias: float = 1.0) -> Cell:
     def step(params: Params, carry: LSTMCarry, x: Array) -> tuple[LSTMCarry, Array]:
         return step_projected(params, carry, project(params, x))
 
+    def fused(params: Params, px: Array, carry: LSTMCarry, valid, reverse: bool):
+        h, c, ys = lstm_scan(params["w_hh"], px, carry.h, carry.c, valid, reverse)
+        return LSTMCarry(h=h, c=c), ys
+
     return Cell(
         init=init,
         initial_carry=initial_carry,
@@ -97,4 +102,5 @@ def lstm(hidden_size: int, *, forget_bias: float = 1.0) -> Cell:
         check_params=make_param_checker("lstm", hidden_size, shapes),
         name="lstm",
         hidden_size=hidden_size,
+        fused=fused,
     )

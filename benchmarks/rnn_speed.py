@@ -1,0 +1,313 @@
+"""LSTM / GRU speed: jaxrnn against Flax, Equinox and PyTorch, side by side in one process.
+
+Task: many-to-one regression (the last hidden state -> a linear head -> MSE). Timed: one
+jitted training step with Adam, and forward-only inference, at the issue's reference
+configurations (batch, time, input, hidden). Each implementation is warmed up (its compile
+time is reported), then timed for ``--steps`` steps with ``block_until_ready``, ``--repeats``
+times, round-robin so that all implementations see the same machine load. Printed: median
+milliseconds per step, the min-max spread, and each peer's time as a multiple of jaxrnn's
+(> 1: jaxrnn is faster). A "limit" row times only the matrix products of the same LSTM (one
+input projection plus t sequential (b, h) x (h, g) products; for training, their gradient).
+
+    python benchmarks/rnn_speed.py --cell lstm
+    python benchmarks/rnn_speed.py --cell gru --configs 64,100,32,128
+"""
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from collections.abc import Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+import jaxrnn
+
+CONFIGS = [(64, 100, 32, 128), (64, 100, 32, 512), (32, 500, 32, 128), (256, 50, 8, 64)]
+GATES = {"lstm": 4, "gru": 3}
+
+
+def data(b, t, i, seed=0):
+    rng = np.random.default_rng(seed)
+    return (
+        rng.standard_normal((b, t, i)).astype(np.float32),
+        rng.standard_normal((b, 1)).astype(np.float32),
+    )
+
+
+def jax_trainer(loss_fn, params):
+    """``(train_step, infer)`` for a loss over (params, xs, ys); Adam, jitted."""
+    opt = optax.adam(1e-3)
+
+    @jax.jit
+    def step(params, opt_state, xs, ys):
+        loss, grads = jax.value_and_grad(loss_fn)(params, xs, ys)
+        updates, opt_state = opt.update(grads, opt_state, params)
+        return optax.apply_updates(params, updates), opt_state, loss
+
+    return step, opt.init(params)
+
+
+def make_jaxrnn(cell_name, b, t, i, h):
+    cell = getattr(jaxrnn, cell_name)(h)
+    k1, k2 = jax.random.split(jax.random.key(0))
+    params = {"rnn": cell.init(k1, i), "head": jax.random.normal(k2, (h, 1)) * 0.1}
+
+    def predict(params, xs):
+        return jaxrnn.many_to_one(cell, params["rnn"], xs) @ params["head"]
+
+    return params, predict
+
+
+def make_flax(cell_name, b, t, i, h):
+    import flax.linen as nn
+
+    cell = nn.OptimizedLSTMCell(features=h) if cell_name == "lstm" else nn.GRUCell(features=h)
+
+    class Model(nn.Module):
+        @nn.compact
+        def __call__(self, xs):
+            ys = nn.RNN(cell)(xs)
+            return nn.Dense(1, use_bias=False)(ys[:, -1])
+
+    model = Model()
+    params = model.init(jax.random.key(0), jnp.zeros((b, t, i)))
+    return params, model.apply
+
+
+def make_equinox(cell_name, b, t, i, h):
+    import equinox as eqx
+
+    k1, k2 = jax.random.split(jax.random.key(0))
+    cell = (eqx.nn.LSTMCell if cell_name == "lstm" else eqx.nn.GRUCell)(i, h, key=k1)
+    params = {"cell": cell, "head": jax.random.normal(k2, (h, 1)) * 0.1}
+
+    def predict(params, xs):
+        cell = params["cell"]
+        zeros = jnp.zeros((h,))
+        init = (zeros, zeros) if cell_name == "lstm" else zeros
+
+        def one(x):  # equinox cells are unbatched: scan one sequence, vmap the batch
+            def body(carry, x_t):
+                carry = cell(x_t, carry)
+                return carry, None
+
+            carry, _ = jax.lax.scan(body, init, x)
+            return carry[0] if cell_name == "lstm" else carry
+
+        return jax.vmap(one)(xs) @ params["head"]
+
+    return params, predict
+
+
+def make_limit(cell_name, b, t, i, h):
+    """Only the matrix products of the cell: a lower bound on any implementation's time."""
+    g = GATES[cell_name] * h
+    k1, k2, k3 = jax.random.split(jax.random.key(0), 3)
+    params = {
+        "w_ih": jax.random.normal(k1, (i, g)) * 0.1,
+        "w_hh": jax.random.normal(k2, (h, g)) * 0.01,
+        "head": jax.random.normal(k3, (h, 1)) * 0.1,
+    }
+
+    def predict(params, xs):
+        px = jnp.swapaxes(xs, 0, 1) @ params["w_ih"]  # (t, b, g)
+
+        def body(state, px_t):
+            return (state @ params["w_hh"] + px_t)[:, :h], None
+
+        state, _ = jax.lax.scan(body, jnp.zeros((xs.shape[0], h)), px)
+        return state @ params["head"]
+
+    return params, predict
+
+
+JAX_IMPLEMENTATIONS = {
+    "jaxrnn": make_jaxrnn,
+    "flax": make_flax,
+    "equinox": make_equinox,
+    "limit (matmuls only)": make_limit,
+}
+
+
+def jax_runners(maker, cell_name, b, t, i, h):
+    params, predict = maker(cell_name, b, t, i, h)
+    loss = lambda p, xs, ys: jnp.mean((predict(p, xs) - ys) ** 2)
+    step, opt_state = jax_trainer(loss, params)
+    infer = jax.jit(predict)
+    xs, ys = (jnp.asarray(a) for a in data(b, t, i))
+    state = {"params": params, "opt": opt_state}
+
+    def train_once():
+        state["params"], state["opt"], value = step(state["params"], state["opt"], xs, ys)
+        return value
+
+    return {
+        "train": (train_once, lambda v: v.block_until_ready()),
+        "infer": (lambda: infer(state["params"], xs), lambda v: v.block_until_ready()),
+    }
+
+
+def torch_runners(cell_name, b, t, i, h):
+    import torch
+
+    torch.manual_seed(0)
+    rnn = (torch.nn.LSTM if cell_name == "lstm" else torch.nn.GRU)(i, h, batch_first=True)
+    head = torch.nn.Linear(h, 1, bias=False)
+    opt = torch.optim.Adam([*rnn.parameters(), *head.parameters()], lr=1e-3)
+    xs, ys = (torch.from_numpy(a) for a in data(b, t, i))
+
+    def train_once():
+        opt.zero_grad(set_to_none=True)
+        out, _ = rnn(xs)
+        loss = torch.mean((head(out[:, -1]) - ys) ** 2)
+        loss.backward()
+        opt.step()
+        return loss
+
+    def infer_once():
+        with torch.no_grad():
+            out, _ = rnn(xs)
+            return head(out[:, -1])
+
+    return {"train": (train_once, lambda v: None), "infer": (infer_once, lambda v: None)}
+
+
+def time_steps(run: Callable, sync: Callable, steps: int) -> float:
+    start = time.perf_counter()
+    value = None
+    for _ in range(steps):
+        value = run()
+    sync(value)
+    return (time.perf_counter() - start) / steps
+
+
+def bench_config(cell_name, config, steps, repeats, with_torch):
+    b, t, i, h = config
+    runners, compile_s = {}, {}
+    for name, maker in JAX_IMPLEMENTATIONS.items():
+        started = time.perf_counter()
+        runners[name] = jax_runners(maker, cell_name, b, t, i, h)
+        for task in ("train", "infer"):
+            run, sync = runners[name][task]
+            sync(run())  # compile
+        compile_s[name] = time.perf_counter() - started
+    if with_torch:
+        runners["pytorch"] = torch_runners(cell_name, b, t, i, h)
+        compile_s["pytorch"] = 0.0
+    for runner in runners.values():  # one more warm step each
+        for task in ("train", "infer"):
+            run, sync = runner[task]
+            sync(run())
+    samples = {name: {"train": [], "infer": []} for name in runners}
+    for _ in range(repeats):
+        for task in ("train", "infer"):
+            for name, runner in runners.items():
+                samples[name][task].append(time_steps(*runner[task], steps))
+    rows = []
+    for name in runners:
+        row = {"implementation": name, "compile_s": compile_s[name]}
+        for task in ("train", "infer"):
+            ms = [1000 * s for s in samples[name][task]]
+            row[task] = {"median_ms": statistics.median(ms), "min_ms": min(ms), "max_ms": max(ms)}
+        rows.append(row)
+    reference = {task: rows[0][task]["median_ms"] for task in ("train", "infer")}
+    for row in rows:
+        for task in ("train", "infer"):
+            row[task]["vs_jaxrnn"] = row[task]["median_ms"] / reference[task]
+    return rows
+
+
+def print_table(cell_name, config, rows) -> None:
+    b, t, i, h = config
+    print(
+        f"\n{cell_name.upper()} batch={b} time={t} input={i} hidden={h}   "
+        f"(ms per step: median [min-max]; x = time / jaxrnn's time)"
+    )
+    print(
+        f"{'implementation':22s} {'train step':>26s} {'x':>6s} {'inference':>26s} {'x':>6s} "
+        f"{'compile s':>9s}"
+    )
+    for row in rows:
+        cells = []
+        for task in ("train", "infer"):
+            r = row[task]
+            cells.append(f"{r['median_ms']:8.2f} [{r['min_ms']:7.2f}-{r['max_ms']:7.2f}]")
+            cells.append(f"{r['vs_jaxrnn']:6.2f}")
+        print(
+            f"{row['implementation']:22s} {cells[0]:>26s} {cells[1]:>6s} {cells[2]:>26s} "
+            f"{cells[3]:>6s} {row['compile_s']:9.2f}"
+        )
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--cell", choices=sorted(GATES), default="lstm")
+    parser.add_argument(
+        "--configs",
+        nargs="*",
+        default=None,
+        help="b,t,i,h entries (default: the four reference configurations)",
+    )
+    parser.add_argument("--steps", type=int, default=20, help="steps per timing")
+    parser.add_argument("--repeats", type=int, default=5, help="timings per implementation")
+    parser.add_argument("--json", default=None, help="write the results here")
+    parser.add_argument("--no-torch", action="store_true", help="skip PyTorch")
+    args = parser.parse_args(argv)
+    configs = (
+        [tuple(int(v) for v in c.split(",")) for c in args.configs] if args.configs else CONFIGS
+    )
+    with_torch = not args.no_torch
+    if with_torch:
+        try:
+            import torch
+
+            torch.set_num_threads(os.cpu_count() or 1)
+        except ImportError:
+            print(
+                "PyTorch is not installed: skipping it (pip install torch==2.13.0 for the CPU "
+                "build)",
+                file=sys.stderr,
+            )
+            with_torch = False
+    machine = {
+        "cpus": os.cpu_count(),
+        "platform": platform.platform(),
+        "jax": jax.__version__,
+        "device": str(jax.devices()[0]),
+    }
+    print(f"machine: {machine}")
+    results = {
+        "machine": machine,
+        "cell": args.cell,
+        "steps": args.steps,
+        "repeats": args.repeats,
+        "configs": [],
+    }
+    for config in configs:
+        rows = bench_config(args.cell, config, args.steps, args.repeats, with_torch)
+        print_table(args.cell, config, rows)
+        results["configs"].append({"config": dict(zip("btih", config, strict=True)), "rows": rows})
+    train_ratios = {}
+    for entry in results["configs"]:
+        for row in entry["rows"]:
+            train_ratios.setdefault(row["implementation"], []).append(row["train"]["vs_jaxrnn"])
+    print("\ngeometric mean over configurations of (time / jaxrnn's time), training step:")
+    for name, ratios in train_ratios.items():
+        print(f"  {name:22s} {float(np.exp(np.mean(np.log(ratios)))):.2f}")
+    if args.json:
+        os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
+        with open(args.json, "w", encoding="utf-8") as f:
+            json.dump(results, f, indent=2)
+
+
+if __name__ == "__main__":
+    main()
