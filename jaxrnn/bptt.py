@@ -195,6 +195,8 @@ def _perturbed_cell(cell: Cell, num_leaves: int) -> Cell:
         step_projected=step,
         check_params=check_params,
         name=f"perturbed_{cell.name}",
+        linear=None,
+        fused=None,
     )
 
 

@@ -368,7 +368,8 @@ def with_recurrent_dropout(cell: Cell, mask: Array) -> Cell:
     def step(params, carry, x):
         return step_projected(params, carry, cell.project(params, x))
 
-    return cell._replace(step=step, step_projected=step_projected)
+    # The hand-written sequence passes and the parallel scan do not know the mask: drop them.
+    return cell._replace(step=step, step_projected=step_projected, linear=None, fused=None)
 
 
 def pool(

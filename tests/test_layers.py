@@ -158,3 +158,20 @@ def test_layer_errors():
         jaxrnn.stacked([3])
     with pytest.raises(ValueError, match="method must be 'last', 'mean' or 'max'"):
         jaxrnn.pool(jnp.zeros((1, 2, 3)), method="sum")
+
+
+def test_recurrent_dropout_masks_the_recurrent_input_exactly():
+    # Given a mask, the unrolled cell equals a loop that multiplies h_{t-1} by it.
+    for name in ("lstm", "gru", "elman"):
+        cell = getattr(jaxrnn, name)(4)
+        params = cell.init(jax.random.key(0), F)
+        mask = jax.random.bernoulli(jax.random.key(1), 0.5, (B, 4)).astype(jnp.float32) * 2.0
+        dropped = jaxrnn.with_recurrent_dropout(cell, mask)
+        _, ys = jaxrnn.unroll(dropped, params, inputs())
+        carry = cell.initial_carry(params, (B,))
+        for t in range(T):
+            masked = carry._replace(h=carry.h * mask) if name == "lstm" else carry * mask
+            carry, y = cell.step(params, masked, inputs()[:, t])
+            np.testing.assert_allclose(ys[:, t], y, atol=1e-6)
+        _, plain = jaxrnn.unroll(cell, params, inputs())
+        assert not np.allclose(plain, ys)

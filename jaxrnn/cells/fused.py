@@ -131,7 +131,7 @@ def _gru_parts(px_t, h, w_hh, b_hh):
 def _gru_forward(w_hh, b_hh, px, h0, valid, reverse):
     def body(h, inputs):
         px_t, ok = inputs
-        r, z, n, _ = _gru_parts(px_t, h, w_hh, b_hh)
+        _, z, n, _ = _gru_parts(px_t, h, w_hh, b_hh)
         h_new = (1.0 - z) * n + z * h
         if valid is not None:
             h_new = _where(ok, h_new, h)
