@@ -98,16 +98,15 @@ def unroll(
         raise ValueError(f"mode must be 'sequential' or 'parallel', got {mode!r}")
     elif remat is not None:
         carry, ys = _segmented(cell, params, xs_t, carry, lengths, reverse, unroll, remat)
+    elif fused and cell.fused is not None and unroll == 1:
+        valid = None
+        if lengths is not None:
+            steps = jnp.arange(num_steps, dtype=lengths.dtype)
+            valid = steps.reshape((-1,) + (1,) * lengths.ndim) < lengths[None]
+        carry, ys = cell.fused(params, xs_t, carry, valid, reverse)
     else:
         px = cell.project(params, xs_t)  # (t, b, g): one matmul for all steps
-        if fused and cell.fused is not None and unroll == 1:
-            valid = None
-            if lengths is not None:
-                steps = jnp.arange(num_steps, dtype=lengths.dtype)
-                valid = steps.reshape((-1,) + (1,) * lengths.ndim) < lengths[None]
-            carry, ys = cell.fused(params, px, carry, valid, reverse)
-        else:
-            carry, ys = _scan(cell, params, px, carry, lengths, reverse, unroll, offset=0)
+        carry, ys = _scan(cell, params, px, carry, lengths, reverse, unroll, offset=0)
 
     if not time_major and xs.ndim == 3:
         ys = jnp.swapaxes(ys, 0, 1)

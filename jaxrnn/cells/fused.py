@@ -1,13 +1,20 @@
 """Hand-written backward passes for whole LSTM and GRU sequences (`jax.custom_vjp`).
 
-Autodiff of a `lax.scan` saves several per-step arrays and accumulates ``dW_hh`` with a small
-matrix product inside the backward loop at every step. These scans save only the hidden
-states (and the LSTM's memory cells), recompute the gates in the backward loop, and compute
-``dW_hh`` (and the GRU's ``db_hh``) with one large matrix product after it. The values and
-gradients equal autodiff's (tested); ``jaxrnn.unroll(..., fused=False)`` is the reference.
+Measured on XLA's CPU backend (see ``benchmarks/README.md``), three things dominate the time
+of a recurrent scan: every per-step array the scan stacks, slicing a large ``(t, b, 4h)``
+array at every step, and small weight-gradient matrix products accumulated inside the
+backward loop. So these scans
 
-Inputs are time-major: ``px (t, b, g)`` is the projected input, ``h0``/``c0`` ``(b, h)``,
-``valid (t, b)`` marks real (non-padding) steps or is None.
+- read the raw inputs ``x_t`` and multiply by ``W_ih`` inside the step (a small product),
+  rather than slicing a hoisted ``(t, b, 4h)`` projection;
+- save only the hidden states (and the LSTM's memory cells) in the forward pass and
+  recompute the gates in the backward pass;
+- form ``dW_ih``, ``dW_hh``, the bias gradients and ``dxs`` with one large product each,
+  after the backward loop, from the stacked gate gradients.
+
+Values and gradients equal JAX autodiff of the plain scan (tested);
+``jaxrnn.unroll(..., fused=False)`` is that reference. Inputs are time-major: ``xs (t, b, i)``
+(or ``(t, i)``), states ``(b, h)``, ``valid (t, b)`` marks real steps or is None.
 """
 
 import functools
@@ -26,13 +33,21 @@ def _previous(states: Array, first: Array, reverse: bool) -> Array:
     return jnp.concatenate([first[None], states[:-1]], axis=0)
 
 
-def _where(valid, new, old):
-    return new if valid is None else jnp.where(valid[..., None], new, old)
+def _where(ok, new, old):
+    return new if ok is None else jnp.where(ok[..., None], new, old)
 
 
-def _valid_steps(valid, num_steps):
-    """Scan inputs for the mask (a dummy when there is none)."""
-    return jnp.ones((num_steps, 1), bool) if valid is None else valid
+def _outputs(hs, valid):
+    return hs if valid is None else _where(valid, hs, jnp.zeros_like(hs))
+
+
+def _steps(valid, num_steps):
+    """Scan inputs for the mask (a placeholder when there is none)."""
+    return jnp.zeros((num_steps,), bool) if valid is None else valid
+
+
+def _flat(x: Array) -> Array:
+    return x.reshape(-1, x.shape[-1])
 
 
 # ----------------------------------------------------------------------------------- LSTM
@@ -43,11 +58,11 @@ def _lstm_gates(gates):
     return jax.nn.sigmoid(i), jax.nn.sigmoid(f), jnp.tanh(g), jax.nn.sigmoid(o)
 
 
-def _lstm_forward(w_hh, px, h0, c0, valid, reverse, keep_cells):
+def _lstm_forward(w_ih, b, w_hh, xs, h0, c0, valid, reverse, keep_cells):
     def body(carry, inputs):
         h, c = carry
-        px_t, ok = inputs
-        i, f, g, o = _lstm_gates(px_t + h @ w_hh)
+        x, ok = inputs
+        i, f, g, o = _lstm_gates(add_bias(x @ w_ih, b) + h @ w_hh)
         c_new = f * c + i * g
         h_new = o * jnp.tanh(c_new)
         if valid is not None:
@@ -55,62 +70,65 @@ def _lstm_forward(w_hh, px, h0, c0, valid, reverse, keep_cells):
         return (h_new, c_new), ((h_new, c_new) if keep_cells else h_new)
 
     (h, c), stacked = jax.lax.scan(
-        body, (h0, c0), (px, _valid_steps(valid, px.shape[0])), reverse=reverse
+        body, (h0, c0), (xs, _steps(valid, xs.shape[0])), reverse=reverse
     )
     hs, cs = stacked if keep_cells else (stacked, None)
     return h, c, hs, cs
 
 
-def _outputs(hs, valid):
-    return hs if valid is None else _where(valid, hs, jnp.zeros_like(hs))
-
-
-@functools.partial(jax.custom_vjp, nondiff_argnums=(5,))
-def lstm_scan(w_hh, px, h0, c0, valid, reverse):
-    """``(h_T, c_T, ys)``: the LSTM over ``px`` from ``(h0, c0)``; ``ys`` are the outputs
-    (zero where ``valid`` is False)."""
-    h, c, hs, _ = _lstm_forward(w_hh, px, h0, c0, valid, reverse, keep_cells=False)
+@functools.partial(jax.custom_vjp, nondiff_argnums=(7,))
+def lstm_scan(w_ih, b, w_hh, xs, h0, c0, valid, reverse):
+    """``(h_T, c_T, ys)``: the LSTM over ``xs`` from ``(h0, c0)``; ``ys`` are the outputs
+    (zero where ``valid`` is False) and the final state is the one after each last valid step."""
+    h, c, hs, _ = _lstm_forward(w_ih, b, w_hh, xs, h0, c0, valid, reverse, keep_cells=False)
     return h, c, _outputs(hs, valid)
 
 
-def _lstm_scan_fwd(w_hh, px, h0, c0, valid, reverse):
-    h, c, hs, cs = _lstm_forward(w_hh, px, h0, c0, valid, reverse, keep_cells=True)
-    return (h, c, _outputs(hs, valid)), (w_hh, px, h0, c0, valid, hs, cs)
+def _lstm_scan_fwd(w_ih, b, w_hh, xs, h0, c0, valid, reverse):
+    h, c, hs, cs = _lstm_forward(w_ih, b, w_hh, xs, h0, c0, valid, reverse, keep_cells=True)
+    return (h, c, _outputs(hs, valid)), (w_ih, b, w_hh, xs, h0, c0, valid, hs, cs)
 
 
 def _lstm_scan_bwd(reverse, residuals, cotangents):
-    w_hh, px, h0, c0, valid, hs, cs = residuals
+    w_ih, b, w_hh, xs, h0, c0, valid, hs, cs = residuals
     dh_last, dc_last, dys = cotangents
-    h_prev = _previous(hs, h0, reverse)
-    c_prev = _previous(cs, c0, reverse)
-    w_t = w_hh.T
+    h_prev, c_prev = _previous(hs, h0, reverse), _previous(cs, c0, reverse)
+    w_hh_t = w_hh.T
 
     def body(carry, inputs):
         dh, dc = carry
-        px_t, hp, cp, c_t, dy, ok = inputs
-        i, f, g, o = _lstm_gates(px_t + hp @ w_hh)  # recomputed, not stored
+        x, hp, cp, c_t, dy, ok = inputs
+        i, f, g, o = _lstm_gates(add_bias(x @ w_ih, b) + hp @ w_hh)  # recomputed
         dh_total = dh + (dy if valid is None else _where(ok, dy, jnp.zeros_like(dy)))
-        dc_total = dc
         tanh_c = jnp.tanh(c_t)
         d_o = dh_total * tanh_c * o * (1 - o)
-        dc_total = dc_total + dh_total * o * (1 - tanh_c**2)
+        dc_total = dc + dh_total * o * (1 - tanh_c**2)
         d_i = dc_total * g * i * (1 - i)
         d_f = dc_total * cp * f * (1 - f)
         d_g = dc_total * i * (1 - g**2)
         dgates = jnp.concatenate([d_i, d_f, d_g, d_o], axis=-1)
-        dh_new, dc_new = dgates @ w_t, dc_total * f
+        dh_new, dc_new = dgates @ w_hh_t, dc_total * f
         if valid is not None:  # a padding step passes the gradient through untouched
             dgates = _where(ok, dgates, jnp.zeros_like(dgates))
             dh_new, dc_new = _where(ok, dh_new, dh), _where(ok, dc_new, dc)
         return (dh_new, dc_new), dgates
 
-    steps = _valid_steps(valid, px.shape[0])
     (dh0, dc0), dgates = jax.lax.scan(
-        body, (dh_last, dc_last), (px, h_prev, c_prev, cs, dys, steps), reverse=not reverse
+        body,
+        (dh_last, dc_last),
+        (xs, h_prev, c_prev, cs, dys, _steps(valid, xs.shape[0])),
+        reverse=not reverse,
     )
-    # One large product instead of a small one per step.
-    dw_hh = h_prev.reshape(-1, h_prev.shape[-1]).T @ dgates.reshape(-1, dgates.shape[-1])
-    return dw_hh, dgates, dh0, dc0, None
+    flat = _flat(dgates)  # one large product each, instead of a small one per step
+    return (
+        _flat(xs).T @ flat,
+        flat.sum(axis=0),
+        _flat(h_prev).T @ flat,
+        dgates @ w_ih.T,
+        dh0,
+        dc0,
+        None,
+    )
 
 
 lstm_scan.defvjp(_lstm_scan_fwd, _lstm_scan_bwd)
@@ -119,8 +137,8 @@ lstm_scan.defvjp(_lstm_scan_fwd, _lstm_scan_bwd)
 # ------------------------------------------------------------------------------------ GRU
 
 
-def _gru_parts(px_t, h, w_hh, b_hh):
-    a_r, a_z, a_n = jnp.split(px_t, 3, axis=-1)
+def _gru_parts(x, h, w_ih, b_ih, w_hh, b_hh):
+    a_r, a_z, a_n = jnp.split(add_bias(x @ w_ih, b_ih), 3, axis=-1)
     u_r, u_z, u_n = jnp.split(add_bias(h @ w_hh, b_hh), 3, axis=-1)
     r = jax.nn.sigmoid(a_r + u_r)
     z = jax.nn.sigmoid(a_z + u_z)
@@ -128,57 +146,68 @@ def _gru_parts(px_t, h, w_hh, b_hh):
     return r, z, n, u_n
 
 
-def _gru_forward(w_hh, b_hh, px, h0, valid, reverse):
+def _gru_forward(w_ih, b_ih, w_hh, b_hh, xs, h0, valid, reverse):
     def body(h, inputs):
-        px_t, ok = inputs
-        _, z, n, _ = _gru_parts(px_t, h, w_hh, b_hh)
+        x, ok = inputs
+        _, z, n, _ = _gru_parts(x, h, w_ih, b_ih, w_hh, b_hh)
         h_new = (1.0 - z) * n + z * h
         if valid is not None:
             h_new = _where(ok, h_new, h)
         return h_new, h_new
 
-    return jax.lax.scan(body, h0, (px, _valid_steps(valid, px.shape[0])), reverse=reverse)
+    return jax.lax.scan(body, h0, (xs, _steps(valid, xs.shape[0])), reverse=reverse)
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(5,))
-def gru_scan(w_hh, b_hh, px, h0, valid, reverse):
-    """``(h_T, hs)``: the GRU over ``px`` from ``h0``; ``hs`` zero where ``valid`` is False."""
-    h, hs = _gru_forward(w_hh, b_hh, px, h0, valid, reverse)
+@functools.partial(jax.custom_vjp, nondiff_argnums=(7,))
+def gru_scan(w_ih, b_ih, w_hh, b_hh, xs, h0, valid, reverse):
+    """``(h_T, ys)``: the GRU over ``xs`` from ``h0``; ``ys`` zero where ``valid`` is False."""
+    h, hs = _gru_forward(w_ih, b_ih, w_hh, b_hh, xs, h0, valid, reverse)
     return h, _outputs(hs, valid)
 
 
-def _gru_scan_fwd(w_hh, b_hh, px, h0, valid, reverse):
-    h, hs = _gru_forward(w_hh, b_hh, px, h0, valid, reverse)
-    return (h, _outputs(hs, valid)), (w_hh, b_hh, px, h0, valid, hs)
+def _gru_scan_fwd(w_ih, b_ih, w_hh, b_hh, xs, h0, valid, reverse):
+    h, hs = _gru_forward(w_ih, b_ih, w_hh, b_hh, xs, h0, valid, reverse)
+    return (h, _outputs(hs, valid)), (w_ih, b_ih, w_hh, b_hh, xs, h0, valid, hs)
 
 
 def _gru_scan_bwd(reverse, residuals, cotangents):
-    w_hh, b_hh, px, h0, valid, hs = residuals
+    w_ih, b_ih, w_hh, b_hh, xs, h0, valid, hs = residuals
     dh_last, dys = cotangents
     h_prev = _previous(hs, h0, reverse)
-    w_t = w_hh.T
+    w_hh_t = w_hh.T
 
     def body(dh, inputs):
-        px_t, hp, dy, ok = inputs
-        r, z, n, u_n = _gru_parts(px_t, hp, w_hh, b_hh)  # recomputed, not stored
+        x, hp, dy, ok = inputs
+        r, z, n, u_n = _gru_parts(x, hp, w_ih, b_ih, w_hh, b_hh)  # recomputed
         dh_total = dh + (dy if valid is None else _where(ok, dy, jnp.zeros_like(dy)))
         d_z = dh_total * (hp - n) * z * (1 - z)
         d_n = dh_total * (1 - z) * (1 - n**2)
         d_r = d_n * u_n * r * (1 - r)
-        d_px = jnp.concatenate([d_r, d_z, d_n], axis=-1)
-        d_u = jnp.concatenate([d_r, d_z, d_n * r], axis=-1)
-        dh_new = dh_total * z + d_u @ w_t
+        d_a = jnp.concatenate([d_r, d_z, d_n], axis=-1)  # gradient of x W_ih + b_ih
+        d_u = jnp.concatenate([d_r, d_z, d_n * r], axis=-1)  # gradient of h W_hh + b_hh
+        dh_new = dh_total * z + d_u @ w_hh_t
         if valid is not None:
-            d_px = _where(ok, d_px, jnp.zeros_like(d_px))
-            d_u = _where(ok, d_u, jnp.zeros_like(d_u))
+            d_a = _where(ok, d_a, jnp.zeros_like(d_a))
+            r = _where(ok, r, jnp.zeros_like(r))
             dh_new = _where(ok, dh_new, dh)
-        return dh_new, (d_px, d_u)
+        return dh_new, (d_a, r)
 
-    steps = _valid_steps(valid, px.shape[0])
-    dh0, (d_px, d_u) = jax.lax.scan(body, dh_last, (px, h_prev, dys, steps), reverse=not reverse)
-    flat_u = d_u.reshape(-1, d_u.shape[-1])
-    dw_hh = h_prev.reshape(-1, h_prev.shape[-1]).T @ flat_u
-    return dw_hh, flat_u.sum(axis=0), d_px, dh0, None
+    dh0, (d_a, r) = jax.lax.scan(
+        body, dh_last, (xs, h_prev, dys, _steps(valid, xs.shape[0])), reverse=not reverse
+    )
+    # d_u differs from d_a only in its n part, scaled by r: stack r (h) rather than d_u (3h).
+    h_size = h0.shape[-1]
+    d_u = jnp.concatenate([d_a[..., : 2 * h_size], d_a[..., 2 * h_size :] * r], axis=-1)
+    flat_a, flat_u = _flat(d_a), _flat(d_u)
+    return (
+        _flat(xs).T @ flat_a,
+        flat_a.sum(axis=0),
+        _flat(h_prev).T @ flat_u,
+        flat_u.sum(axis=0),
+        d_a @ w_ih.T,
+        dh0,
+        None,
+    )
 
 
 gru_scan.defvjp(_gru_scan_fwd, _gru_scan_bwd)

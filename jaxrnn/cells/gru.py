@@ -81,8 +81,10 @@ def gru(hidden_size: int) -> Cell:
     def step(params: Params, h: Array, x: Array) -> tuple[Array, Array]:
         return step_projected(params, h, project(params, x))
 
-    def fused(params: Params, px: Array, h: Array, valid, reverse: bool):
-        return gru_scan(params["w_hh"], params["b_hh"], px, h, valid, reverse)
+    def fused(params: Params, xs: Array, h: Array, valid, reverse: bool):
+        return gru_scan(
+            params["w_ih"], params["b_ih"], params["w_hh"], params["b_hh"], xs, h, valid, reverse
+        )
 
     return Cell(
         init=init,

@@ -89,8 +89,10 @@ def lstm(hidden_size: int, *, forget_bias: float = 1.0) -> Cell:
     def step(params: Params, carry: LSTMCarry, x: Array) -> tuple[LSTMCarry, Array]:
         return step_projected(params, carry, project(params, x))
 
-    def fused(params: Params, px: Array, carry: LSTMCarry, valid, reverse: bool):
-        h, c, ys = lstm_scan(params["w_hh"], px, carry.h, carry.c, valid, reverse)
+    def fused(params: Params, xs: Array, carry: LSTMCarry, valid, reverse: bool):
+        h, c, ys = lstm_scan(
+            params["w_ih"], params["b"], params["w_hh"], xs, carry.h, carry.c, valid, reverse
+        )
         return LSTMCarry(h=h, c=c), ys
 
     return Cell(
