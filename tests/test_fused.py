@@ -78,6 +78,19 @@ def test_fused_gradients_float64(name):
             assert relative(fused_leaf, auto_leaf) < 1e-12
 
 
+def test_large_lstm_stores_its_gates_and_still_equals_autodiff():
+    cell = jaxrnn.lstm(256)  # stores the gates instead of recomputing them
+    params = cell.init(jax.random.key(0), F)
+    xs = jax.random.normal(jax.random.key(1), (2, 5, F))
+    lengths = jnp.array([5, 2])
+    loss = lambda p, fused: jnp.sum(
+        jnp.sin(jaxrnn.unroll(cell, p, xs, seq_lengths=lengths, reverse=True, fused=fused)[1])
+    )
+    g_f, g_a = jax.grad(loss)(params, True), jax.grad(loss)(params, False)
+    for key in params:
+        assert relative(g_f[key], g_a[key]) < 1e-5, key
+
+
 def test_fused_unbatched_and_under_vmap():
     cell, params, xs, _ = setup("lstm")
     loss = lambda p, x, fused: jnp.sum(jaxrnn.unroll(cell, p, x, fused=fused)[1] ** 2)

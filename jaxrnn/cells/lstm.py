@@ -12,6 +12,7 @@ from jaxrnn.cells.base import check_input_size
 from jaxrnn.cells.base import input_kernel
 from jaxrnn.cells.base import make_param_checker
 from jaxrnn.cells.base import orthogonal_blocks
+from jaxrnn.cells.fused import STORE_GATES_FROM
 from jaxrnn.cells.fused import lstm_scan
 from jaxrnn.typing import Array
 from jaxrnn.typing import Params
