@@ -27,7 +27,6 @@ import jax.numpy as jnp
 from jaxrnn.cells.base import add_bias
 from jaxrnn.typing import Array
 
-
 STORE_GATES_FROM = 256  # hidden size from which the LSTM stores its gates (see above)
 
 
@@ -63,7 +62,9 @@ def _lstm_gates(gates):
     return jax.nn.sigmoid(i), jax.nn.sigmoid(f), jnp.tanh(g), jax.nn.sigmoid(o)
 
 
-def _lstm_forward(w_ih, b, w_hh, xs, h0, c0, valid, reverse, keep_cells):
+def _lstm_forward(w_ih, b, w_hh, xs, h0, c0, valid, reverse, keep):
+    """The scan; ``keep`` is what it stacks: ``"h"``, ``"hc"`` or ``"hcg"`` (with the gates)."""
+
     def body(carry, inputs):
         h, c = carry
         x, ok = inputs
@@ -72,38 +73,49 @@ def _lstm_forward(w_ih, b, w_hh, xs, h0, c0, valid, reverse, keep_cells):
         h_new = o * jnp.tanh(c_new)
         if valid is not None:
             h_new, c_new = _where(ok, h_new, h), _where(ok, c_new, c)
-        return (h_new, c_new), ((h_new, c_new) if keep_cells else h_new)
+        if keep == "h":
+            return (h_new, c_new), (h_new,)
+        if keep == "hc":
+            return (h_new, c_new), (h_new, c_new)
+        return (h_new, c_new), (h_new, c_new, jnp.concatenate([i, f, g, o], axis=-1))
 
     (h, c), stacked = jax.lax.scan(
         body, (h0, c0), (xs, _steps(valid, xs.shape[0])), reverse=reverse
     )
-    hs, cs = stacked if keep_cells else (stacked, None)
-    return h, c, hs, cs
+    return h, c, stacked
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(7,))
-def lstm_scan(w_ih, b, w_hh, xs, h0, c0, valid, reverse):
+@functools.partial(jax.custom_vjp, nondiff_argnums=(7, 8))
+def lstm_scan(w_ih, b, w_hh, xs, h0, c0, valid, reverse, store_gates):
     """``(h_T, c_T, ys)``: the LSTM over ``xs`` from ``(h0, c0)``; ``ys`` are the outputs
-    (zero where ``valid`` is False) and the final state is the one after each last valid step."""
-    h, c, hs, _ = _lstm_forward(w_ih, b, w_hh, xs, h0, c0, valid, reverse, keep_cells=False)
+    (zero where ``valid`` is False) and the final state is the one after each last valid step.
+    ``store_gates`` keeps the gate activations for the backward pass instead of recomputing."""
+    h, c, (hs,) = _lstm_forward(w_ih, b, w_hh, xs, h0, c0, valid, reverse, "h")
     return h, c, _outputs(hs, valid)
 
 
-def _lstm_scan_fwd(w_ih, b, w_hh, xs, h0, c0, valid, reverse):
-    h, c, hs, cs = _lstm_forward(w_ih, b, w_hh, xs, h0, c0, valid, reverse, keep_cells=True)
-    return (h, c, _outputs(hs, valid)), (w_ih, b, w_hh, xs, h0, c0, valid, hs, cs)
+def _lstm_scan_fwd(w_ih, b, w_hh, xs, h0, c0, valid, reverse, store_gates):
+    h, c, stacked = _lstm_forward(
+        w_ih, b, w_hh, xs, h0, c0, valid, reverse, "hcg" if store_gates else "hc"
+    )
+    return (h, c, _outputs(stacked[0], valid)), (w_ih, b, w_hh, xs, h0, c0, valid, stacked)
 
 
-def _lstm_scan_bwd(reverse, residuals, cotangents):
-    w_ih, b, w_hh, xs, h0, c0, valid, hs, cs = residuals
+def _lstm_scan_bwd(reverse, store_gates, residuals, cotangents):
+    w_ih, b, w_hh, xs, h0, c0, valid, stacked = residuals
+    hs, cs = stacked[0], stacked[1]
+    gates = stacked[2] if store_gates else None
     dh_last, dc_last, dys = cotangents
     h_prev, c_prev = _previous(hs, h0, reverse), _previous(cs, c0, reverse)
     w_hh_t = w_hh.T
 
     def body(carry, inputs):
         dh, dc = carry
-        x, hp, cp, c_t, dy, ok = inputs
-        i, f, g, o = _lstm_gates(add_bias(x @ w_ih, b) + hp @ w_hh)  # recomputed
+        x, hp, cp, c_t, dy, ok, stored = inputs
+        if store_gates:
+            i, f, g, o = jnp.split(stored, 4, axis=-1)
+        else:
+            i, f, g, o = _lstm_gates(add_bias(x @ w_ih, b) + hp @ w_hh)  # recomputed
         dh_total = dh + (dy if valid is None else _where(ok, dy, jnp.zeros_like(dy)))
         tanh_c = jnp.tanh(c_t)
         d_o = dh_total * tanh_c * o * (1 - o)
@@ -121,7 +133,7 @@ def _lstm_scan_bwd(reverse, residuals, cotangents):
     (dh0, dc0), dgates = jax.lax.scan(
         body,
         (dh_last, dc_last),
-        (xs, h_prev, c_prev, cs, dys, _steps(valid, xs.shape[0])),
+        (xs, h_prev, c_prev, cs, dys, _steps(valid, xs.shape[0]), gates),
         reverse=not reverse,
     )
     flat = _flat(dgates)  # one large product each, instead of a small one per step

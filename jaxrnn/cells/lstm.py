@@ -91,8 +91,9 @@ def lstm(hidden_size: int, *, forget_bias: float = 1.0) -> Cell:
         return step_projected(params, carry, project(params, x))
 
     def fused(params: Params, xs: Array, carry: LSTMCarry, valid, reverse: bool):
+        store = hidden_size >= STORE_GATES_FROM
         h, c, ys = lstm_scan(
-            params["w_ih"], params["b"], params["w_hh"], xs, carry.h, carry.c, valid, reverse
+            params["w_ih"], params["b"], params["w_hh"], xs, carry.h, carry.c, valid, reverse, store
         )
         return LSTMCarry(h=h, c=c), ys
 
