@@ -254,11 +254,14 @@ class BucketedBatches:
 
     A batch is a dict: ``ids`` ``(b, L)`` int32, ``lengths`` ``(b,)`` int32, ``weights``
     ``(b,)`` float32 (1 for examples, 0 for filler), ``index`` ``(b,)`` int64 (the example's
-    position in ``sequences``, -1 for filler) and, when given, ``labels`` ``(b, ...)``.
+    position in ``sequences``, -1 for filler) and, when given, ``labels`` ``(b, ...)``, or
+    ``targets`` ``(b, L)`` with ``target_lengths`` ``(b,)`` for sequence-to-sequence pairs
+    (a pair goes to the bucket that holds the longer of its two sequences).
 
     Args:
       sequences: token-id sequences.
       labels: one label per sequence (any array with that leading dimension), or None.
+      targets: one target token sequence per sequence (sequence to sequence), or None.
       batch_size: rows per batch.
       buckets: padded lengths; default `bucket_lengths` of the longest sequence.
       seed: seeds the shuffling.
@@ -276,6 +279,7 @@ class BucketedBatches:
         sequences: Sequence[Sequence[int]],
         labels: Any = None,
         *,
+        targets: Sequence[Sequence[int]] | None = None,
         batch_size: int,
         buckets: Sequence[int] | None = None,
         seed: int = 0,
@@ -288,6 +292,12 @@ class BucketedBatches:
         lengths = np.asarray([len(s) for s in sequences])
         if labels is not None and len(labels) != len(sequences):
             raise ValueError(f"labels has {len(labels)} entries for {len(sequences)} sequences")
+        if targets is not None:
+            if len(targets) != len(sequences):
+                raise ValueError(
+                    f"targets has {len(targets)} entries for {len(sequences)} sequences"
+                )
+            lengths = np.maximum(lengths, [len(t) for t in targets])
         buckets = tuple(sorted(buckets or bucket_lengths(int(lengths.max()))))
         if lengths.max() > buckets[-1]:
             raise ValueError(
@@ -296,6 +306,7 @@ class BucketedBatches:
             )
         self.sequences = [np.asarray(s, np.int32) for s in sequences]
         self.labels = None if labels is None else np.asarray(labels)
+        self.targets = None if targets is None else [np.asarray(t, np.int32) for t in targets]
         self.batch_size, self.buckets, self.seed, self.shuffle = batch_size, buckets, seed, shuffle
         which = np.searchsorted(np.asarray(buckets), lengths)  # smallest bucket >= length
         self.members = [np.flatnonzero(which == b) for b in range(len(buckets))]
@@ -341,4 +352,8 @@ class BucketedBatches:
         if self.labels is not None:
             fill = np.zeros((filler, *self.labels.shape[1:]), self.labels.dtype)
             batch["labels"] = np.concatenate([self.labels[rows], fill])
+        if self.targets is not None:
+            batch["targets"], batch["target_lengths"] = pad_batch(
+                [self.targets[r] for r in rows] + [[]] * filler, self.buckets[bucket]
+            )
         return batch

@@ -106,3 +106,20 @@ def test_bucketing_keeps_every_example_exactly_once(lengths, batch_size, seed):
 def test_bucketing_rejects_too_long_sequences():
     with pytest.raises(ValueError, match="more than the largest bucket 4"):
         text.BucketedBatches([[1] * 5], batch_size=2, buckets=(4,))
+
+
+def test_bucketing_pairs_pads_sources_and_targets_to_one_bucket():
+    sources = [[1, 2], [3, 4, 5, 6, 7], [8]]
+    targets = [[9, 9, 9, 9, 9, 9], [10], [11, 12]]
+    batches = text.BucketedBatches(
+        sources, targets=targets, batch_size=2, buckets=(4, 8), shuffle=False
+    )
+    seen = {}
+    for batch in batches.epoch(0):
+        assert batch["targets"].shape == batch["ids"].shape
+        for row in np.flatnonzero(batch["weights"] > 0):
+            n = batch["index"][row]
+            seen[n] = batch["ids"].shape[1]
+            length = batch["target_lengths"][row]
+            assert batch["targets"][row, :length].tolist() == targets[n]
+    assert seen == {0: 8, 1: 8, 2: 4}  # the longer of the two sequences picks the bucket

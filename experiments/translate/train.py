@@ -21,7 +21,7 @@ from jaxrnn import decode
 from jaxrnn import text
 from jaxrnn import train
 
-SOURCE_BUCKETS = (8, 12, 16, 24, 32, 48, 64)
+SOURCE_BUCKETS = (6, 8, 12, 16, 24, 32, 48, 64)
 
 
 @dataclasses.dataclass
@@ -59,31 +59,31 @@ def encode_sources(vocab: text.Vocabulary, sentences: list[str]) -> list[np.ndar
     return [vocab.encode(data.turkish_tokens(s)) for s in sentences]
 
 
-def encode_targets(config: Config, vocab: text.Vocabulary, sentences: list[str]) -> np.ndarray:
-    """English sentences as ``(n, max_target_tokens)`` ids ending in <eos>, right-padded."""
-    ids = [vocab.encode(data.english_tokens(s), eos=True) for s in sentences]
-    return text.pad_batch(ids, max(config.max_target_tokens, max(map(len, ids))))[0]
+def encode_targets(vocab: text.Vocabulary, sentences: list[str]) -> list[np.ndarray]:
+    """English sentences as id sequences ending in <eos>."""
+    return [vocab.encode(data.english_tokens(s), eos=True) for s in sentences]
 
 
 def pair_batches(config, prepared, split, *, shuffle, batch_size=None):
+    """Batches of pairs; a pair's source and target are padded to one bucket length (the
+    longer of the two), so short pairs cost short scans in both encoder and decoder."""
     rows = prepared.rows[split]
     sources = encode_sources(prepared.source_vocab, [prepared.pairs.turkish[i] for i in rows])
-    targets = encode_targets(
-        config, prepared.target_vocab, [prepared.pairs.english[i] for i in rows]
-    )
+    targets = encode_targets(prepared.target_vocab, [prepared.pairs.english[i] for i in rows])
+    longest = [max(len(s), len(t)) for s, t in zip(sources, targets, strict=True)]
     return text.BucketedBatches(
         sources,
-        targets,
+        targets=targets,
         batch_size=batch_size or config.batch_size,
-        buckets=_buckets(sources),
+        buckets=_buckets(longest),
         seed=config.seed,
         shuffle=shuffle,
     )
 
 
-def _buckets(sources) -> tuple[int, ...]:
-    """The standard source buckets up to the first that holds the longest sentence."""
-    longest = max(len(s) for s in sources)
+def _buckets(lengths) -> tuple[int, ...]:
+    """The standard buckets up to the first that holds the longest sequence."""
+    longest = max(lengths)
     covering = [b for b in SOURCE_BUCKETS if b >= longest]
     top = covering[0] if covering else longest
     return (*tuple(b for b in SOURCE_BUCKETS if b < top), top)
@@ -91,7 +91,7 @@ def _buckets(sources) -> tuple[int, ...]:
 
 def make_loss(config: Config, target_vocab_size: int):
     def loss_fn(params, batch, key):
-        targets = batch["labels"]
+        targets = batch["targets"]
         bos = jnp.full((targets.shape[0], 1), text.Vocabulary.bos_id, targets.dtype)
         inputs = jnp.concatenate([bos, targets[:, :-1]], axis=1)
         logits, _ = model.teacher_forced(
@@ -173,7 +173,7 @@ def translate(
     batches = text.BucketedBatches(
         [sources[n] for n in nonempty],
         batch_size=batch_size,
-        buckets=_buckets([sources[n] for n in nonempty]),
+        buckets=_buckets([len(sources[n]) for n in nonempty]),
         shuffle=False,
     )
     greedy, beam = _decoders(config)

@@ -39,7 +39,7 @@ class Config:
     """Label smoothing of the target distribution."""
     batch_size: int = 64
     """Sentence pairs per update."""
-    num_steps: int = 9000
+    num_steps: int = 7000
     """Updates."""
     learning_rate: float = 2e-3
     """Peak Adam learning rate (warm-up, cosine decay to 5%)."""
