@@ -1,5 +1,6 @@
 """Turning a step into a sequence: `lax.scan`, lengths and masking, reverse, time-major."""
 
+import functools
 from typing import Any
 
 import jax
@@ -50,10 +51,12 @@ def unroll(
       reverse: read each sequence backwards.
       time_major: ``xs`` and ``ys`` are ``(t, b, ...)`` instead of ``(b, t, ...)``.
       unroll: passed to `jax.lax.scan`: how many steps one loop iteration runs.
-      mode: ``"sequential"`` (a `jax.lax.scan`, for every cell) or ``"parallel"`` (a
-        `jax.lax.associative_scan` over time, for cells whose recurrence is linear:
-        `jaxrnn.mingru`, `jaxrnn.minlstm`, `jaxrnn.lru`). Both give the same numbers up to
-        float rounding; the parallel scan accumulates in float32 or wider.
+      mode: ``"sequential"`` (a `jax.lax.scan` of the step, for every cell) or
+        ``"parallel"`` (for cells whose recurrence is linear: `jaxrnn.mingru`,
+        `jaxrnn.minlstm`, `jaxrnn.lru`): the gates of all steps are computed at once, then the
+        recurrence runs over them with `linear_scan` (an associative scan on GPU/TPU, a
+        minimal loop on CPU). Both modes give the same numbers up to float rounding; the
+        parallel one accumulates in float32 or wider.
       remat: checkpoint the scan in segments of this many steps (sequential mode): the
         backward pass keeps only the carries between segments and recomputes each segment,
         so memory grows like ``t / remat + remat`` steps instead of ``t``. ``remat ≈ sqrt(t)``
@@ -164,7 +167,7 @@ def _segmented(cell, params, xs_t, carry, lengths, reverse, unroll, segment):
 
 
 def _parallel(cell, params, xs_t, carry, lengths, reverse):
-    """All steps of a linear recurrence ``h_t = a_t h_{t-1} + b_t`` by an associative scan."""
+    """All steps of a linear recurrence ``h_t = a_t h_{t-1} + b_t`` by `linear_scan`."""
     if cell.linear is None:
         raise ValueError(
             f"mode='parallel' needs a cell whose recurrence is linear in its carry "
@@ -182,18 +185,91 @@ def _parallel(cell, params, xs_t, carry, lengths, reverse):
     first = a.shape[0] - 1 if reverse else 0
     b = b.at[first].set(a[first] * carry.astype(a.dtype) + b[first])
 
-    def combine(earlier, later):
-        a1, b1 = earlier
-        a2, b2 = later
-        return a2 * a1, a2 * b1 + b2
-
-    _, states = jax.lax.associative_scan(combine, (a, b), reverse=reverse, axis=0)
+    states = linear_scan(a, b, reverse=reverse)
     states = states.astype(carry.dtype)
     ys = cell.linear.readout(params, states, px)
     if lengths is not None:
         ys = jnp.where(_expand(steps < lengths[None], ys), ys, jnp.zeros_like(ys))
     final = states[0] if reverse else states[-1]
     return final, ys
+
+
+def linear_scan(a: Array, b: Array, *, reverse: bool = False, method: str | None = None) -> Array:
+    """All states of ``h_t = a_t * h_{t-1} + b_t`` from ``h_{-1} = 0``.
+
+    Two algorithms, the same numbers up to rounding:
+
+    - ``"associative"``: `jax.lax.associative_scan`, ``log t`` levels of work over the whole
+      array; the fast choice where there are thousands of parallel lanes (GPU, TPU).
+    - ``"loop"``: a `jax.lax.scan` over the precomputed coefficients with a hand-written
+      backward pass (the reverse recurrence ``g_t = dh_t + a_{t+1} g_{t+1}``) that stores
+      nothing but the states. Every sweep of the associative scan reads and writes the whole
+      array, and on a CPU memory bandwidth, not arithmetic, is the limit: one sweep is the
+      minimum (see ``benchmarks/README.md``).
+
+    The default is ``"loop"`` on CPU and ``"associative"`` elsewhere.
+
+    Args:
+      a: ``(t, ...)`` multipliers.
+      b: ``(t, ...)`` inputs, same shape and dtype.
+      reverse: run from the last step to the first.
+      method: ``"loop"``, ``"associative"`` or None (by backend).
+
+    Returns:
+      ``(t, ...)`` states ``h_t``.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> linear_scan(jnp.full(4, 0.5), jnp.ones(4))
+      Array([1.   , 1.5  , 1.75 , 1.875], dtype=float32)
+    """
+    if method is None:
+        method = "loop" if jax.default_backend() == "cpu" else "associative"
+    if method == "loop":
+        return _linear_loop(a, b, reverse)
+    if method != "associative":
+        raise ValueError(f"method must be 'loop', 'associative' or None, got {method!r}")
+
+    def combine(earlier, later):
+        a1, b1 = earlier
+        a2, b2 = later
+        return a2 * a1, a2 * b1 + b2
+
+    return jax.lax.associative_scan(combine, (a, b), reverse=reverse, axis=0)[1]
+
+
+def _loop_states(a, b, reverse):
+    def body(h, ab):
+        h = ab[0] * h + ab[1]
+        return h, h
+
+    return jax.lax.scan(body, jnp.zeros_like(b[0]), (a, b), reverse=reverse)[1]
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
+def _linear_loop(a, b, reverse):
+    return _loop_states(a, b, reverse)
+
+
+def _linear_loop_fwd(a, b, reverse):
+    states = _loop_states(a, b, reverse)
+    return states, (a, states)
+
+
+def _linear_loop_bwd(reverse, residuals, d_states):
+    a, states = residuals
+    # g_t = dh_t + a_{t+1} g_{t+1}: the same recurrence, run the other way.
+    if reverse:
+        a_next = jnp.concatenate([jnp.zeros_like(a[:1]), a[:-1]], axis=0)
+        previous = jnp.concatenate([states[1:], jnp.zeros_like(states[:1])], axis=0)
+    else:
+        a_next = jnp.concatenate([a[1:], jnp.zeros_like(a[:1])], axis=0)
+        previous = jnp.concatenate([jnp.zeros_like(states[:1]), states[:-1]], axis=0)
+    g = _loop_states(a_next, d_states, not reverse)
+    return g * previous, g
+
+
+_linear_loop.defvjp(_linear_loop_fwd, _linear_loop_bwd)
 
 
 def _expand(mask: Array, like: Array) -> Array:
