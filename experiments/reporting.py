@@ -1,11 +1,14 @@
-"""Writing what an experiment found: results.json (atomically) and plain-text tables."""
+"""Writing what an experiment found: its config, results.json (atomically) and plain tables."""
 
+import dataclasses
 import json
 import math
 import os
 from collections.abc import Mapping
 from collections.abc import Sequence
 from typing import Any
+
+CONFIG_FILE = "config.json"
 
 
 def write_json(path: str | os.PathLike, value: Any) -> None:
@@ -46,3 +49,36 @@ def format_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> s
     lines.append("  ".join("-" * w for w in widths))
     lines += ["  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip() for r in body]
     return "\n".join(lines)
+
+
+def save_config(workdir: str | os.PathLike, config: Any) -> None:
+    """Writes a config dataclass to ``<workdir>/config.json`` so a run can be reloaded."""
+    write_json(os.path.join(workdir, CONFIG_FILE), dataclasses.asdict(config))
+
+
+def load_config(workdir: str | os.PathLike, config_cls: type, experiment: str) -> Any:
+    """The config a run in ``workdir`` was trained with.
+
+    Raises:
+      FileNotFoundError: naming the command that trains a model there.
+
+    Example:
+      >>> import dataclasses, tempfile
+      >>> @dataclasses.dataclass(frozen=True)
+      ... class Config:
+      ...     sizes: tuple[int, ...] = (1, 2)
+      >>> workdir = tempfile.mkdtemp()
+      >>> save_config(workdir, Config())
+      >>> load_config(workdir, Config, "demo")
+      Config(sizes=(1, 2))
+    """
+    path = os.path.join(workdir, CONFIG_FILE)
+    if not os.path.exists(path):
+        raise FileNotFoundError(
+            f"{workdir} holds no trained model ({path} is missing); train "
+            f"one with: python -m experiments.{experiment} --workdir {workdir}"
+        )
+    with open(path, encoding="utf-8") as f:
+        fields = json.load(f)
+    # JSON has no tuples: give tuple-typed fields their tuples back.
+    return config_cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in fields.items()})

@@ -8,7 +8,6 @@ same --seed gives the same text.
 """
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -21,20 +20,14 @@ from experiments.charlm import model
 from experiments.charlm.configs.default import Config
 from experiments.charlm.train import encode_prompt
 from experiments.charlm.train import sampler
+from experiments.reporting import load_config
 from jaxrnn import text
 from jaxrnn import train
 
 
 def load(workdir: str, which: str = "best"):
     """``(config, vocab, params)`` of a trained run."""
-    config_path = os.path.join(workdir, "config.json")
-    if not os.path.exists(config_path):
-        raise FileNotFoundError(
-            f"{workdir} holds no trained model ({config_path} is missing); "
-            f"train one with: python -m experiments.charlm --workdir {workdir}"
-        )
-    with open(config_path, encoding="utf-8") as f:
-        config = Config(**json.load(f))
+    config = load_config(workdir, Config, "charlm")
     vocab = text.Vocabulary.load(os.path.join(workdir, "vocab.json"))
     like = model.init_params(config, len(vocab), jax.random.key(0))
     params = train.Checkpointer(os.path.join(workdir, "checkpoints")).restore_params(like, which)

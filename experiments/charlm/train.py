@@ -1,7 +1,6 @@
 """Train and evaluate the character-level language model; `train_and_evaluate` runs it all."""
 
 import dataclasses
-import json
 import math
 import os
 import time
@@ -15,6 +14,7 @@ import optax
 from experiments.charlm import data
 from experiments.charlm import model
 from experiments.charlm.configs.default import Config
+from experiments.reporting import save_config
 from experiments.reporting import write_json
 from jaxrnn import decode
 from jaxrnn import train
@@ -126,8 +126,7 @@ def train_and_evaluate(config: Config, workdir: str, callbacks=()) -> dict[str, 
     os.makedirs(workdir, exist_ok=True)
     corpus = data.load(config.text, config.data_dir or None, config.val_fraction)
     corpus.vocab.save(os.path.join(workdir, "vocab.json"))
-    with open(os.path.join(workdir, "config.json"), "w", encoding="utf-8") as f:
-        json.dump(dataclasses.asdict(config), f, indent=2)
+    save_config(workdir, config)
     print(
         f"{corpus.path}: {len(corpus.train):,} training and {len(corpus.val):,} validation "
         f"characters, {len(corpus.vocab) - 4} distinct in training"

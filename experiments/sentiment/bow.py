@@ -32,7 +32,7 @@ class BagOfWords:
     Example:
       >>> model = BagOfWords(l2=1e-3).fit([["good"], ["bad"]] * 10, np.array([1, 0] * 10))
       >>> model.predict_proba([["good"], ["bad"], ["unseen"]]).round(1).tolist()
-      [0.9, 0.1, 0.5]
+      [1.0, 0.0, 0.5]
     """
 
     def __init__(self, l2: float = 3e-5, steps: int = 200):

@@ -9,7 +9,6 @@ An empty line in --file is an error that names the line: nothing is dropped sile
 """
 
 import argparse
-import json
 import os
 import sys
 from collections.abc import Sequence
@@ -17,6 +16,7 @@ from collections.abc import Sequence
 import jax
 import numpy as np
 
+from experiments.reporting import load_config
 from experiments.sentiment import bow
 from experiments.sentiment import model
 from experiments.sentiment.configs.default import Config
@@ -31,17 +31,7 @@ class Classifier:
     """The model trained on the first split of a workdir: RNN ensemble (+ bag-of-words)."""
 
     def __init__(self, workdir: str):
-        config_path = os.path.join(workdir, "config.json")
-        if not os.path.exists(config_path):
-            raise FileNotFoundError(
-                f"{workdir} holds no trained sentiment model ({config_path} is missing); train "
-                f"one with: python -m experiments.sentiment --workdir {workdir}"
-            )
-        with open(config_path, encoding="utf-8") as f:
-            fields = json.load(f)
-        self.config = Config(
-            **{k: tuple(v) if isinstance(v, list) else v for k, v in fields.items()}
-        )
+        self.config = load_config(workdir, Config, "sentiment")
         fold = os.path.join(workdir, "fold0")
         self.vocab = text.Vocabulary.load(os.path.join(fold, "vocab.json"))
         like = model.init_params(self.config, len(self.vocab), jax.random.key(0))

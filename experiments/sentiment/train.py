@@ -2,7 +2,6 @@
 
 import dataclasses
 import itertools
-import json
 import os
 import time
 from typing import Any
@@ -13,6 +12,7 @@ import numpy as np
 import optax
 
 from experiments.reporting import format_table
+from experiments.reporting import save_config
 from experiments.reporting import write_json
 from experiments.sentiment import bow
 from experiments.sentiment import data
@@ -179,8 +179,7 @@ def run_fold(config: Config, corpus, tokens, train_rows, test_rows, workdir: str
 def train_and_evaluate(config: Config, workdir: str) -> dict[str, Any]:
     """Runs the sentiment experiment; writes results.json, a confusion matrix and plots."""
     os.makedirs(workdir, exist_ok=True)
-    with open(os.path.join(workdir, "config.json"), "w", encoding="utf-8") as f:
-        json.dump(dataclasses.asdict(config), f, indent=2)
+    save_config(workdir, config)
     corpus = data.load(config.dataset, config.data_dir or None)
     tokens = [tokenize(t) for t in corpus.texts]
     splits = make_splits(config, len(corpus))

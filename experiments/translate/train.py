@@ -2,7 +2,6 @@
 
 import dataclasses
 import functools
-import json
 import os
 import time
 from typing import Any
@@ -13,6 +12,7 @@ import numpy as np
 import optax
 import sacrebleu
 
+from experiments.reporting import save_config
 from experiments.reporting import write_json
 from experiments.translate import data
 from experiments.translate import model
@@ -224,8 +224,7 @@ def train_and_evaluate(config: Config, workdir: str) -> dict[str, Any]:
     prepared = prepare(config)
     prepared.source_vocab.save(os.path.join(workdir, "source_vocab.json"))
     prepared.target_vocab.save(os.path.join(workdir, "target_vocab.json"))
-    with open(os.path.join(workdir, "config.json"), "w", encoding="utf-8") as f:
-        json.dump(dataclasses.asdict(config), f, indent=2)
+    save_config(workdir, config)
     sizes = {k: len(v) for k, v in prepared.rows.items()}
     print(
         f"{len(prepared.pairs):,} pairs: {sizes['train']:,} train, {sizes['val']:,} val, "

@@ -8,13 +8,13 @@ empty output line.
 """
 
 import argparse
-import json
 import os
 import sys
 from collections.abc import Sequence
 
 import jax
 
+from experiments.reporting import load_config
 from experiments.translate import model
 from experiments.translate.configs.default import Config
 from experiments.translate.train import translate
@@ -24,15 +24,7 @@ from jaxrnn import train
 
 def load(workdir: str, which: str = "best"):
     """``(config, params, source_vocab, target_vocab)`` of a trained run."""
-    config_path = os.path.join(workdir, "config.json")
-    if not os.path.exists(config_path):
-        raise FileNotFoundError(
-            f"{workdir} holds no trained model ({config_path} is missing); "
-            f"train one with: python -m experiments.translate --workdir "
-            f"{workdir}"
-        )
-    with open(config_path, encoding="utf-8") as f:
-        config = Config(**json.load(f))
+    config = load_config(workdir, Config, "translate")
     source = text.Vocabulary.load(os.path.join(workdir, "source_vocab.json"))
     target = text.Vocabulary.load(os.path.join(workdir, "target_vocab.json"))
     like = model.init_params(config, len(source), len(target), jax.random.key(0))

@@ -139,4 +139,4 @@ def test_predict_cli_reports_empty_lines(trained, tmp_path, capsys):
 def test_predict_cli_without_a_model(tmp_path, capsys):
     with pytest.raises(SystemExit):
         predict.main(["--workdir", str(tmp_path), "hello"])
-    assert "holds no trained sentiment model" in capsys.readouterr().err
+    assert "holds no trained model" in capsys.readouterr().err
