@@ -13,6 +13,7 @@ import jax
 import jax.numpy as jnp
 
 import jaxrnn
+from jaxrnn import text
 
 
 class Memory(NamedTuple):
@@ -118,13 +119,22 @@ def teacher_forced(config, params, source_ids, source_lengths, decoder_inputs, k
     return jnp.swapaxes(logits, 0, 1), jnp.swapaxes(weights, 0, 1)
 
 
+# Ids a translation never contains: padding, the start symbol, and <unk>. Left in, <unk> is
+# the likeliest word for about one test sentence in six (rare words were all <unk> in training)
+# and can never match a reference; masked, the decoder picks its best real word instead
+# (validation BLEU with beam 5: 42.1 -> 46.3).
+NEVER_GENERATED = (text.Vocabulary.pad_id, text.Vocabulary.unk_id, text.Vocabulary.bos_id)
+
+
 def step_fn(config, params):
     """``step(carry, tokens) -> (carry, logits)`` for `jaxrnn.decode`; the carry is
-    ``(state, memory)`` so that beam search reorders both with the hypotheses."""
+    ``(state, memory)`` so that beam search reorders both with the hypotheses. The ids in
+    `NEVER_GENERATED` get ``-inf``."""
+    never = jnp.array(NEVER_GENERATED)
 
     def step(carry, tokens):
         state, memory = carry
         state, logits, _ = decode_step(config, params, state, memory, tokens)
-        return (state, memory), logits
+        return (state, memory), logits.at[:, never].set(-jnp.inf)
 
     return step

@@ -88,6 +88,17 @@ def test_beam_size_one_equals_greedy():
         np.testing.assert_array_equal(row_b[:end], row_g[:end])
 
 
+def test_decoders_never_write_unk_pad_or_bos():
+    params, ids, lengths = tiny_model()
+    # Make <unk> by far the likeliest word everywhere: the decoders must still avoid it.
+    params = {**params, "out_bias": params["out_bias"].at[1].set(100.0)}
+    greedy, beam = _decoders(TINY)
+    for tokens in (greedy(params, ids, lengths), beam(params, ids, lengths, 3)):
+        for row in np.asarray(tokens):
+            written = row[: list(row).index(3)] if 3 in row else row  # up to <eos>
+            assert len(written) and not np.isin(written, model.NEVER_GENERATED).any()
+
+
 @pytest.mark.parametrize("beam_size", [1, 3])
 def test_decoding_does_not_depend_on_batch_padding(beam_size):
     params, ids, lengths = tiny_model()
