@@ -5,6 +5,8 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# Test processes run side by side (pytest-xdist); 2 matches the CI machine.
+TEST_WORKERS ?= 2
 # Real data sets live next to the project; tests that need one skip when it is absent.
 export JAXRNN_DATA ?= ../shared/data
 
@@ -21,7 +23,7 @@ demo: $(STAMP)
 	$(BIN)/python -m experiments.ball
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS)
 
 lint: $(STAMP)
 	$(BIN)/ruff format --check . && $(BIN)/ruff check .

@@ -2,11 +2,9 @@
 
 import os
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib import colormaps
+from matplotlib.figure import Figure
 
 from experiments.ball import baselines
 from experiments.ball import data
@@ -40,8 +38,9 @@ def write_all(workdir, config, splits, predictors, histories, results, best_mode
 
 def rollouts(path, splits, rollout, observed, count=4) -> None:
     """One-to-many: whole trajectories drawn by the model from their first few positions."""
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.5))
-    for n, color in zip(range(count), plt.cm.tab10.colors, strict=False):
+    fig = Figure(figsize=(11, 4.5))
+    axes = fig.subplots(1, 2)
+    for n, color in zip(range(count), colormaps["tab10"].colors, strict=False):
         clean, noisy = splits.test.clean[n], splits.test.noisy[n]
         drawn = np.concatenate([noisy[:observed], rollout(noisy[:observed], len(clean) - observed)])
         horizontal = np.linalg.norm(clean[:, :2] - clean[0, :2], axis=-1)
@@ -62,14 +61,13 @@ def rollouts(path, splits, rollout, observed, count=4) -> None:
     axes[1].set_title("error of the drawn trajectory")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
-    plt.close(fig)
 
 
 def trajectories_3d(path, config, splits, predict, model_name, count=3) -> None:
     """A few test throws: truth, measurements, and 1-step predictions of the RNN and physics."""
-    fig = plt.figure(figsize=(7, 6))
+    fig = Figure(figsize=(7, 6))
     ax = fig.add_subplot(projection="3d")
-    colors = plt.cm.tab10.colors
+    colors = colormaps["tab10"].colors
     for n in range(count):
         clean, noisy = splits.test.clean[n], splits.test.noisy[n]
         single = data.Trajectories(
@@ -92,13 +90,13 @@ def trajectories_3d(path, config, splits, predict, model_name, count=3) -> None:
     ax.legend(loc="upper left", fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
-    plt.close(fig)
 
 
 def training_curves(path, histories) -> None:
     """Train and validation loss (normalised MSE) of every model against the step."""
-    fig, ax = plt.subplots(figsize=(8, 5))
-    for (name, history), color in zip(histories.items(), plt.cm.tab10.colors, strict=False):
+    fig = Figure(figsize=(8, 5))
+    ax = fig.subplots()
+    for (name, history), color in zip(histories.items(), colormaps["tab10"].colors, strict=False):
         for split, style in (("train", "-"), ("val", "--")):
             points = [(r["step"], r["loss"]) for r in history if r["split"] == split]
             if points:
@@ -118,13 +116,13 @@ def training_curves(path, histories) -> None:
     ax.legend(fontsize=7, ncol=2)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
-    plt.close(fig)
 
 
 def error_vs_noise(path, sweep, trained_sigma) -> None:
     """1-step test RMSE against the measurement noise, for baselines and the best RNN."""
     sigmas = np.array([entry["sigma"] for entry in sweep])
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    fig = Figure(figsize=(7, 4.5))
+    ax = fig.subplots()
     for name in [k for k in sweep[0] if k != "sigma"]:
         ax.plot(sigmas, [entry[name] for entry in sweep], "o-", label=name)
     ax.axvline(trained_sigma, color="grey", ls=":", label=f"RNN trained at sigma={trained_sigma}")
@@ -137,4 +135,3 @@ def error_vs_noise(path, sweep, trained_sigma) -> None:
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
-    plt.close(fig)

@@ -2,15 +2,13 @@
 
 import math
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
+from matplotlib.figure import Figure
 
 
 def learning_curve(path, history) -> None:
     """Training and validation loss (nats/char, bits/char on the right) against time."""
-    fig, ax = plt.subplots(figsize=(8, 4.5))
+    fig = Figure(figsize=(8, 4.5))
+    ax = fig.subplots()
     for split, style in (("train", "-"), ("val", "o-")):
         points = [(r["wall_time"] / 60, r["loss"]) for r in history if r["split"] == split]
         if points:
@@ -27,4 +25,3 @@ def learning_curve(path, history) -> None:
     ax.set_title("Character-level LM: learning curve")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
-    plt.close(fig)

@@ -1,12 +1,9 @@
 """Figures of the sentiment experiment."""
 
-import matplotlib
-
-matplotlib.use("Agg")
 import itertools
 
-import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.figure import Figure
 
 NAMES = {"bow": "bag-of-words", "rnn": "RNN ensemble", "final": "final model"}
 
@@ -24,7 +21,8 @@ def accuracy_vs_length(path, pooled, bins, dataset) -> None:
         for name in NAMES:
             accuracy[name].append(np.mean((pooled[name][rows] > 0.5) == pooled["labels"][rows]))
         centers.append(len(centers))
-    fig, ax = plt.subplots(figsize=(7, 4))
+    fig = Figure(figsize=(7, 4))
+    ax = fig.subplots()
     width = 0.8 / len(NAMES)
     for n, (name, title) in enumerate(NAMES.items()):
         ax.bar(np.asarray(centers) + (n - 1) * width, accuracy[name], width, label=title)
@@ -36,12 +34,12 @@ def accuracy_vs_length(path, pooled, bins, dataset) -> None:
     ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=120)
-    plt.close(fig)
 
 
 def confusion(path, matrix, labels) -> None:
     """The confusion matrix of the final model as a heat map with counts."""
-    fig, ax = plt.subplots(figsize=(4, 3.5))
+    fig = Figure(figsize=(4, 3.5))
+    ax = fig.subplots()
     ax.imshow(matrix, cmap="Blues")
     for (i, j), value in np.ndenumerate(matrix):
         ax.text(
@@ -58,4 +56,3 @@ def confusion(path, matrix, labels) -> None:
     ax.set_ylabel("true")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
-    plt.close(fig)

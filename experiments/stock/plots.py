@@ -1,18 +1,15 @@
 """Figures of the stock experiment."""
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib import colormaps
+from matplotlib.figure import Figure
 
 
 def predictions(path, test, predicted, title) -> None:
     """Actual vs predicted close on the test span, and each model's cumulative squared-error
     advantage over persistence (below zero: the model is ahead)."""
-    fig, (top, bottom) = plt.subplots(
-        2, 1, figsize=(10, 7), sharex=True, gridspec_kw={"height_ratios": [2, 1]}
-    )
+    fig = Figure(figsize=(10, 7))
+    (top, bottom) = fig.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [2, 1]})
     dates = test.dates.astype("datetime64[D]").astype(object)
     top.plot(dates, test.next_close, color="k", lw=1.5, label="actual close")
     reference = (predicted["persistence"] - test.next_close) ** 2
@@ -31,13 +28,13 @@ def predictions(path, test, predicted, title) -> None:
     fig.autofmt_xdate()
     fig.tight_layout()
     fig.savefig(path, dpi=120)
-    plt.close(fig)
 
 
 def training_curves(path, histories) -> None:
     """Train and validation loss (MSE of normalised returns) per model."""
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    for (name, history), color in zip(histories.items(), plt.cm.tab10.colors, strict=False):
+    fig = Figure(figsize=(7, 4.5))
+    ax = fig.subplots()
+    for (name, history), color in zip(histories.items(), colormaps["tab10"].colors, strict=False):
         for split, style in (("train", "-"), ("val", "--")):
             points = [(r["step"], r["loss"]) for r in history if r["split"] == split]
             if points:
@@ -48,4 +45,3 @@ def training_curves(path, histories) -> None:
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
-    plt.close(fig)

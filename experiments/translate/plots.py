@@ -1,14 +1,12 @@
 """Attention heat maps of the translation model."""
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
+from matplotlib.figure import Figure
 
 
 def attention(path, weights, source_tokens, target_tokens) -> None:
     """Rows: English words produced; columns: Turkish words read; colour: attention weight."""
-    fig, ax = plt.subplots(figsize=(1 + 0.6 * len(source_tokens), 1 + 0.45 * len(target_tokens)))
+    fig = Figure(figsize=(1 + 0.6 * len(source_tokens), 1 + 0.45 * len(target_tokens)))
+    ax = fig.subplots()
     ax.imshow(weights, cmap="viridis", vmin=0, vmax=1, aspect="auto")
     ax.set_xticks(range(len(source_tokens)), source_tokens, rotation=45, ha="right")
     ax.set_yticks(range(len(target_tokens)), target_tokens)
@@ -16,4 +14,3 @@ def attention(path, weights, source_tokens, target_tokens) -> None:
     ax.set_ylabel("English (output)")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
-    plt.close(fig)
