@@ -64,6 +64,10 @@ if __name__ == "__main__":
     callbacks = ()
     if len(sys.argv) > 3:
         kill_at, sig = int(sys.argv[3]), getattr(signal, sys.argv[4])
+        # A parent that ignores Ctrl-C (pytest-xdist workers do) passes that on to its
+        # children; restore Python's default so that SIGINT raises KeyboardInterrupt as in a
+        # terminal.
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
         def kill(step, state, metrics):
             if step == kill_at:
