@@ -8,13 +8,12 @@ several sequence lengths, side by side in one process (median of repeats, ms per
 """
 
 import argparse
-import json
-import os
 import statistics
 import time
 
 import jax
 import jax.numpy as jnp
+from common import save_json
 
 import jaxrnn
 
@@ -78,9 +77,7 @@ def main(argv=None) -> None:
             ]
             print(f"{name:8s} {t:6d} {cells[0]:>22s} {cells[1]:>22s} {speedup:8.1f}x", flush=True)
     if args.json:
-        os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
-        with open(args.json, "w", encoding="utf-8") as f:
-            json.dump(rows, f, indent=2)
+        save_json(args.json, rows)
 
 
 if __name__ == "__main__":

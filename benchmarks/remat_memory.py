@@ -17,6 +17,8 @@ import subprocess
 import sys
 import time
 
+from common import save_json
+
 CHILD = r"""
 import sys, time, json
 import jax, jax.numpy as jnp, optax
@@ -92,9 +94,7 @@ def main(argv=None) -> None:
                 flush=True,
             )
     if args.json:
-        os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
-        with open(args.json, "w", encoding="utf-8") as f:
-            json.dump(rows, f, indent=2)
+        save_json(args.json, rows)
 
 
 if __name__ == "__main__":

@@ -14,7 +14,6 @@ input projection plus t sequential (b, h) x (h, g) products; for training, their
 """
 
 import argparse
-import json
 import os
 import platform
 import statistics
@@ -26,6 +25,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from common import save_json
 
 import jaxrnn
 
@@ -304,9 +304,7 @@ def main(argv=None) -> None:
     for name, ratios in train_ratios.items():
         print(f"  {name:22s} {float(np.exp(np.mean(np.log(ratios)))):.2f}")
     if args.json:
-        os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
-        with open(args.json, "w", encoding="utf-8") as f:
-            json.dump(results, f, indent=2)
+        save_json(args.json, results)
 
 
 if __name__ == "__main__":

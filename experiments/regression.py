@@ -7,7 +7,6 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
-import optax
 
 import jaxrnn
 
@@ -44,20 +43,3 @@ def predict_every(cell: jaxrnn.Cell, params, xs, seq_lengths=None):
     """Many-to-many: ``(b, t, i) -> (b, t, o)``, one prediction per step."""
     ys = jaxrnn.many_to_many(cell, params["rnn"], xs, seq_lengths=seq_lengths)
     return ys @ params["head"]["w"] + params["head"]["b"]
-
-
-def optimizer(
-    learning_rate: float, num_steps: int, *, clip_norm: float = 1.0, weight_decay: float = 0.0
-):
-    """Adam(W) with a short warm-up and cosine decay to 1% of ``learning_rate``, after clipping."""
-    schedule = optax.warmup_cosine_decay_schedule(
-        init_value=0.0,
-        peak_value=learning_rate,
-        warmup_steps=min(100, max(1, num_steps // 10)),
-        decay_steps=max(num_steps, 2),
-        end_value=0.01 * learning_rate,
-    )
-    adam = (
-        optax.adamw(schedule, weight_decay=weight_decay) if weight_decay else optax.adam(schedule)
-    )
-    return optax.chain(optax.clip_by_global_norm(clip_norm), adam)

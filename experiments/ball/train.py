@@ -11,6 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import jaxrnn
+from experiments import optim
 from experiments import regression
 from experiments.ball import baselines
 from experiments.ball import data
@@ -69,7 +70,7 @@ def train_many_to_one(config: Config, splits: Splits, cell_name: str, horizon: i
         params,
         train.EpochBatches((xs, ys), config.batch_size, seed=config.seed),
         num_steps=config.num_steps,
-        optimizer=regression.optimizer(config.learning_rate, config.num_steps),
+        optimizer=optim.optimizer(config.learning_rate, config.num_steps),
         val_data=train.eval_batches(val, 4096),
         eval_every=max(1, config.num_steps // 10),
         workdir=workdir,
@@ -121,7 +122,7 @@ def train_many_to_many(config: Config, splits: Splits, cell_name: str, workdir):
         params,
         train.EpochBatches(arrays(splits.train.noisy), config.batch_size, seed=config.seed),
         num_steps=config.num_steps,
-        optimizer=regression.optimizer(config.learning_rate, config.num_steps),
+        optimizer=optim.optimizer(config.learning_rate, config.num_steps),
         val_data=[arrays(splits.val.noisy)],
         eval_every=max(1, config.num_steps // 10),
         workdir=workdir,

@@ -11,6 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from experiments import optim
 from experiments.charlm import data
 from experiments.charlm import model
 from experiments.charlm.configs.default import Config
@@ -105,19 +106,13 @@ def encode_prompt(vocab, prompt: str) -> np.ndarray:
 
 
 def optimizer(config: Config):
-    schedule = optax.warmup_cosine_decay_schedule(
-        0.0,
+    return optim.optimizer(
         config.learning_rate,
-        min(200, config.num_steps // 10 + 1),
-        max(config.num_steps, 2),
-        end_value=0.05 * config.learning_rate,
+        config.num_steps,
+        warmup_steps=min(200, config.num_steps // 10 + 1),
+        end_fraction=0.05,
+        weight_decay=config.weight_decay,
     )
-    adam = (
-        optax.adamw(schedule, weight_decay=config.weight_decay)
-        if config.weight_decay
-        else optax.adam(schedule)
-    )
-    return optax.chain(optax.clip_by_global_norm(1.0), adam)
 
 
 def train_and_evaluate(config: Config, workdir: str, callbacks=()) -> dict[str, Any]:

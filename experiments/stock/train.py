@@ -10,6 +10,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from experiments import optim
 from experiments import regression
 from experiments.datasets import locate
 from experiments.reporting import format_table
@@ -95,7 +96,7 @@ def train_rnn(config: Config, dataset: data.Dataset, cell_name: str, workdir: st
             (dataset.train.inputs, dataset.train.targets), config.batch_size, seed=config.seed
         ),
         num_steps=config.num_steps,
-        optimizer=regression.optimizer(
+        optimizer=optim.optimizer(
             config.learning_rate, config.num_steps, weight_decay=config.weight_decay
         ),
         val_data=[(dataset.val.inputs, dataset.val.targets)],

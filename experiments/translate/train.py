@@ -12,6 +12,7 @@ import numpy as np
 import optax
 import sacrebleu
 
+from experiments import optim
 from experiments.reporting import save_config
 from experiments.reporting import write_json
 from experiments.translate import data
@@ -110,14 +111,12 @@ def make_loss(config: Config, target_vocab_size: int):
 
 
 def optimizer(config: Config):
-    schedule = optax.warmup_cosine_decay_schedule(
-        0.0,
+    return optim.optimizer(
         config.learning_rate,
-        min(500, config.num_steps // 10 + 1),
-        max(config.num_steps, 2),
-        end_value=0.05 * config.learning_rate,
+        config.num_steps,
+        warmup_steps=min(500, config.num_steps // 10 + 1),
+        end_fraction=0.05,
     )
-    return optax.chain(optax.clip_by_global_norm(1.0), optax.adam(schedule))
 
 
 @functools.cache
