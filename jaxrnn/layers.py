@@ -450,6 +450,17 @@ def many_to_one(
       (2, 8)
     """
     time_major = apply_kwargs.get("time_major", False)
+    reads_carry = (
+        isinstance(model, Cell)
+        and model.output is not None
+        and method == "last"
+        and seq_lengths is None
+        and not apply_kwargs.get("reverse", False)
+    )
+    if reads_carry:
+        # The last output is the final carry's: XLA then drops the stacked outputs.
+        carry, _ = as_layer(model).apply(params, xs, **apply_kwargs)
+        return model.output(carry)
     _, ys = as_layer(model).apply(params, xs, seq_lengths=seq_lengths, **apply_kwargs)
     return pool(ys, seq_lengths, method=method, time_major=time_major)
 

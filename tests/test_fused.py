@@ -29,10 +29,18 @@ def relative(a, b):
     return float(jnp.linalg.norm(a - b) / jnp.maximum(jnp.linalg.norm(b), 1e-30))
 
 
+@pytest.fixture(params=["recompute", "store"])
+def gate_policy(request, monkeypatch):
+    """Both backward strategies at test sizes: recompute the gates, or store them."""
+    store_from = 1 if request.param == "store" else 10**9
+    monkeypatch.setattr(jaxrnn.cells.fused, "STORE_GATES_FROM", store_from)
+    return request.param
+
+
 @pytest.mark.parametrize("name", ["lstm", "gru"])
 @pytest.mark.parametrize("reverse", [False, True])
 @pytest.mark.parametrize("with_lengths", [False, True])
-def test_fused_equals_autodiff(name, reverse, with_lengths):
+def test_fused_equals_autodiff(name, reverse, with_lengths, gate_policy):
     cell, params, xs, carry0 = setup(name)
     lengths = jnp.array([T, 5, 0, 1]) if with_lengths else None
 
@@ -61,7 +69,7 @@ def test_fused_equals_autodiff(name, reverse, with_lengths):
 
 
 @pytest.mark.parametrize("name", ["lstm", "gru"])
-def test_fused_gradients_float64(name):
+def test_fused_gradients_float64(name, gate_policy):
     with jax.enable_x64(True):
         cell, params, xs, carry0 = setup(name, jnp.float64)
         lengths = jnp.array([T, 3, 0, 7])

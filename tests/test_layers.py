@@ -139,6 +139,28 @@ def test_many_to_one_and_many_to_many_heads():
     np.testing.assert_array_equal(last[2], jnp.zeros(3))
 
 
+@pytest.mark.parametrize("name", ["elman", "lstm", "gru", "mingru", "lru"])
+@pytest.mark.parametrize("time_major", [False, True])
+def test_many_to_one_reads_the_final_carry_with_the_same_values_and_gradients(name, time_major):
+    cell = getattr(jaxrnn, name)(3)
+    params = cell.init(jax.random.key(0), F)
+    xs = inputs() if not time_major else jnp.swapaxes(inputs(), 0, 1)
+    carry0 = jax.tree.map(lambda c: c + 0.3, cell.initial_carry(params, (B,)))
+
+    def by_pool(params):
+        _, ys = jaxrnn.unroll(cell, params, xs, initial_carry=carry0, time_major=time_major)
+        return jaxrnn.pool(ys, time_major=time_major)
+
+    def head(params):
+        return jaxrnn.many_to_one(cell, params, xs, initial_carry=carry0, time_major=time_major)
+
+    np.testing.assert_allclose(head(params), by_pool(params), rtol=1e-6, atol=1e-7)
+    loss = lambda f: lambda p: jnp.sum(jnp.sin(f(p)))
+    chex.assert_trees_all_close(
+        jax.grad(loss(head))(params), jax.grad(loss(by_pool))(params), rtol=1e-5, atol=1e-7
+    )
+
+
 def test_layer_errors():
     with pytest.raises(ValueError, match="layers must hold at least one"):
         jaxrnn.stacked([])

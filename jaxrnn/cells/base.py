@@ -44,6 +44,9 @@ class Cell(NamedTuple):
         (`jaxrnn.cells.fused`);
         `jaxrnn.unroll` uses it unless ``fused=False``. Same numbers as the scan of
         ``step_projected``.
+      output: optional ``output(carry) -> y`` when a step's output is a function of the carry
+        it ends with (``h`` for the classic cells); `jaxrnn.many_to_one` then reads the final
+        carry instead of stacking every step's output. None when ``y`` also reads ``x``.
     """
 
     init: Callable[..., Params]
@@ -56,6 +59,7 @@ class Cell(NamedTuple):
     hidden_size: int
     linear: "LinearRecurrence | None" = None
     fused: Callable[..., tuple[Carry, Array]] | None = None
+    output: Callable[[Carry], Array] | None = None
 
     def __repr__(self) -> str:
         return f"jaxrnn.{self.name}(hidden_size={self.hidden_size})"

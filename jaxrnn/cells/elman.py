@@ -80,4 +80,5 @@ def elman(hidden_size: int, *, activation: Activation = jnp.tanh) -> Cell:
         check_params=make_param_checker("elman", hidden_size, shapes),
         name="elman",
         hidden_size=hidden_size,
+        output=lambda h: h,
     )

@@ -7,10 +7,13 @@ backward loop. So these scans
 
 - read the raw inputs ``x_t`` and multiply by ``W_ih`` inside the step (a small product),
   rather than slicing a hoisted ``(t, b, 4h)`` projection;
-- save only the hidden states (and the LSTM's memory cells) in the forward pass and
-  recompute the gates in the backward pass, except for large LSTMs (``h >= 256``), where the
-  recomputed products cost more than stacking the gates (measured: b=64, t=100, h=512
-  gradient 846 -> 686 ms when storing; at h=128, 64 -> 74 ms, so small ones recompute);
+- save the hidden states and, from ``h >= 128``, the four gates (as four ``(t, b, h)``
+  arrays) and the memory cells each step starts from, so the backward loop has one matrix
+  product per step; small LSTMs (``h < 128``) save only ``h`` and ``c`` and recompute the
+  gates, because there stacking costs more than the small recomputed products (measured in
+  one process against Flax, train step ms, recompute -> store: (64, 100, 32, 128) 65 -> 53,
+  (32, 500, 32, 128) 165 -> 137, (64, 100, 32, 512) 369 -> 342, but (256, 50, 8, 64)
+  39 -> 44);
 - form ``dW_ih``, ``dW_hh``, the bias gradients and ``dxs`` with one large product each,
   after the backward loop, from the stacked gate gradients.
 
@@ -27,14 +30,16 @@ import jax.numpy as jnp
 from jaxrnn.cells.base import add_bias
 from jaxrnn.typing import Array
 
-STORE_GATES_FROM = 256  # hidden size from which the LSTM stores its gates (see above)
+STORE_GATES_FROM = 64  # hidden size from which LSTM and GRU store their gates (see above)
 
 
-def _previous(states: Array, first: Array, reverse: bool) -> Array:
-    """The state each step starts from: ``states`` shifted by one step in reading order."""
+def _following(starts: Array, last: Array, reverse: bool) -> Array:
+    """The state each step ends with, from the states the steps start from and the final
+    state (in reading order). When only the last output is used, XLA reduces this to
+    ``last``."""
     if reverse:
-        return jnp.concatenate([states[1:], first[None]], axis=0)
-    return jnp.concatenate([first[None], states[:-1]], axis=0)
+        return jnp.concatenate([last[None], starts[:-1]], axis=0)
+    return jnp.concatenate([starts[1:], last[None]], axis=0)
 
 
 def _where(ok, new, old):
@@ -63,7 +68,10 @@ def _lstm_gates(gates):
 
 
 def _lstm_forward(w_ih, b, w_hh, xs, h0, c0, valid, reverse, keep):
-    """The scan; ``keep`` is what it stacks: ``"h"``, ``"hc"`` or ``"hcg"`` (with the gates)."""
+    """The scan. ``keep="h"`` stacks the outputs; for the backward pass, ``"start"`` stacks
+    the state ``(h, c)`` each step starts from (what the gradient needs, with no shifted
+    copy), and ``"gates"`` adds the four gates as separate arrays (slicing one
+    ``(t, b, 4h)`` array per step in the backward loop measured slower than four reads)."""
 
     def body(carry, inputs):
         h, c = carry
@@ -74,10 +82,8 @@ def _lstm_forward(w_ih, b, w_hh, xs, h0, c0, valid, reverse, keep):
         if valid is not None:
             h_new, c_new = _where(ok, h_new, h), _where(ok, c_new, c)
         if keep == "h":
-            return (h_new, c_new), (h_new,)
-        if keep == "hc":
-            return (h_new, c_new), (h_new, c_new)
-        return (h_new, c_new), (h_new, c_new, jnp.concatenate([i, f, g, o], axis=-1))
+            return (h_new, c_new), h_new
+        return (h_new, c_new), ((h, c, (i, f, g, o)) if keep == "gates" else (h, c))
 
     (h, c), stacked = jax.lax.scan(
         body, (h0, c0), (xs, _steps(valid, xs.shape[0])), reverse=reverse
@@ -90,51 +96,61 @@ def lstm_scan(w_ih, b, w_hh, xs, h0, c0, valid, reverse, store_gates):
     """``(h_T, c_T, ys)``: the LSTM over ``xs`` from ``(h0, c0)``; ``ys`` are the outputs
     (zero where ``valid`` is False) and the final state is the one after each last valid step.
     ``store_gates`` keeps the gate activations for the backward pass instead of recomputing."""
-    h, c, (hs,) = _lstm_forward(w_ih, b, w_hh, xs, h0, c0, valid, reverse, "h")
+    h, c, hs = _lstm_forward(w_ih, b, w_hh, xs, h0, c0, valid, reverse, "h")
     return h, c, _outputs(hs, valid)
 
 
 def _lstm_scan_fwd(w_ih, b, w_hh, xs, h0, c0, valid, reverse, store_gates):
     h, c, stacked = _lstm_forward(
-        w_ih, b, w_hh, xs, h0, c0, valid, reverse, "hcg" if store_gates else "hc"
+        w_ih, b, w_hh, xs, h0, c0, valid, reverse, "gates" if store_gates else "start"
     )
-    return (h, c, _outputs(stacked[0], valid)), (w_ih, b, w_hh, xs, h0, c0, valid, stacked)
+    hs = _following(stacked[0], h, reverse)
+    return (h, c, _outputs(hs, valid)), (w_ih, b, w_hh, xs, c, valid, stacked)
+
+
+def _lstm_delta(dh, dc, i, f, g, o, c_prev, c_t):
+    """Gradients of the gate pre-activations ``(b, 4h)`` and of ``c`` through the cell."""
+    tanh_c = jnp.tanh(c_t)
+    d_o = dh * tanh_c * o * (1 - o)
+    dc_total = dc + dh * o * (1 - tanh_c**2)
+    d_i = dc_total * g * i * (1 - i)
+    d_f = dc_total * c_prev * f * (1 - f)
+    d_g = dc_total * i * (1 - g**2)
+    return jnp.concatenate([d_i, d_f, d_g, d_o], axis=-1), dc_total * f
 
 
 def _lstm_scan_bwd(reverse, store_gates, residuals, cotangents):
-    w_ih, b, w_hh, xs, h0, c0, valid, stacked = residuals
-    hs, cs = stacked[0], stacked[1]
+    w_ih, b, w_hh, xs, c_last, valid, stacked = residuals
+    h_prev, c_prev = stacked[0], stacked[1]
     gates = stacked[2] if store_gates else None
     dh_last, dc_last, dys = cotangents
-    h_prev, c_prev = _previous(hs, h0, reverse), _previous(cs, c0, reverse)
     w_hh_t = w_hh.T
 
+    # The cell c_t a step ends with is the one the step after it (the previous backward
+    # iteration) started from: it is carried rather than stacked a second time.
     def body(carry, inputs):
-        dh, dc = carry
-        x, hp, cp, c_t, dy, ok, stored = inputs
+        dh, dc, c_t = carry
+        x, hp, cp, dy, ok, stored = inputs
         if store_gates:
-            i, f, g, o = jnp.split(stored, 4, axis=-1)
+            i, f, g, o = stored
         else:
             i, f, g, o = _lstm_gates(add_bias(x @ w_ih, b) + hp @ w_hh)  # recomputed
         dh_total = dh + (dy if valid is None else _where(ok, dy, jnp.zeros_like(dy)))
-        tanh_c = jnp.tanh(c_t)
-        d_o = dh_total * tanh_c * o * (1 - o)
-        dc_total = dc + dh_total * o * (1 - tanh_c**2)
-        d_i = dc_total * g * i * (1 - i)
-        d_f = dc_total * cp * f * (1 - f)
-        d_g = dc_total * i * (1 - g**2)
-        dgates = jnp.concatenate([d_i, d_f, d_g, d_o], axis=-1)
-        dh_new, dc_new = dgates @ w_hh_t, dc_total * f
+        dgates, dc_new = _lstm_delta(dh_total, dc, i, f, g, o, cp, c_t)
+        dh_new = dgates @ w_hh_t
         if valid is not None:  # a padding step passes the gradient through untouched
             dgates = _where(ok, dgates, jnp.zeros_like(dgates))
             dh_new, dc_new = _where(ok, dh_new, dh), _where(ok, dc_new, dc)
-        return (dh_new, dc_new), dgates
+        return (dh_new, dc_new, cp), dgates
 
-    (dh0, dc0), dgates = jax.lax.scan(
+    num_steps = xs.shape[0]
+    inputs = (None, None) if store_gates else (xs, h_prev)
+    (dh0, dc0, _), dgates = jax.lax.scan(
         body,
-        (dh_last, dc_last),
-        (xs, h_prev, c_prev, cs, dys, _steps(valid, xs.shape[0]), gates),
+        (dh_last, dc_last, c_last),
+        (*inputs, c_prev, dys, _steps(valid, num_steps), gates),
         reverse=not reverse,
+        length=num_steps,
     )
     flat = _flat(dgates)  # one large product each, instead of a small one per step
     return (
@@ -163,39 +179,50 @@ def _gru_parts(x, h, w_ih, b_ih, w_hh, b_hh):
     return r, z, n, u_n
 
 
-def _gru_forward(w_ih, b_ih, w_hh, b_hh, xs, h0, valid, reverse):
+def _gru_forward(w_ih, b_ih, w_hh, b_hh, xs, h0, valid, reverse, keep):
+    """The scan. ``keep="h"`` stacks the outputs; for the backward pass, ``"start"`` stacks
+    the state each step starts from, and ``"gates"`` adds ``(r, z, n, u_n)``."""
+
     def body(h, inputs):
         x, ok = inputs
-        _, z, n, _ = _gru_parts(x, h, w_ih, b_ih, w_hh, b_hh)
+        r, z, n, u_n = _gru_parts(x, h, w_ih, b_ih, w_hh, b_hh)
         h_new = (1.0 - z) * n + z * h
         if valid is not None:
             h_new = _where(ok, h_new, h)
-        return h_new, h_new
+        if keep == "h":
+            return h_new, h_new
+        return h_new, ((h, (r, z, n, u_n)) if keep == "gates" else (h, None))
 
     return jax.lax.scan(body, h0, (xs, _steps(valid, xs.shape[0])), reverse=reverse)
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(7,))
-def gru_scan(w_ih, b_ih, w_hh, b_hh, xs, h0, valid, reverse):
-    """``(h_T, ys)``: the GRU over ``xs`` from ``h0``; ``ys`` zero where ``valid`` is False."""
-    h, hs = _gru_forward(w_ih, b_ih, w_hh, b_hh, xs, h0, valid, reverse)
+@functools.partial(jax.custom_vjp, nondiff_argnums=(7, 8))
+def gru_scan(w_ih, b_ih, w_hh, b_hh, xs, h0, valid, reverse, store_gates):
+    """``(h_T, ys)``: the GRU over ``xs`` from ``h0``; ``ys`` zero where ``valid`` is False.
+    ``store_gates`` keeps the gates for the backward pass instead of recomputing them."""
+    h, hs = _gru_forward(w_ih, b_ih, w_hh, b_hh, xs, h0, valid, reverse, "h")
     return h, _outputs(hs, valid)
 
 
-def _gru_scan_fwd(w_ih, b_ih, w_hh, b_hh, xs, h0, valid, reverse):
-    h, hs = _gru_forward(w_ih, b_ih, w_hh, b_hh, xs, h0, valid, reverse)
-    return (h, _outputs(hs, valid)), (w_ih, b_ih, w_hh, b_hh, xs, h0, valid, hs)
+def _gru_scan_fwd(w_ih, b_ih, w_hh, b_hh, xs, h0, valid, reverse, store_gates):
+    keep = "gates" if store_gates else "start"
+    h, (h_prev, gates) = _gru_forward(w_ih, b_ih, w_hh, b_hh, xs, h0, valid, reverse, keep)
+    hs = _following(h_prev, h, reverse)
+    residuals = (w_ih, b_ih, w_hh, b_hh, xs, valid, h_prev, gates)
+    return (h, _outputs(hs, valid)), residuals
 
 
-def _gru_scan_bwd(reverse, residuals, cotangents):
-    w_ih, b_ih, w_hh, b_hh, xs, h0, valid, hs = residuals
+def _gru_scan_bwd(reverse, store_gates, residuals, cotangents):
+    w_ih, b_ih, w_hh, b_hh, xs, valid, h_prev, gates = residuals
     dh_last, dys = cotangents
-    h_prev = _previous(hs, h0, reverse)
     w_hh_t = w_hh.T
 
     def body(dh, inputs):
-        x, hp, dy, ok = inputs
-        r, z, n, u_n = _gru_parts(x, hp, w_ih, b_ih, w_hh, b_hh)  # recomputed
+        x, hp, dy, ok, stored = inputs
+        if store_gates:
+            r, z, n, u_n = stored
+        else:
+            r, z, n, u_n = _gru_parts(x, hp, w_ih, b_ih, w_hh, b_hh)  # recomputed
         dh_total = dh + (dy if valid is None else _where(ok, dy, jnp.zeros_like(dy)))
         d_z = dh_total * (hp - n) * z * (1 - z)
         d_n = dh_total * (1 - z) * (1 - n**2)
@@ -209,11 +236,16 @@ def _gru_scan_bwd(reverse, residuals, cotangents):
             dh_new = _where(ok, dh_new, dh)
         return dh_new, (d_a, r)
 
+    num_steps = xs.shape[0]
     dh0, (d_a, r) = jax.lax.scan(
-        body, dh_last, (xs, h_prev, dys, _steps(valid, xs.shape[0])), reverse=not reverse
+        body,
+        dh_last,
+        (None if store_gates else xs, h_prev, dys, _steps(valid, num_steps), gates),
+        reverse=not reverse,
+        length=num_steps,
     )
     # d_u differs from d_a only in its n part, scaled by r: stack r (h) rather than d_u (3h).
-    h_size = h0.shape[-1]
+    h_size = h_prev.shape[-1]
     d_u = jnp.concatenate([d_a[..., : 2 * h_size], d_a[..., 2 * h_size :] * r], axis=-1)
     flat_a, flat_u = _flat(d_a), _flat(d_u)
     return (
