@@ -7,13 +7,14 @@ backward loop. So these scans
 
 - read the raw inputs ``x_t`` and multiply by ``W_ih`` inside the step (a small product),
   rather than slicing a hoisted ``(t, b, 4h)`` projection;
-- save the hidden states and, from ``h >= 128``, the four gates (as four ``(t, b, h)``
-  arrays) and the memory cells each step starts from, so the backward loop has one matrix
-  product per step; small LSTMs (``h < 128``) save only ``h`` and ``c`` and recompute the
-  gates, because there stacking costs more than the small recomputed products (measured in
-  one process against Flax, train step ms, recompute -> store: (64, 100, 32, 128) 65 -> 53,
-  (32, 500, 32, 128) 165 -> 137, (64, 100, 32, 512) 369 -> 342, but (256, 50, 8, 64)
-  39 -> 44);
+- save, for the backward pass, the state each step *starts* from (so no shifted copy is
+  needed: the backward loop carries the LSTM's ``c_t`` from the step after) and, from
+  ``h >= 64``, the gates as separate ``(t, b, h)`` arrays, so the backward loop has one
+  matrix product per step instead of recomputing the gates with two. Measured in one
+  process (train step ms, recompute -> store) at (b, t, i, h) = (64, 100, 32, 128),
+  (64, 100, 32, 512), (32, 500, 32, 128), (256, 50, 8, 64): LSTM 52 -> 52, 412 -> 335,
+  150 -> 133, 34 -> 33; GRU 43 -> 46, 311 -> 246, 136 -> 119, 29 -> 25. Smaller cells
+  recompute, where the products are cheap and memory is saved;
 - form ``dW_ih``, ``dW_hh``, the bias gradients and ``dxs`` with one large product each,
   after the backward loop, from the stacked gate gradients.
 
@@ -26,6 +27,8 @@ import functools
 
 import jax
 import jax.numpy as jnp
+from jax.custom_derivatives import CustomVJPPrimal
+from jax.custom_derivatives import SymbolicZero
 
 from jaxrnn.cells.base import add_bias
 from jaxrnn.typing import Array
@@ -40,6 +43,27 @@ def _following(starts: Array, last: Array, reverse: bool) -> Array:
     if reverse:
         return jnp.concatenate([last[None], starts[:-1]], axis=0)
     return jnp.concatenate([starts[1:], last[None]], axis=0)
+
+
+def _values(*args):
+    """The primal values of a ``symbolic_zeros`` forward rule's arguments."""
+    return tuple(a.value if isinstance(a, CustomVJPPrimal) else a for a in args)
+
+
+def _cotangent(ct, like):
+    """``ct`` as an array (zeros for a symbolic zero); ``like`` gives shape and dtype."""
+    return jnp.zeros_like(like) if isinstance(ct, SymbolicZero) else ct
+
+
+def _output_cotangent(dys):
+    """None when the outputs are unused (a symbolic zero), so the loop skips them."""
+    return None if isinstance(dys, SymbolicZero) else dys
+
+
+def _with_dy(dh, dy, ok, valid):
+    if dy is None:
+        return dh
+    return dh + (dy if valid is None else _where(ok, dy, jnp.zeros_like(dy)))
 
 
 def _where(ok, new, old):
@@ -101,6 +125,7 @@ def lstm_scan(w_ih, b, w_hh, xs, h0, c0, valid, reverse, store_gates):
 
 
 def _lstm_scan_fwd(w_ih, b, w_hh, xs, h0, c0, valid, reverse, store_gates):
+    w_ih, b, w_hh, xs, h0, c0, valid = _values(w_ih, b, w_hh, xs, h0, c0, valid)
     h, c, stacked = _lstm_forward(
         w_ih, b, w_hh, xs, h0, c0, valid, reverse, "gates" if store_gates else "start"
     )
@@ -124,6 +149,8 @@ def _lstm_scan_bwd(reverse, store_gates, residuals, cotangents):
     h_prev, c_prev = stacked[0], stacked[1]
     gates = stacked[2] if store_gates else None
     dh_last, dc_last, dys = cotangents
+    dh_last, dc_last = _cotangent(dh_last, c_last), _cotangent(dc_last, c_last)
+    dys = _output_cotangent(dys)
     w_hh_t = w_hh.T
 
     # The cell c_t a step ends with is the one the step after it (the previous backward
@@ -135,8 +162,7 @@ def _lstm_scan_bwd(reverse, store_gates, residuals, cotangents):
             i, f, g, o = stored
         else:
             i, f, g, o = _lstm_gates(add_bias(x @ w_ih, b) + hp @ w_hh)  # recomputed
-        dh_total = dh + (dy if valid is None else _where(ok, dy, jnp.zeros_like(dy)))
-        dgates, dc_new = _lstm_delta(dh_total, dc, i, f, g, o, cp, c_t)
+        dgates, dc_new = _lstm_delta(_with_dy(dh, dy, ok, valid), dc, i, f, g, o, cp, c_t)
         dh_new = dgates @ w_hh_t
         if valid is not None:  # a padding step passes the gradient through untouched
             dgates = _where(ok, dgates, jnp.zeros_like(dgates))
@@ -164,7 +190,7 @@ def _lstm_scan_bwd(reverse, store_gates, residuals, cotangents):
     )
 
 
-lstm_scan.defvjp(_lstm_scan_fwd, _lstm_scan_bwd)
+lstm_scan.defvjp(_lstm_scan_fwd, _lstm_scan_bwd, symbolic_zeros=True)
 
 
 # ------------------------------------------------------------------------------------ GRU
@@ -205,6 +231,7 @@ def gru_scan(w_ih, b_ih, w_hh, b_hh, xs, h0, valid, reverse, store_gates):
 
 
 def _gru_scan_fwd(w_ih, b_ih, w_hh, b_hh, xs, h0, valid, reverse, store_gates):
+    w_ih, b_ih, w_hh, b_hh, xs, h0, valid = _values(w_ih, b_ih, w_hh, b_hh, xs, h0, valid)
     keep = "gates" if store_gates else "start"
     h, (h_prev, gates) = _gru_forward(w_ih, b_ih, w_hh, b_hh, xs, h0, valid, reverse, keep)
     hs = _following(h_prev, h, reverse)
@@ -215,6 +242,8 @@ def _gru_scan_fwd(w_ih, b_ih, w_hh, b_hh, xs, h0, valid, reverse, store_gates):
 def _gru_scan_bwd(reverse, store_gates, residuals, cotangents):
     w_ih, b_ih, w_hh, b_hh, xs, valid, h_prev, gates = residuals
     dh_last, dys = cotangents
+    dh_last = _cotangent(dh_last, jnp.zeros(h_prev.shape[1:], h_prev.dtype))
+    dys = _output_cotangent(dys)
     w_hh_t = w_hh.T
 
     def body(dh, inputs):
@@ -223,7 +252,7 @@ def _gru_scan_bwd(reverse, store_gates, residuals, cotangents):
             r, z, n, u_n = stored
         else:
             r, z, n, u_n = _gru_parts(x, hp, w_ih, b_ih, w_hh, b_hh)  # recomputed
-        dh_total = dh + (dy if valid is None else _where(ok, dy, jnp.zeros_like(dy)))
+        dh_total = _with_dy(dh, dy, ok, valid)
         d_z = dh_total * (hp - n) * z * (1 - z)
         d_n = dh_total * (1 - z) * (1 - n**2)
         d_r = d_n * u_n * r * (1 - r)
@@ -259,4 +288,4 @@ def _gru_scan_bwd(reverse, store_gates, residuals, cotangents):
     )
 
 
-gru_scan.defvjp(_gru_scan_fwd, _gru_scan_bwd)
+gru_scan.defvjp(_gru_scan_fwd, _gru_scan_bwd, symbolic_zeros=True)
