@@ -37,10 +37,20 @@ def gate_policy(request, monkeypatch):
     return request.param
 
 
+# Direction x padding x which results the loss reads (an unread one has a symbolic-zero
+# cotangent): every pair of the three covered, in six cases rather than twelve.
+CASES = [
+    (False, False, "ys+h+c"),
+    (True, True, "ys+h+c"),
+    (False, True, "ys"),
+    (True, False, "ys"),
+    (False, True, "h+c"),
+    (True, False, "h+c"),
+]
+
+
 @pytest.mark.parametrize("name", ["lstm", "gru"])
-@pytest.mark.parametrize("reverse", [False, True])
-@pytest.mark.parametrize("with_lengths", [False, True])
-@pytest.mark.parametrize("uses", ["ys+h+c", "ys", "h+c"])
+@pytest.mark.parametrize(("reverse", "with_lengths", "uses"), CASES)
 def test_fused_equals_autodiff(name, reverse, with_lengths, uses, gate_policy):
     cell, params, xs, carry0 = setup(name)
     lengths = jnp.array([T, 5, 0, 1]) if with_lengths else None
