@@ -22,6 +22,21 @@ def pytest_configure(config):
     )
 
 
+# The slowest tests (whole notebooks, 30-60 s each) go first, so that with two pytest-xdist
+# workers they overlap with the many short tests instead of leaving one worker idle at the end.
+SLOW_FIRST = ("test_notebook_runs_top_to_bottom", "test_smoke_run")
+
+
+def pytest_collection_modifyitems(config, items):
+    del config
+
+    def rank(item):
+        slow = [i for i, prefix in enumerate(SLOW_FIRST) if item.name.startswith(prefix)]
+        return slow[0] if slow else len(SLOW_FIRST)
+
+    items.sort(key=rank)  # a stable sort: the order within each group is kept
+
+
 @pytest.fixture(autouse=True)
 def strict_promotion(request):
     loose = request.node.get_closest_marker("allow_promotion") or (
