@@ -36,6 +36,17 @@ from jaxrnn.typing import Array
 STORE_GATES_FROM = 64  # hidden size from which LSTM and GRU store their gates (see above)
 
 
+def stores_gates(hidden_size: int) -> bool:
+    """Whether a cell of this size stores its gates (reads the threshold per call: tests
+    lower it to cover both backward strategies at small sizes).
+
+    Example:
+      >>> stores_gates(128), stores_gates(16)
+      (True, False)
+    """
+    return hidden_size >= STORE_GATES_FROM
+
+
 def _following(starts: Array, last: Array, reverse: bool) -> Array:
     """The state each step ends with, from the states the steps start from and the final
     state (in reading order). When only the last output is used, XLA reduces this to
@@ -51,8 +62,8 @@ def _values(*args):
 
 
 def _cotangent(ct, like):
-    """``ct`` as an array (zeros for a symbolic zero); ``like`` gives shape and dtype."""
-    return jnp.zeros_like(like) if isinstance(ct, SymbolicZero) else ct
+    """``ct`` as an array: zeros shaped like ``like`` for a symbolic zero."""
+    return jnp.zeros(like.shape, like.dtype) if isinstance(ct, SymbolicZero) else ct
 
 
 def _output_cotangent(dys):
@@ -242,7 +253,7 @@ def _gru_scan_fwd(w_ih, b_ih, w_hh, b_hh, xs, h0, valid, reverse, store_gates):
 def _gru_scan_bwd(reverse, store_gates, residuals, cotangents):
     w_ih, b_ih, w_hh, b_hh, xs, valid, h_prev, gates = residuals
     dh_last, dys = cotangents
-    dh_last = _cotangent(dh_last, jnp.zeros(h_prev.shape[1:], h_prev.dtype))
+    dh_last = _cotangent(dh_last, jax.ShapeDtypeStruct(h_prev.shape[1:], h_prev.dtype))
     dys = _output_cotangent(dys)
     w_hh_t = w_hh.T
 

@@ -83,7 +83,7 @@ def gru(hidden_size: int) -> Cell:
         return step_projected(params, h, project(params, x))
 
     def fused(params: Params, xs: Array, h: Array, valid, reverse: bool):
-        store = hidden_size >= fused_scans.STORE_GATES_FROM  # read per call: tests lower it
+        store = fused_scans.stores_gates(hidden_size)
         w_ih, b_ih, w_hh, b_hh = (params[k] for k in ("w_ih", "b_ih", "w_hh", "b_hh"))
         return gru_scan(w_ih, b_ih, w_hh, b_hh, xs, h, valid, reverse, store)
 

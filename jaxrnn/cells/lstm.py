@@ -91,7 +91,7 @@ def lstm(hidden_size: int, *, forget_bias: float = 1.0) -> Cell:
         return step_projected(params, carry, project(params, x))
 
     def fused(params: Params, xs: Array, carry: LSTMCarry, valid, reverse: bool):
-        store = hidden_size >= fused_scans.STORE_GATES_FROM  # read per call: tests lower it
+        store = fused_scans.stores_gates(hidden_size)
         h, c, ys = lstm_scan(
             params["w_ih"], params["b"], params["w_hh"], xs, carry.h, carry.c, valid, reverse, store
         )
