@@ -29,11 +29,17 @@ def relative(a, b):
     return float(jnp.linalg.norm(a - b) / jnp.maximum(jnp.linalg.norm(b), 1e-30))
 
 
-@pytest.fixture(params=["recompute", "store"])
+@pytest.fixture(params=["recompute, chunks of 3", "store, chunks of 3", "store, one chunk"])
 def gate_policy(request, monkeypatch):
-    """Both backward strategies at test sizes: recompute the gates, or store them."""
-    store_from = 1 if request.param == "store" else 10**9
+    """Both backward strategies at test sizes (recompute the gates, or store them), with the
+    backward loop in chunks of 3 steps (t = 9) or in one chunk (what `chunk_length` picks
+    for so short a sequence)."""
+    store_from = 1 if request.param.startswith("store") else 10**9
     monkeypatch.setattr(jaxrnn.cells.fused, "STORE_GATES_FROM", store_from)
+    if "chunks of 3" in request.param:
+        monkeypatch.setattr(jaxrnn.cells.fused, "chunk_length", lambda t, step_bytes: 3)
+    else:
+        assert jaxrnn.cells.fused.chunk_length(T, 4 * B * H * 4) == T
     return request.param
 
 

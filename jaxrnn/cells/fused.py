@@ -94,6 +94,38 @@ def _flat(x: Array) -> Array:
     return x.reshape(-1, x.shape[-1])
 
 
+CHUNK_BYTES = 3 * 2**20  # most bytes of stacked per-step gradients per backward chunk
+CHUNK_MIN = 8  # fewest steps per chunk
+
+
+def chunk_length(num_steps: int, step_bytes: int) -> int:
+    """Steps per chunk of a backward loop whose steps each stack ``step_bytes``: the largest
+    divisor of ``num_steps`` from `CHUNK_MIN` up whose chunk fits in `CHUNK_BYTES`, or
+    ``num_steps`` itself (one chunk) when there is none.
+
+    Example:
+      >>> chunk_length(100, 64 * 512 * 4), chunk_length(500, 32 * 512 * 4), chunk_length(97, 4)
+      (20, 25, 97)
+    """
+    for length in range(min(num_steps, CHUNK_BYTES // max(step_bytes, 1)), CHUNK_MIN - 1, -1):
+        if num_steps % length == 0:
+            return length
+    return num_steps
+
+
+def _chunked(body, carry, sequences, reverse, step_bytes):
+    """The backward loop as a scan over chunks of `chunk_length` steps: ``body(carry,
+    chunk_of_sequences) -> (carry, ys_of_chunk)``, in backward order (last chunk first unless
+    ``reverse``). Per-step results stacked for the whole sequence cost a freshly mapped,
+    zero-filled ``(t, b, 4h)`` buffer per call; per chunk they stay small and are reused.
+    Returns ``(carry, ys)`` with ``ys`` joined back to ``(t, ...)``."""
+    num_steps = next(a for a in jax.tree.leaves(sequences)).shape[0]
+    length = chunk_length(num_steps, step_bytes)
+    split = lambda a: a.reshape((num_steps // length, length, *a.shape[1:]))
+    carry, ys = jax.lax.scan(body, carry, jax.tree.map(split, sequences), reverse=not reverse)
+    return carry, jax.tree.map(lambda a: a.reshape((num_steps, *a.shape[2:])), ys)
+
+
 # ----------------------------------------------------------------------------------- LSTM
 
 
@@ -189,25 +221,28 @@ def _lstm_scan_bwd(reverse, store_gates, residuals, cotangents):
             dh_new, dc_new = _where(ok, dh_new, dh), _where(ok, dc_new, dc)
         return (dh_new, dc_new, cp), dgates
 
-    num_steps = xs.shape[0]
     inputs = (None, None) if store_gates else (xs, h_prev)
-    (dh0, dc0, _), dgates = jax.lax.scan(
-        body,
-        (dh_last, dc_last, c_last),
-        (*inputs, c_prev, dys, _steps(valid, num_steps), gates),
-        reverse=not reverse,
-        length=num_steps,
+    steps = (*inputs, c_prev, dys, _steps(valid, xs.shape[0]), gates)
+
+    def chunk(carry, inputs):
+        # The weight gradients are formed per chunk of steps with one large product each,
+        # so the stacked gate gradients never exist for the whole sequence (see `_chunked`).
+        (dh, dc, c_t), (dw_ih, db, dw_hh) = carry
+        x, hp = inputs[:2]
+        (dh, dc, c_t), dgates = jax.lax.scan(body, (dh, dc, c_t), inputs[2:], reverse=not reverse)
+        flat = _flat(dgates)
+        sums = (dw_ih + _flat(x).T @ flat, db + flat.sum(axis=0), dw_hh + _flat(hp).T @ flat)
+        return ((dh, dc, c_t), sums), dgates @ w_ih.T
+
+    zeros = tuple(jnp.zeros_like(w) for w in (w_ih, b, w_hh))
+    ((dh0, dc0, _), (dw_ih, db, dw_hh)), dxs = _chunked(
+        chunk,
+        ((dh_last, dc_last, c_last), zeros),
+        (xs, h_prev, *steps),
+        reverse,
+        step_bytes=4 * c_last.size * c_last.dtype.itemsize,  # one step's gate gradients
     )
-    flat = _flat(dgates)  # one large product each, instead of a small one per step
-    return (
-        _flat(xs).T @ flat,
-        flat.sum(axis=0),
-        _flat(h_prev).T @ flat,
-        dgates @ w_ih.T,
-        dh0,
-        dc0,
-        None,
-    )
+    return dw_ih, db, dw_hh, dxs, dh0, dc0, None
 
 
 lstm_scan.defvjp(_lstm_scan_fwd, _lstm_scan_bwd, symbolic_zeros=True)
@@ -285,27 +320,33 @@ def _gru_scan_bwd(reverse, store_gates, residuals, cotangents):
             dh_new = _where(ok, dh_new, dh)
         return dh_new, (d_a, r)
 
-    num_steps = xs.shape[0]
-    dh0, (d_a, r) = jax.lax.scan(
-        body,
-        dh_last,
-        (None if store_gates else xs, h_prev, dys, _steps(valid, num_steps), gates),
-        reverse=not reverse,
-        length=num_steps,
-    )
-    # d_u differs from d_a only in its n part, scaled by r: stack r (h) rather than d_u (3h).
+    steps = (None if store_gates else xs, h_prev, dys, _steps(valid, xs.shape[0]), gates)
     h_size = h_prev.shape[-1]
-    d_u = jnp.concatenate([d_a[..., : 2 * h_size], d_a[..., 2 * h_size :] * r], axis=-1)
-    flat_a, flat_u = _flat(d_a), _flat(d_u)
-    return (
-        _flat(xs).T @ flat_a,
-        flat_a.sum(axis=0),
-        _flat(h_prev).T @ flat_u,
-        flat_u.sum(axis=0),
-        d_a @ w_ih.T,
-        dh0,
-        None,
+
+    def chunk(carry, inputs):  # the weight gradients per chunk of steps, as for the LSTM
+        dh, (dw_ih, db_ih, dw_hh, db_hh) = carry
+        x, hp = inputs[:2]
+        dh, (d_a, r) = jax.lax.scan(body, dh, inputs[2:], reverse=not reverse)
+        # d_u differs from d_a only in its n part, scaled by r: stack r (h), not d_u (3h).
+        d_u = jnp.concatenate([d_a[..., : 2 * h_size], d_a[..., 2 * h_size :] * r], axis=-1)
+        flat_a, flat_u = _flat(d_a), _flat(d_u)
+        sums = (
+            dw_ih + _flat(x).T @ flat_a,
+            db_ih + flat_a.sum(axis=0),
+            dw_hh + _flat(hp).T @ flat_u,
+            db_hh + flat_u.sum(axis=0),
+        )
+        return (dh, sums), d_a @ w_ih.T
+
+    zeros = tuple(jnp.zeros_like(w) for w in (w_ih, b_ih, w_hh, b_hh))
+    (dh0, (dw_ih, db_ih, dw_hh, db_hh)), dxs = _chunked(
+        chunk,
+        (dh_last, zeros),
+        (xs, h_prev, *steps),
+        reverse,
+        step_bytes=4 * h_prev[0].size * h_prev.dtype.itemsize,  # d_a (3h) and r (h)
     )
+    return dw_ih, db_ih, dw_hh, db_hh, dxs, dh0, None
 
 
 gru_scan.defvjp(_gru_scan_fwd, _gru_scan_bwd, symbolic_zeros=True)
