@@ -6,10 +6,14 @@ generation is one `jax.lax.scan`, with no Python loop per token.
 """
 
 from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
+from jaxrnn.checks import check_at_run_time
+from jaxrnn.checks import is_concrete
 from jaxrnn.typing import Array
 from jaxrnn.typing import Carry
 from jaxrnn.typing import PRNGKey
@@ -43,17 +47,112 @@ def select(
       >>> select(logits, jax.random.key(0), temperature=1.0, top_k=1).tolist()
       [1]
     """
-    if temperature < 0:
-        raise ValueError(f"temperature must be >= 0, got {temperature}")
-    if top_k is not None and not 1 <= top_k <= logits.shape[-1]:
-        raise ValueError(f"top_k must be in [1, {logits.shape[-1]}], got {top_k}")
-    if key is None or temperature == 0:
-        return jnp.argmax(logits, axis=-1).astype(jnp.int32)
-    scaled = logits.astype(jnp.float32) / temperature
-    if top_k is not None and top_k < logits.shape[-1]:
+    logits = _check_logits(logits)
+    return _pick(logits, key, check_temperature(temperature), top_k)
+
+
+def _pick(logits: Array, key: PRNGKey | None, temperature: Array, top_k: int | None) -> Array:
+    """`select` after its checks (so that a scan checks a traced temperature only once)."""
+    vocab = logits.shape[-1]
+    if top_k is not None and (
+        isinstance(top_k, bool)
+        or not isinstance(top_k, (int, np.integer))
+        or not 1 <= top_k <= vocab
+    ):
+        raise ValueError(f"top_k must be an int in [1, {vocab}] (the vocabulary), got {top_k!r}")
+    greedy = jnp.argmax(logits, axis=-1).astype(jnp.int32)
+    if key is None or (is_concrete(temperature) and float(temperature) == 0):
+        return greedy
+    # A traced temperature (under jit) may still be 0: divide by 1 then and pick the argmax.
+    safe = jnp.where(temperature > 0, temperature, 1.0).astype(jnp.float32)
+    scaled = logits.astype(jnp.float32) / safe
+    if top_k is not None and top_k < vocab:
         kth = jax.lax.top_k(scaled, top_k)[0][..., -1:]
         scaled = jnp.where(scaled < kth, -jnp.inf, scaled)
-    return jax.random.categorical(key, scaled, axis=-1).astype(jnp.int32)
+    sampled = jax.random.categorical(key, scaled, axis=-1).astype(jnp.int32)
+    if is_concrete(temperature):
+        return sampled
+    return jnp.where(temperature > 0, sampled, greedy)
+
+
+def check_temperature(temperature: Any) -> Any:
+    """``temperature`` as a float32 scalar if it is a finite number ``>= 0``, else a
+    `ValueError`; a traced value is checked when the compiled code runs.
+
+    Example:
+      >>> check_temperature(0.8)
+      Array(0.8, dtype=float32)
+    """
+    if isinstance(temperature, bool) or jnp.ndim(temperature) != 0:
+        raise TypeError(f"temperature must be a number, got {temperature!r}")
+    if not jnp.issubdtype(jnp.result_type(temperature), jnp.number):
+        raise TypeError(f"temperature must be a number, got {temperature!r}")
+    temperature = jnp.asarray(temperature, jnp.float32)
+    check_at_run_time(_raise_bad_temperature, temperature)
+    return temperature
+
+
+def _raise_bad_temperature(temperature) -> None:
+    if not (np.isfinite(temperature) and temperature >= 0):
+        raise ValueError(
+            f"temperature must be a finite number >= 0 (0 is greedy), got {float(temperature)}"
+        )
+
+
+def _check_logits(logits: Any) -> Array:
+    logits = jnp.asarray(logits)
+    if logits.ndim < 1 or logits.shape[-1] == 0:
+        raise ValueError(f"logits must have shape (b, v) with v >= 1, got {logits.shape}")
+    if not jnp.issubdtype(logits.dtype, jnp.floating):
+        raise TypeError(f"logits must be a floating-point array, got dtype {logits.dtype}")
+    return logits
+
+
+def _check_tokens(first_tokens: Any) -> Array:
+    """``first_tokens`` as ``(b,)`` int32; floats are refused rather than truncated."""
+    dtype = jnp.result_type(first_tokens) if hasattr(first_tokens, "dtype") else None
+    if dtype is None:
+        values = np.asarray(first_tokens)
+        dtype = values.dtype
+    if not jnp.issubdtype(dtype, jnp.integer):
+        raise TypeError(
+            f"first_tokens must be integer token ids, got dtype {dtype}; cast them explicitly "
+            "(e.g. tokens.astype(jnp.int32)) if they really are ids"
+        )
+    tokens = jnp.asarray(first_tokens, jnp.int32)
+    if tokens.ndim != 1:
+        raise ValueError(f"first_tokens must have shape (b,), one per sequence, got {tokens.shape}")
+    return tokens
+
+
+def _check_count(name: str, value: Any, *, low: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+        kind = "a positive int" if low == 1 else f"an int >= {low}"
+        raise ValueError(f"{name} must be {kind}, got {value!r}")
+    return int(value)
+
+
+def _check_id(name: str, value: Any, vocab: int) -> None:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, np.integer))
+        or not 0 <= value < vocab
+    ):
+        raise ValueError(
+            f"{name} must be a token id in [0, {vocab}) (the vocabulary of step_fn's logits), "
+            f"got {value!r}"
+        )
+
+
+def _check_step_logits(logits: Any, rows: int) -> Array:
+    """The logits ``step_fn`` returned: ``(rows, v)`` floats."""
+    logits = _check_logits(logits)
+    if logits.shape[:-1] != (rows,):
+        raise ValueError(
+            f"step_fn must return logits of shape ({rows}, v), one row per sequence"
+            f"{' and hypothesis' if rows else ''}, got {logits.shape}"
+        )
+    return logits
 
 
 def generate(
@@ -93,15 +192,16 @@ def generate(
       >>> tokens.tolist()
       [[1, 2, 3, 4]]
     """
-    if length < 0:
-        raise ValueError(f"length must be >= 0, got {length}")
-    first_tokens = jnp.asarray(first_tokens, jnp.int32)
+    length = _check_count("length", length, low=0)
+    _check_count("unroll", unroll, low=1)
+    first_tokens = _check_tokens(first_tokens)
+    temperature = check_temperature(temperature)
     keys = None if key is None else jax.random.split(key, length)
 
     def body(state, step_key):
         carry, tokens = state
         carry, logits = step_fn(carry, tokens)
-        tokens = select(logits, step_key, temperature=temperature, top_k=top_k)
+        tokens = _pick(_check_step_logits(logits, tokens.shape[0]), step_key, temperature, top_k)
         return (carry, tokens), tokens
 
     (carry, _), tokens = jax.lax.scan(
@@ -154,11 +254,11 @@ def beam_search(
       >>> tokens[0, 0].tolist(), lengths[0, 0].tolist()
       ([3, 1, 0, 0], 2)
     """
-    if beam_size < 1 or max_length < 1:
-        raise ValueError(
-            f"beam_size and max_length must be positive, got {beam_size}, {max_length}"
-        )
-    first_tokens = jnp.asarray(first_tokens, jnp.int32)
+    beam_size = _check_count("beam_size", beam_size, low=1)
+    max_length = _check_count("max_length", max_length, low=1)
+    if not np.isfinite(length_penalty):
+        raise ValueError(f"length_penalty must be a finite number, got {length_penalty!r}")
+    first_tokens = _check_tokens(first_tokens)
     b, k = first_tokens.shape[0], beam_size
     # Only the first beam is live at the start: the others are copies and must not be chosen.
     scores = jnp.tile(jnp.asarray([0.0] + [-jnp.inf] * (k - 1), jnp.float32), (b, 1))
@@ -174,8 +274,13 @@ def beam_search(
     def body(state, t):
         carry, last, scores, finished, lengths, tokens = state
         carry, logits = step_fn(carry, last)
+        logits = _check_step_logits(logits, b * k)
+        vocab = logits.shape[-1]
+        # Checked here, where the vocabulary is known: a pad_id outside it would make every
+        # finished hypothesis -inf and silently drop the best one.
+        _check_id("eos_id", eos_id, vocab)
+        _check_id("pad_id", pad_id, vocab)
         log_p = jax.nn.log_softmax(logits.astype(jnp.float32), axis=-1)
-        vocab = log_p.shape[-1]
         log_p = log_p.reshape(b, k, vocab)
         # A finished hypothesis may only be extended by padding, at no cost.
         only_pad = jnp.where(jnp.arange(vocab) == pad_id, 0.0, -jnp.inf)

@@ -8,6 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxrnn.cells.base import Cell
+from jaxrnn.checks import check_at_run_time
 from jaxrnn.typing import Array
 from jaxrnn.typing import Carry
 from jaxrnn.typing import Params
@@ -85,41 +86,57 @@ def unroll(
     input_size = cell.check_params(params)
     dtype = jax.tree.leaves(params)[0].dtype
     xs = _check_xs(xs, input_size, dtype, time_major)
+    _check_options(unroll, mode, remat)
     xs_t = xs if (time_major or xs.ndim == 2) else jnp.swapaxes(xs, 0, 1)
     num_steps, batch_shape = xs_t.shape[0], xs_t.shape[1:-1]
     lengths = check_seq_lengths(seq_lengths, batch_shape, num_steps)
     carry = _check_initial_carry(cell, params, initial_carry, batch_shape)
+    valid = None if lengths is None else valid_steps(lengths, num_steps)
+    if valid is not None:
+        # Padding must never reach the arithmetic: a NaN or inf there would leave the outputs
+        # clean (they are masked) but make the gradients NaN (0 * nan in the backward pass).
+        xs_t = jnp.where(valid[..., None], xs_t, jnp.zeros((), xs_t.dtype))
 
-    if mode == "parallel":
-        if remat is not None:
-            raise ValueError(
-                "remat applies to mode='sequential'; the parallel scan keeps no "
-                "per-step residuals of the recurrence to checkpoint"
-            )
-        carry, ys = _parallel(cell, params, xs_t, carry, lengths, reverse)
-    elif mode != "sequential":
-        raise ValueError(f"mode must be 'sequential' or 'parallel', got {mode!r}")
+    if num_steps == 0:
+        ys = _no_outputs(cell, params, carry, xs_t)
+    elif mode == "parallel":
+        carry, ys = _parallel(cell, params, xs_t, carry, valid, reverse)
     elif remat is not None:
-        carry, ys = _segmented(cell, params, xs_t, carry, lengths, reverse, unroll, remat)
+        carry, ys = _segmented(cell, params, xs_t, carry, valid, reverse, unroll, remat)
     elif fused and cell.fused is not None and unroll == 1:
-        valid = None
-        if lengths is not None:
-            steps = jnp.arange(num_steps, dtype=lengths.dtype)
-            valid = steps.reshape((-1,) + (1,) * lengths.ndim) < lengths[None]
         carry, ys = cell.fused(params, xs_t, carry, valid, reverse)
     else:
         px = cell.project(params, xs_t)  # (t, b, g): one matmul for all steps
-        carry, ys = _scan(cell, params, px, carry, lengths, reverse, unroll, offset=0)
+        carry, ys = _scan(cell, params, px, carry, valid, reverse, unroll)
 
     if not time_major and xs.ndim == 3:
         ys = jnp.swapaxes(ys, 0, 1)
     return carry, ys
 
 
-def _scan(cell, params, px, carry, lengths, reverse, unroll, offset):
-    """The recurrence over time-major projected inputs ``px``; steps are numbered from
-    ``offset`` (for segments of a longer sequence)."""
-    if lengths is None:
+def valid_steps(lengths: Array, num_steps: int) -> Array:
+    """``(t, *batch)`` bool: True where step ``t`` of a sequence is within its length.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> valid_steps(jnp.array([2, 0]), 3).tolist()
+      [[True, False], [True, False], [False, False]]
+    """
+    steps = jnp.arange(num_steps, dtype=lengths.dtype).reshape((-1,) + (1,) * lengths.ndim)
+    return steps < lengths[None]
+
+
+def _no_outputs(cell, params, carry, xs_t):
+    """The empty ``(0, *batch, h)`` outputs of a sequence with no steps."""
+    x = jax.ShapeDtypeStruct(xs_t.shape[1:], xs_t.dtype)
+    y = jax.eval_shape(cell.step, params, carry, x)[1]
+    return jnp.zeros((0, *y.shape), y.dtype)
+
+
+def _scan(cell, params, px, carry, valid, reverse, unroll):
+    """The recurrence over time-major projected inputs ``px``; ``valid`` ``(t, *batch)`` marks
+    the real steps (None: all are)."""
+    if valid is None:
 
         def body(carry, px_t):
             return cell.step_projected(params, carry, px_t)
@@ -129,44 +146,40 @@ def _scan(cell, params, px, carry, lengths, reverse, unroll, offset):
     # Masking per step, rather than gathering the carry at length-1 afterwards, means the
     # scan stacks only ys, and the reversed scan reads exactly the valid prefix backwards.
     def masked_body(carry, inputs):
-        px_t, t = inputs
+        px_t, ok = inputs
         new_carry, y = cell.step_projected(params, carry, px_t)
-        valid = t < lengths  # (b,)
         new_carry = jax.tree.map(
-            lambda new, old: jnp.where(_expand(valid, new), new, old), new_carry, carry
+            lambda new, old: jnp.where(_expand(ok, new), new, old), new_carry, carry
         )
-        return new_carry, jnp.where(_expand(valid, y), y, jnp.zeros_like(y))
+        return new_carry, jnp.where(_expand(ok, y), y, jnp.zeros_like(y))
 
-    num_steps = jax.tree.leaves(px)[0].shape[0]
-    steps = offset + jnp.arange(num_steps, dtype=lengths.dtype)
-    return jax.lax.scan(masked_body, carry, (px, steps), reverse=reverse, unroll=unroll)
+    return jax.lax.scan(masked_body, carry, (px, valid), reverse=reverse, unroll=unroll)
 
 
-def _segmented(cell, params, xs_t, carry, lengths, reverse, unroll, segment):
+def _segmented(cell, params, xs_t, carry, valid, reverse, unroll, segment):
     """`_scan` in checkpointed segments of ``segment`` steps (see ``remat`` in `unroll`)."""
-    if isinstance(segment, bool) or not isinstance(segment, int) or segment < 1:
-        raise ValueError(f"remat must be a positive int (steps per segment), got {segment!r}")
     num_steps, batch_shape = xs_t.shape[0], xs_t.shape[1:-1]
     num_segments = -(-num_steps // segment)
     padded = num_segments * segment
-    if lengths is None and padded != num_steps:
-        lengths = jnp.full(batch_shape, num_steps, jnp.int32)  # the padding must be skipped
-    xs_seg = jnp.pad(xs_t, [(0, padded - num_steps)] + [(0, 0)] * (xs_t.ndim - 1))
-    xs_seg = xs_seg.reshape((num_segments, segment, *xs_t.shape[1:]))
-    offsets = jnp.arange(num_segments, dtype=jnp.int32) * segment
+    if valid is None and padded != num_steps:
+        valid = jnp.ones((num_steps, *batch_shape), bool)  # the padding must be skipped
+    split = lambda a: a.reshape((num_segments, segment, *a.shape[1:]))
+    pad = lambda a: jnp.pad(a, [(0, padded - num_steps)] + [(0, 0)] * (a.ndim - 1))
+    xs_seg = split(pad(xs_t))
+    valid_seg = None if valid is None else split(pad(valid))
 
     @jax.checkpoint
     def run_segment(carry, inputs):
-        xs_part, offset = inputs
+        xs_part, valid_part = inputs
         px = cell.project(params, xs_part)
-        return _scan(cell, params, px, carry, lengths, reverse, unroll, offset)
+        return _scan(cell, params, px, carry, valid_part, reverse, unroll)
 
-    carry, ys = jax.lax.scan(run_segment, carry, (xs_seg, offsets), reverse=reverse)
+    carry, ys = jax.lax.scan(run_segment, carry, (xs_seg, valid_seg), reverse=reverse)
     ys = ys.reshape((padded, *ys.shape[2:]))[:num_steps]
     return carry, ys
 
 
-def _parallel(cell, params, xs_t, carry, lengths, reverse):
+def _parallel(cell, params, xs_t, carry, valid, reverse):
     """All steps of a linear recurrence ``h_t = a_t h_{t-1} + b_t`` by `linear_scan`."""
     if cell.linear is None:
         raise ValueError(
@@ -176,11 +189,10 @@ def _parallel(cell, params, xs_t, carry, lengths, reverse):
         )
     px = cell.project(params, xs_t)
     a, b = cell.linear.coefficients(params, px)  # (t, b, n), float32 or wider
-    if lengths is not None:
-        steps = jnp.arange(a.shape[0], dtype=lengths.dtype).reshape((-1,) + (1,) * lengths.ndim)
-        valid = _expand(steps < lengths[None], a)
-        a = jnp.where(valid, a, jnp.ones_like(a))  # padding leaves the state as it is
-        b = jnp.where(valid, b, jnp.zeros_like(b))
+    if valid is not None:
+        ok = _expand(valid, a)
+        a = jnp.where(ok, a, jnp.ones_like(a))  # padding leaves the state as it is
+        b = jnp.where(ok, b, jnp.zeros_like(b))
     # Fold the initial state into the first step read (the last one when reversed).
     first = a.shape[0] - 1 if reverse else 0
     b = b.at[first].set(a[first] * carry.astype(a.dtype) + b[first])
@@ -188,8 +200,8 @@ def _parallel(cell, params, xs_t, carry, lengths, reverse):
     states = linear_scan(a, b, reverse=reverse)
     states = states.astype(carry.dtype)
     ys = cell.linear.readout(params, states, px)
-    if lengths is not None:
-        ys = jnp.where(_expand(steps < lengths[None], ys), ys, jnp.zeros_like(ys))
+    if valid is not None:
+        ys = jnp.where(_expand(valid, ys), ys, jnp.zeros_like(ys))
     final = states[0] if reverse else states[-1]
     return final, ys
 
@@ -340,19 +352,13 @@ def check_seq_lengths(seq_lengths: Any, batch_shape: tuple[int, ...], num_steps:
         )
     if not jnp.issubdtype(seq_lengths.dtype, jnp.integer):
         raise TypeError(f"seq_lengths must be an integer array, got dtype {seq_lengths.dtype}")
-    try:
-        values = np.asarray(seq_lengths)
-    except (jax.errors.ConcretizationTypeError, jax.errors.TracerArrayConversionError):
-        jax.debug.callback(
-            _raise_bad_lengths,
-            jnp.min(seq_lengths, initial=num_steps),
-            jnp.max(seq_lengths, initial=0),
-            num_steps,
-        )
-    else:
-        if values.size:
-            _raise_bad_lengths(values.min(), values.max(), num_steps)
-    return jnp.asarray(seq_lengths)
+    seq_lengths = jnp.asarray(seq_lengths)
+    check_at_run_time(
+        functools.partial(_raise_bad_lengths, num_steps=num_steps),
+        jnp.min(seq_lengths, initial=num_steps),
+        jnp.max(seq_lengths, initial=0),
+    )
+    return seq_lengths
 
 
 def _raise_bad_lengths(low, high, num_steps: int) -> None:
@@ -361,6 +367,25 @@ def _raise_bad_lengths(low, high, num_steps: int) -> None:
             f"seq_lengths must lie in [0, {num_steps}] (the time axis of xs), got values from "
             f"{int(low)} to {int(high)}"
         )
+
+
+def _check_options(unroll: Any, mode: Any, remat: Any) -> None:
+    if mode not in ("sequential", "parallel"):
+        raise ValueError(f"mode must be 'sequential' or 'parallel', got {mode!r}")
+    if unroll is not True and (
+        isinstance(unroll, bool) or not isinstance(unroll, (int, np.integer)) or unroll < 1
+    ):
+        raise ValueError(
+            f"unroll must be a positive int (steps per loop iteration of the scan), got {unroll!r}"
+        )
+    if remat is not None:
+        if mode == "parallel":
+            raise ValueError(
+                "remat applies to mode='sequential'; the parallel scan keeps no "
+                "per-step residuals of the recurrence to checkpoint"
+            )
+        if isinstance(remat, bool) or not isinstance(remat, (int, np.integer)) or remat < 1:
+            raise ValueError(f"remat must be a positive int (steps per segment), got {remat!r}")
 
 
 def _check_initial_carry(cell: Cell, params: Params, initial_carry, batch_shape) -> Carry:

@@ -33,10 +33,87 @@ def test_select_greedy_top1_and_distribution():
     np.testing.assert_allclose(counts / 20000, [0.1, 0.6, 0.3], atol=0.015)
     top2 = np.bincount(np.asarray(decode.select(many, jax.random.key(2), top_k=2)), minlength=3)
     assert top2[0] == 0 and abs(top2[1] / 20000 - 2 / 3) < 0.015
-    with pytest.raises(ValueError, match="temperature must be >= 0"):
+    with pytest.raises(ValueError, match="temperature must be a finite number >= 0"):
         decode.select(logits, None, temperature=-1.0)
-    with pytest.raises(ValueError, match=r"top_k must be in \[1, 3\]"):
+    with pytest.raises(ValueError, match=r"top_k must be an int in \[1, 3\]"):
         decode.select(logits, None, top_k=4)
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -1.0])
+def test_generate_refuses_a_temperature_that_is_not_a_finite_number_at_least_0(table, bad):
+    # NaN used to give all-zero tokens (every logit NaN, so categorical picked id 0).
+    with pytest.raises(ValueError, match=rf"temperature must be a finite number >= 0.*got {bad}"):
+        decode.generate(
+            markov_step(table), (), jnp.array([0]), length=3, key=jax.random.key(0), temperature=bad
+        )
+
+
+def test_a_traced_temperature_works_under_jit_and_zero_is_greedy(table):
+    # Given a sampler jitted with the temperature as an argument
+    @jax.jit
+    def sample(temperature):
+        return decode.generate(
+            markov_step(table),
+            (),
+            jnp.array([0, 2]),
+            length=8,
+            key=jax.random.key(4),
+            temperature=temperature,
+        )[0]
+
+    # Then temperature 0 decodes greedily and 1.0 equals the eager sampler, with one compilation
+    greedy, _ = decode.generate(markov_step(table), (), jnp.array([0, 2]), length=8)
+    np.testing.assert_array_equal(sample(0.0), greedy)
+    eager, _ = decode.generate(
+        markov_step(table), (), jnp.array([0, 2]), length=8, key=jax.random.key(4)
+    )
+    np.testing.assert_array_equal(sample(1.0), eager)
+    assert sample._cache_size() == 1
+
+
+def test_a_bad_traced_temperature_is_reported_first(table, capfd):
+    sample = jax.jit(
+        lambda t: decode.generate(
+            markov_step(table), (), jnp.array([0]), length=2, key=jax.random.key(0), temperature=t
+        )[0]
+    )
+    with pytest.raises(Exception, match="temperature must be a finite number >= 0"):
+        sample(jnp.float32(np.nan)).block_until_ready()
+    first = capfd.readouterr().err.lstrip().splitlines()[0]
+    assert first.startswith("jaxrnn: ValueError: temperature must be a finite number >= 0")
+
+
+def test_generate_refuses_float_first_tokens_and_bad_lengths(table):
+    with pytest.raises(
+        TypeError, match="first_tokens must be integer token ids, got dtype float32"
+    ):
+        decode.generate(markov_step(table), (), jnp.array([1.7]), length=3)
+    with pytest.raises(ValueError, match=r"first_tokens must have shape \(b,\).*got \(1, 1\)"):
+        decode.generate(markov_step(table), (), jnp.array([[1]]), length=3)
+    with pytest.raises(ValueError, match="length must be an int >= 0, got -1"):
+        decode.generate(markov_step(table), (), jnp.array([1]), length=-1)
+    with pytest.raises(ValueError, match="length must be an int >= 0, got 2.5"):
+        decode.generate(markov_step(table), (), jnp.array([1]), length=2.5)
+    with pytest.raises(ValueError, match=r"step_fn must return logits of shape \(1, v\)"):
+        decode.generate(lambda c, t: (c, jnp.zeros((2, V))), (), jnp.array([1]), length=2)
+
+
+@pytest.mark.parametrize(("name", "value"), [("pad_id", 99), ("eos_id", 99), ("eos_id", -1)])
+def test_beam_search_refuses_ids_outside_the_vocabulary(table, name, value):
+    # pad_id=99 with V=5 used to make every finished hypothesis -inf, dropping the best one.
+    ids = {"eos_id": EOS, "pad_id": PAD, name: value}
+    with pytest.raises(ValueError, match=rf"{name} must be a token id in \[0, {V}\).*got {value}"):
+        decode.beam_search(markov_step(table), (), jnp.array([0]), beam_size=2, max_length=4, **ids)
+
+
+def test_beam_search_refuses_bad_sizes_and_float_tokens(table):
+    step = markov_step(table)
+    with pytest.raises(ValueError, match="beam_size must be a positive int, got 0"):
+        decode.beam_search(step, (), jnp.array([0]), beam_size=0, max_length=4, eos_id=EOS)
+    with pytest.raises(ValueError, match="max_length must be a positive int, got 0"):
+        decode.beam_search(step, (), jnp.array([0]), beam_size=2, max_length=0, eos_id=EOS)
+    with pytest.raises(TypeError, match="first_tokens must be integer token ids"):
+        decode.beam_search(step, (), jnp.array([0.0]), beam_size=2, max_length=4, eos_id=EOS)
 
 
 def test_temperature_to_zero_equals_greedy(table):

@@ -140,6 +140,91 @@ def test_padding_content_has_no_effect(name, lengths, noise_seed, reverse):
         )
 
 
+MODES = {
+    "fused": {},
+    "autodiff": {"fused": False},
+    "remat": {"remat": 3},
+    "parallel": {"mode": "parallel"},
+}
+ALL_CELLS = {**CELLS, "mingru": jaxrnn.mingru, "lru": jaxrnn.lru}
+
+
+@functools.cache
+def padded_value_and_grad(name, mode, head):
+    """jit(value_and_grad) of a loss over every output and the final carry (``head="all"``) or
+    of `jaxrnn.many_to_one` (``head="last"``), with respect to params and xs."""
+    cell = ALL_CELLS[name](H)
+    kwargs = MODES[mode]
+
+    def loss(params, xs, lengths):
+        if head == "last":
+            return jnp.sum(jnp.sin(jaxrnn.many_to_one(cell, params, xs, seq_lengths=lengths)))
+        carry, ys = jaxrnn.unroll(cell, params, xs, seq_lengths=lengths, **kwargs)
+        leaves = [jnp.real(c) for c in jax.tree.leaves(carry)]
+        return jnp.sum(jnp.sin(ys)) + sum(jnp.sum(c**2) for c in leaves)
+
+    return cell, jax.jit(jax.value_and_grad(loss, argnums=(0, 1)))
+
+
+PADDING_CASES = [
+    (name, mode, head)
+    for name in ALL_CELLS
+    for mode in MODES
+    for head in ("all", "last")
+    if (mode == "parallel") == (name in ("mingru", "lru")) or mode in ("autodiff", "remat")
+    if head == "all" or mode == "fused"
+]
+
+
+@pytest.mark.parametrize(("name", "mode", "head"), PADDING_CASES)
+@given(
+    lengths=hnp.arrays(np.int32, (B,), elements=st.integers(0, T)),
+    fill=st.sampled_from([np.nan, np.inf, -np.inf, 1e30, 0.0]),
+    where_seed=st.integers(0, 2**16),
+)
+def test_padding_never_changes_values_or_gradients(name, mode, head, lengths, fill, where_seed):
+    # Given ragged lengths, and a copy of xs with NaN, inf or huge values in some of the padding
+    cell, fn = padded_value_and_grad(name, mode, head)
+    params = cell.init(jax.random.key(1), F)
+    xs = jax.random.normal(jax.random.key(2), (B, T, F))
+    padding = np.arange(T)[None, :, None] >= lengths[:, None, None]
+    hit = np.asarray(jax.random.bernoulli(jax.random.key(where_seed), 0.5, xs.shape))
+    poisoned = jnp.where(jnp.asarray(padding & hit), jnp.float32(fill), xs)
+    lengths = jnp.asarray(lengths)
+    # When the loss and its gradients are computed on both
+    clean_loss, (clean_dp, clean_dx) = fn(params, xs, lengths)
+    loss, (dp, dx) = fn(params, poisoned, lengths)
+    # Then the padding changed nothing: not the loss, not one gradient, and dx is 0 there
+    np.testing.assert_array_equal(loss, clean_loss)
+    chex.assert_trees_all_equal(dp, clean_dp)
+    np.testing.assert_array_equal(dx, clean_dx)
+    assert not np.any(np.asarray(dx)[np.broadcast_to(padding, dx.shape)])
+
+
+@pytest.mark.parametrize("name", ALL_CELLS)
+@pytest.mark.parametrize("mode", MODES)
+def test_zero_steps_give_the_initial_carry_and_zero_gradients(name, mode):
+    # Given inputs with no time steps
+    cell = ALL_CELLS[name](H)
+    if mode == "parallel" and cell.linear is None:
+        pytest.skip("mode='parallel' is for linear cells")
+    params = cell.init(jax.random.key(0), F)
+    xs = jnp.ones((2, 0, F))
+
+    def loss(params, xs):
+        carry, ys = jaxrnn.unroll(cell, params, xs, **MODES[mode])
+        return jnp.sum(ys) + sum(jnp.sum(jnp.real(c)) for c in jax.tree.leaves(carry))
+
+    # When unrolled and differentiated
+    carry, ys = jaxrnn.unroll(cell, params, xs, **MODES[mode])
+    dp, dx = jax.grad(loss, argnums=(0, 1))(params, xs)
+    # Then the carry is the initial one, there are no outputs, and every gradient is zero
+    chex.assert_trees_all_equal(carry, cell.initial_carry(params, (2,)))
+    assert ys.shape == (2, 0, H)
+    assert dx.shape == (2, 0, F)
+    chex.assert_trees_all_equal(dp, jax.tree.map(jnp.zeros_like, params))
+
+
 @pytest.mark.parametrize("name", CELLS)
 @pytest.mark.parametrize("reverse", [False, True])
 def test_gradients_float64_with_masking(name, reverse):
@@ -235,7 +320,7 @@ def test_error_seq_lengths_values(bad):
         jaxrnn.unroll(cell, params, xs, seq_lengths=jnp.array(bad))
 
 
-def test_error_seq_lengths_values_under_jit():
+def test_error_seq_lengths_values_under_jit(capfd):
     cell, params, xs = make("elman")
     fn = jax.jit(lambda lens: jaxrnn.unroll(cell, params, xs, seq_lengths=lens)[1])
     with pytest.raises(
@@ -244,6 +329,41 @@ def test_error_seq_lengths_values_under_jit():
         rf"1 to {T + 3}",
     ):
         fn(jnp.array([1, 2, 3, T + 3])).block_until_ready()
+    # The first line the user reads is the message, not JAX's callback traceback.
+    first = capfd.readouterr().err.lstrip().splitlines()[0]
+    assert first == (
+        f"jaxrnn: ValueError: seq_lengths must lie in [0, {T}] (the time axis of xs), "
+        f"got values from 1 to {T + 3}"
+    )
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"unroll": 0}, r"unroll must be a positive int .*got 0"),
+        ({"unroll": 1.5}, r"unroll must be a positive int .*got 1.5"),
+        ({"remat": 0}, r"remat must be a positive int \(steps per segment\), got 0"),
+        ({"mode": "fast"}, r"mode must be 'sequential' or 'parallel', got 'fast'"),
+    ],
+)
+def test_error_options(kwargs, message):
+    cell, params, xs = make("lstm")
+    with pytest.raises(ValueError, match=message):
+        jaxrnn.unroll(cell, params, xs, **kwargs)
+
+
+@pytest.mark.parametrize(
+    "factory", [jaxrnn.elman, jaxrnn.lstm, jaxrnn.gru, jaxrnn.mingru, jaxrnn.lru]
+)
+def test_error_complex_dtype_is_refused_at_init(factory):
+    # The cells are real-valued (the LRU keeps its complex state internally from real params).
+    with pytest.raises(TypeError, match="dtype must be a real floating-point type.*got complex64"):
+        factory(4).init(jax.random.key(0), 3, dtype=jnp.complex64)
+    cell = factory(4)
+    params = cell.init(jax.random.key(0), 3)
+    complex_params = jax.tree.map(lambda p: p.astype(jnp.complex64), params)
+    with pytest.raises(TypeError, match=r"params\['.*'\] must be a real floating-point array"):
+        jaxrnn.unroll(cell, complex_params, jnp.ones((1, 2, 3), jnp.complex64))
 
 
 def test_error_initial_carry_structure_and_shape():

@@ -93,16 +93,15 @@ def linear_cell_functions(recurrence: LinearRecurrence, project: Callable):
     return step_projected, step
 
 
-def check_hidden_size(hidden_size: int) -> None:
-    """Raises a clear error for a hidden size that is not a positive Python int."""
-    if isinstance(hidden_size, bool) or not isinstance(hidden_size, int) or hidden_size < 1:
-        raise ValueError(f"hidden_size must be a positive int, got {hidden_size!r}")
+def wide_dtype(dtype):
+    """float32, or float64 when ``dtype`` is wider than 32 bits: the precision that random
+    inits are drawn in and that linear recurrences accumulate in.
 
-
-def check_input_size(input_size: int) -> None:
-    """Raises a clear error for an input size that is not a positive Python int."""
-    if isinstance(input_size, bool) or not isinstance(input_size, int) or input_size < 1:
-        raise ValueError(f"input_size must be a positive int, got {input_size!r}")
+    Example:
+      >>> wide_dtype(jnp.bfloat16), wide_dtype(jnp.float32)
+      (<class 'jax.numpy.float32'>, <class 'jax.numpy.float32'>)
+    """
+    return jnp.float64 if jnp.finfo(dtype).bits > 32 else jnp.float32
 
 
 def orthogonal_blocks(key: PRNGKey, hidden_size: int, num_blocks: int, dtype) -> Array:
@@ -113,7 +112,7 @@ def orthogonal_blocks(key: PRNGKey, hidden_size: int, num_blocks: int, dtype) ->
     """
     keys = jax.random.split(key, num_blocks)
     ortho = jax.nn.initializers.orthogonal()
-    wide = _init_dtype(dtype)  # QR has no bfloat16 kernel; compute wide, then cast
+    wide = wide_dtype(dtype)  # QR has no bfloat16 kernel; compute wide, then cast
     blocks = [ortho(k, (hidden_size, hidden_size), wide) for k in keys]
     return jnp.concatenate(blocks, axis=-1).astype(dtype)
 
@@ -121,12 +120,7 @@ def orthogonal_blocks(key: PRNGKey, hidden_size: int, num_blocks: int, dtype) ->
 def input_kernel(key: PRNGKey, input_size: int, width: int, dtype) -> Array:
     """LeCun-normal input weights ``(i, width)``: unit-variance inputs give unit-variance gates."""
     init = jax.nn.initializers.lecun_normal()
-    return init(key, (input_size, width), _init_dtype(dtype)).astype(dtype)
-
-
-def _init_dtype(dtype):
-    """float32, or wider when ``dtype`` is wider: the precision random inits are drawn in."""
-    return jnp.float64 if jnp.finfo(dtype).bits > 32 else jnp.float32
+    return init(key, (input_size, width), wide_dtype(dtype)).astype(dtype)
 
 
 def add_bias(y: Array, bias: Array) -> Array:
@@ -176,9 +170,9 @@ def make_param_checker(
                     f"input_size={input_size}, got {got}"
                     + (f"; these params look like they come from {hint}" if hint else "")
                 )
-            if not jnp.issubdtype(value.dtype, jnp.inexact):
+            if not jnp.issubdtype(value.dtype, jnp.floating):
                 raise TypeError(
-                    f"params[{key!r}] must be a floating-point array, got dtype {value.dtype}"
+                    f"params[{key!r}] must be a real floating-point array, got dtype {value.dtype}"
                 )
             if dtype is None:
                 dtype = value.dtype

@@ -9,10 +9,11 @@ import jax.numpy as jnp
 
 from jaxrnn.cells.base import Cell
 from jaxrnn.cells.base import LinearRecurrence
-from jaxrnn.cells.base import check_hidden_size
-from jaxrnn.cells.base import check_input_size
 from jaxrnn.cells.base import linear_cell_functions
 from jaxrnn.cells.base import make_param_checker
+from jaxrnn.cells.base import wide_dtype
+from jaxrnn.checks import check_real_dtype
+from jaxrnn.checks import check_size
 from jaxrnn.typing import Array
 from jaxrnn.typing import Params
 from jaxrnn.typing import PRNGKey
@@ -57,9 +58,9 @@ def lru(
       >>> carry.dtype, ys.shape
       (dtype('complex64'), (2, 10, 8))
     """
-    check_hidden_size(hidden_size)
+    check_size("hidden_size", hidden_size)
     n = hidden_size if state_size is None else state_size
-    check_hidden_size(n)
+    check_size("state_size", n)
     if not 0 <= r_min < r_max <= 1:
         raise ValueError(f"need 0 <= r_min < r_max <= 1, got r_min={r_min}, r_max={r_max}")
 
@@ -76,7 +77,8 @@ def lru(
         }
 
     def init(key: PRNGKey, input_size: int, *, dtype=jnp.float32) -> Params:
-        check_input_size(input_size)
+        check_size("input_size", input_size)
+        dtype = check_real_dtype(dtype)
         k = jax.random.split(key, 7)
         u1, u2 = jax.random.uniform(k[0], (n,)), jax.random.uniform(k[1], (n,))
         nu_log = jnp.log(-0.5 * jnp.log(u1 * (r_max**2 - r_min**2) + r_min**2))
@@ -96,17 +98,14 @@ def lru(
         }
         return {name: value.astype(dtype) for name, value in params.items()}
 
-    def complex_dtype(dtype):
-        return jnp.complex128 if jnp.finfo(dtype).bits > 32 else jnp.complex64
-
-    def real_dtype(dtype):
-        return jnp.float64 if jnp.finfo(dtype).bits > 32 else jnp.float32
-
     def initial_carry(params: Params, batch_shape: tuple[int, ...] = ()) -> Array:
-        return jnp.zeros((*batch_shape, n), complex_dtype(params["d"].dtype))
+        wide = wide_dtype(params["d"].dtype)
+        return jnp.zeros(
+            (*batch_shape, n), jnp.complex128 if wide == jnp.float64 else jnp.complex64
+        )
 
     def project(params: Params, xs: Array):
-        wide = real_dtype(xs.dtype)
+        wide = wide_dtype(xs.dtype)
         x = xs.astype(wide)
         bx = jax.lax.complex(x @ params["b_re"].astype(wide), x @ params["b_im"].astype(wide))
         return bx, xs @ params["d"]

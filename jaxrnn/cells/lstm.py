@@ -8,12 +8,12 @@ import jax.numpy as jnp
 from jaxrnn.cells import fused as fused_scans
 from jaxrnn.cells.base import Cell
 from jaxrnn.cells.base import add_bias
-from jaxrnn.cells.base import check_hidden_size
-from jaxrnn.cells.base import check_input_size
 from jaxrnn.cells.base import input_kernel
 from jaxrnn.cells.base import make_param_checker
 from jaxrnn.cells.base import orthogonal_blocks
 from jaxrnn.cells.fused import lstm_scan
+from jaxrnn.checks import check_real_dtype
+from jaxrnn.checks import check_size
 from jaxrnn.typing import Array
 from jaxrnn.typing import Params
 from jaxrnn.typing import PRNGKey
@@ -54,7 +54,7 @@ def lstm(hidden_size: int, *, forget_bias: float = 1.0) -> Cell:
       >>> carry.c.shape, y.shape
       ((4,), (4,))
     """
-    check_hidden_size(hidden_size)
+    check_size("hidden_size", hidden_size)
 
     def shapes(input_size: int) -> dict[str, tuple[int, ...]]:
         return {
@@ -64,7 +64,8 @@ def lstm(hidden_size: int, *, forget_bias: float = 1.0) -> Cell:
         }
 
     def init(key: PRNGKey, input_size: int, *, dtype=jnp.float32) -> Params:
-        check_input_size(input_size)
+        check_size("input_size", input_size)
+        dtype = check_real_dtype(dtype)
         k_ih, k_hh = jax.random.split(key)
         b = jnp.zeros((4, hidden_size), dtype).at[1].set(forget_bias)
         return {

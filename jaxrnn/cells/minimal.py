@@ -7,36 +7,33 @@ import jax.numpy as jnp
 from jaxrnn.cells.base import Cell
 from jaxrnn.cells.base import LinearRecurrence
 from jaxrnn.cells.base import add_bias
-from jaxrnn.cells.base import check_hidden_size
-from jaxrnn.cells.base import check_input_size
 from jaxrnn.cells.base import input_kernel
 from jaxrnn.cells.base import linear_cell_functions
 from jaxrnn.cells.base import make_param_checker
+from jaxrnn.cells.base import wide_dtype
+from jaxrnn.checks import check_real_dtype
+from jaxrnn.checks import check_size
 from jaxrnn.typing import Array
 from jaxrnn.typing import Params
 from jaxrnn.typing import PRNGKey
 
 
-def _accumulator(dtype):
-    """The carry dtype: float32, or float64 for float64 params (accumulate in float32 at least)."""
-    return jnp.float64 if jnp.finfo(dtype).bits > 32 else jnp.float32
-
-
 def _make(name: str, hidden_size: int, gates: int, coefficients) -> Cell:
-    check_hidden_size(hidden_size)
+    check_size("hidden_size", hidden_size)
 
     def shapes(input_size: int) -> dict[str, tuple[int, ...]]:
         return {"w_ih": (input_size, gates * hidden_size), "b": (gates * hidden_size,)}
 
     def init(key: PRNGKey, input_size: int, *, dtype=jnp.float32) -> Params:
-        check_input_size(input_size)
+        check_size("input_size", input_size)
+        dtype = check_real_dtype(dtype)
         return {
             "w_ih": input_kernel(key, input_size, gates * hidden_size, dtype),
             "b": jnp.zeros((gates * hidden_size,), dtype),
         }
 
     def initial_carry(params: Params, batch_shape: tuple[int, ...] = ()) -> Array:
-        return jnp.zeros((*batch_shape, hidden_size), _accumulator(params["w_ih"].dtype))
+        return jnp.zeros((*batch_shape, hidden_size), wide_dtype(params["w_ih"].dtype))
 
     def project(params: Params, xs: Array) -> Array:
         return add_bias(xs @ params["w_ih"], params["b"])
@@ -90,7 +87,7 @@ def mingru(hidden_size: int) -> Cell:
     """
 
     def coefficients(params, px):
-        z, candidate = jnp.split(px.astype(_accumulator(px.dtype)), 2, axis=-1)
+        z, candidate = jnp.split(px.astype(wide_dtype(px.dtype)), 2, axis=-1)
         z = jax.nn.sigmoid(z)
         return 1.0 - z, z * candidate
 
@@ -125,7 +122,7 @@ def minlstm(hidden_size: int) -> Cell:
     """
 
     def coefficients(params, px):
-        f, i, candidate = jnp.split(px.astype(_accumulator(px.dtype)), 3, axis=-1)
+        f, i, candidate = jnp.split(px.astype(wide_dtype(px.dtype)), 3, axis=-1)
         f, i = jax.nn.sigmoid(f), jax.nn.sigmoid(i)
         total = f + i
         return f / total, i / total * candidate

@@ -1,0 +1,101 @@
+"""Checking what a user passes in: sizes, dtypes, and values that are only known under jit.
+
+Every check raises a `ValueError` or `TypeError` that names the argument, what was expected and
+what was got. A value that is traced under `jax.jit` can only be checked when the compiled code
+runs: `check_at_run_time` does that with a host callback, and prints the message as the first
+line of the error output, because JAX reports a failed callback as a `JaxRuntimeError` whose
+own text starts with an internal traceback.
+"""
+
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+
+def check_size(name: str, value: Any) -> int:
+    """``value`` if it is a positive Python int, else a `ValueError` naming ``name``.
+
+    Example:
+      >>> check_size("hidden_size", 8)
+      8
+      >>> check_size("hidden_size", 0)
+      Traceback (most recent call last):
+      ...
+      ValueError: hidden_size must be a positive int, got 0
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{name} must be a positive int, got {value!r}")
+    return int(value)
+
+
+def check_real_dtype(dtype: Any) -> np.dtype:
+    """``dtype`` as a NumPy dtype if it is a real floating-point type (float16, bfloat16,
+    float32, float64), else a `TypeError`: the cells' gates, initialisers and fused passes are
+    real-valued.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> check_real_dtype(jnp.float32)
+      dtype('float32')
+      >>> check_real_dtype(jnp.complex64)
+      Traceback (most recent call last):
+      ...
+      TypeError: dtype must be a real floating-point type ... got complex64
+    """
+    try:
+        resolved = jnp.dtype(dtype)
+    except TypeError:
+        resolved = None
+    if resolved is None or not jnp.issubdtype(resolved, jnp.floating):
+        got = resolved if resolved is not None else repr(dtype)
+        raise TypeError(
+            "dtype must be a real floating-point type (float16, bfloat16, float32 or float64), "
+            f"got {got}"
+        )
+    return resolved
+
+
+def is_concrete(value: Any) -> bool:
+    """Whether ``value`` has a value now (not a tracer inside `jax.jit`, `jax.vmap`, ...).
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> is_concrete(1.0), is_concrete(jnp.ones(2))
+      (True, True)
+    """
+    try:
+        np.asarray(value)
+    except (jax.errors.ConcretizationTypeError, jax.errors.TracerArrayConversionError):
+        return False
+    return True
+
+
+def check_at_run_time(raise_if_bad: Callable[..., None], *operands: Any) -> None:
+    """Calls ``raise_if_bad(*operands)`` now when the operands are concrete, else when the
+    compiled code runs (a host callback). ``raise_if_bad`` raises for bad values.
+
+    Under jit, the message is also written to stderr as ``jaxrnn: <error>`` before JAX reports
+    the failed callback, so that it is the first thing a user reads.
+
+    Example:
+      >>> def positive(x):
+      ...     if x <= 0:
+      ...         raise ValueError(f"x must be positive, got {x}")
+      >>> check_at_run_time(positive, 3.0)
+    """
+    if all(is_concrete(op) for op in operands):
+        raise_if_bad(*(np.asarray(op) for op in operands))
+        return
+
+    def callback(*values):
+        try:
+            raise_if_bad(*values)
+        except (ValueError, TypeError) as error:
+            print(f"jaxrnn: {type(error).__name__}: {error}", file=sys.stderr, flush=True)
+            raise
+
+    jax.debug.callback(callback, *operands)
