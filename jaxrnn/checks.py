@@ -99,3 +99,19 @@ def check_at_run_time(raise_if_bad: Callable[..., None], *operands: Any) -> None
             raise
 
     jax.debug.callback(callback, *operands)
+
+
+def check_step(step) -> int:
+    """``step`` as an int if it is a whole number ``>= 0`` (batches exist for steps 0, 1, ...).
+
+    Example:
+      >>> check_step(3)
+      3
+    """
+    if isinstance(step, bool) or not isinstance(step, (int, np.integer)) or step < 0:
+        if not (isinstance(step, (jax.Array, np.ndarray)) and np.ndim(step) == 0):
+            raise ValueError(f"step must be an int >= 0, got {step!r}")
+        value = np.asarray(step)
+        if not np.issubdtype(value.dtype, np.integer) or value < 0:
+            raise ValueError(f"step must be an int >= 0, got {step!r}")
+    return int(step)

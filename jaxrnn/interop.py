@@ -83,6 +83,14 @@ def from_torch(
             f"state_dict[{names['weight_ih']!r}] must have shape "
             f"({gates * hidden}, input_size), got {w_ih.shape}"
         )
+    present = [part for part in ("bias_ih", "bias_hh") if names[part] in state_dict]
+    if len(present) == 1:
+        other = "bias_hh" if present == ["bias_ih"] else "bias_ih"
+        raise ValueError(
+            f"state_dict has {names[present[0]]!r} but no {names[other]!r}: a torch module has "
+            "both biases (bias=True) or neither (bias=False); a missing one would silently "
+            "become zeros"
+        )
     zeros = np.zeros(gates * hidden, w_hh.dtype)
     b_ih = _to_numpy(state_dict.get(names["bias_ih"], zeros))
     b_hh = _to_numpy(state_dict.get(names["bias_hh"], zeros))

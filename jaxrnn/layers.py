@@ -247,8 +247,7 @@ def bidirectional(
         merge_fn = merge
     else:
         raise ValueError(f"merge must be 'concat', 'sum' or a function, got {merge!r}")
-    probe = [jax.ShapeDtypeStruct((1, 1, layer.output_size), jnp.float32) for layer in (fwd, bwd)]
-    output_size = jax.eval_shape(merge_fn, *probe).shape[-1]
+    output_size = _merged_size(merge, merge_fn, fwd.output_size, bwd.output_size)
 
     def init(key: PRNGKey, input_size: int, *, dtype=jnp.float32) -> Params:
         k_fwd, k_bwd = jax.random.split(key)
@@ -280,6 +279,14 @@ def bidirectional(
                 + (f" with keys {sorted(params)}" if isinstance(params, dict) else "")
             )
         carry0 = (None, None) if initial_carry is None else initial_carry
+        if not isinstance(carry0, (tuple, list)) or len(carry0) != 2:
+            got = type(carry0).__name__ + (
+                f" of length {len(carry0)}" if isinstance(carry0, (tuple, list)) else ""
+            )
+            raise ValueError(
+                "initial_carry of a bidirectional layer must be a BidirectionalCarry(forward, "
+                f"backward) (either may be None), got {got}"
+            )
         keys = (None, None) if dropout_key is None else tuple(jax.random.split(dropout_key))
         carry_f, ys_f = fwd.apply(
             params["forward"],
@@ -305,6 +312,30 @@ def bidirectional(
     return Layer(
         init=init, initial_carry=initial_carry, apply=apply, output_size=output_size, name=name
     )
+
+
+def _merged_size(merge, merge_fn, forward_size: int, backward_size: int) -> int:
+    """The feature size of ``merge_fn(ys_forward, ys_backward)``, checked on a probe of shape
+    ``(2, 3, size)``: the merge must keep the batch and time axes and return one array."""
+    probe = [jax.ShapeDtypeStruct((2, 3, n), jnp.float32) for n in (forward_size, backward_size)]
+    widths = f"forward width {forward_size}, backward width {backward_size}"
+    if merge == "sum" and forward_size != backward_size:
+        raise ValueError(
+            f"merge='sum' needs both directions to have the same width, got {widths}; "
+            "use merge='concat' or layers of equal size"
+        )
+    try:
+        out = jax.eval_shape(merge_fn, *probe)
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"merge failed on outputs of ({widths}): {error}") from None
+    if not isinstance(out, jax.ShapeDtypeStruct) or out.shape[:2] != (2, 3) or len(out.shape) != 3:
+        got = out.shape if isinstance(out, jax.ShapeDtypeStruct) else type(out).__name__
+        raise ValueError(
+            f"merge must map ys_forward (b, t, {forward_size}) and ys_backward (b, t, "
+            f"{backward_size}) to one array (b, t, features); for (2, 3, ...) inputs it "
+            f"returned {got}"
+        )
+    return out.shape[-1]
 
 
 def dropout_apply(key: PRNGKey, xs: Array, rate: float) -> Array:
@@ -358,7 +389,20 @@ def with_recurrent_dropout(cell: Cell, mask: Array) -> Cell:
       (2, 5, 4)
     """
 
+    mask_shape = tuple(getattr(mask, "shape", ()))
+    if not mask_shape or mask_shape[-1] != cell.hidden_size:
+        raise ValueError(
+            f"mask must have shape (b, {cell.hidden_size}) for {cell!r} (one multiplier per "
+            f"hidden unit), got {mask_shape}"
+        )
+
     def step_projected(params, carry, px):
+        hidden = carry.h if hasattr(carry, "h") else carry
+        if mask.shape != hidden.shape:
+            raise ValueError(
+                f"mask must have the shape of the hidden state {tuple(hidden.shape)} "
+                f"(batch, hidden), got {mask_shape}; nothing is broadcast silently"
+            )
         if hasattr(carry, "h"):
             dropped = carry._replace(h=carry.h * mask.astype(carry.h.dtype))
         else:

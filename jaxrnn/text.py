@@ -16,6 +16,8 @@ from typing import Any
 
 import numpy as np
 
+from jaxrnn.checks import check_step
+
 PAD, UNK, BOS, EOS = "<pad>", "<unk>", "<bos>", "<eos>"
 SPECIALS = (PAD, UNK, BOS, EOS)  # ids 0, 1, 2, 3 in every vocabulary
 
@@ -25,7 +27,8 @@ _WORD = re.compile(r"\w+(?:['’-]\w+)*|[^\w\s]", re.UNICODE)
 
 
 def lowercase(text: str, language: str | None = None) -> str:
-    """Lower-cases ``text``; ``language="tr"`` (or ``"az"``) applies the Turkish rules.
+    """Lower-cases ``text``; a Turkish or Azerbaijani ``language`` (``"tr"``, ``"tr-TR"``,
+    ``"turkish"``, ``"az"``, ...) applies the Turkish rules.
 
     Turkish has two i's: dotted ``İ/i`` and dotless ``I/ı``. Python's ``str.lower`` maps
     ``I`` to ``i`` and ``İ`` to ``i`` plus a combining dot, both wrong for Turkish.
@@ -35,10 +38,26 @@ def lowercase(text: str, language: str | None = None) -> str:
       "istanbul'da ışık"
       >>> lowercase("DIŞ")
       'diş'
+      >>> lowercase("I", "turkish")
+      'ı'
     """
-    if language in ("tr", "az"):
+    if not isinstance(text, str):
+        raise TypeError(f"text must be a str, got {type(text).__name__}")
+    if _dotless_i(language):
         text = text.replace("İ", "i").replace("I", "ı")
     return unicodedata.normalize("NFC", text.lower())
+
+
+_DOTLESS_I = {"tr", "az", "tur", "aze", "turkish", "azerbaijani", "azeri"}
+
+
+def _dotless_i(language: str | None) -> bool:
+    """Whether ``language`` (``"tr"``, ``"tr-TR"``, ``"turkish"``, ...) has the Turkish i's."""
+    if language is None:
+        return False
+    if not isinstance(language, str):
+        raise TypeError(f"language must be a str such as 'tr' or None, got {language!r}")
+    return language.lower().replace("_", "-").split("-")[0] in _DOTLESS_I
 
 
 def tokenize(
@@ -65,6 +84,8 @@ def tokenize(
       >>> tokenize("Hi!", mode="char", lower=False)
       ['H', 'i', '!']
     """
+    if not isinstance(text, str):
+        raise TypeError(f"text must be a str, got {type(text).__name__}")
     if mode not in ("word", "char"):
         raise ValueError(f"mode must be 'word' or 'char', got {mode!r}")
     if lower:
@@ -95,6 +116,10 @@ class Vocabulary:
 
     def __init__(self, tokens: Sequence[str]):
         tokens = list(tokens)
+        bad = [(n, t) for n, t in enumerate(tokens) if not isinstance(t, str) or not t]
+        if bad:
+            n, token = bad[0]
+            raise ValueError(f"vocabulary tokens must be non-empty strings; token {n} is {token!r}")
         if tuple(tokens[: len(SPECIALS)]) != SPECIALS:
             raise ValueError(f"a vocabulary must start with {list(SPECIALS)}, got {tokens[:4]}")
         if len(set(tokens)) != len(tokens):
@@ -187,14 +212,17 @@ class Vocabulary:
     @classmethod
     def load(cls, path: str | os.PathLike) -> "Vocabulary":
         """Reads a vocabulary written by `save`."""
-        with open(path, encoding="utf-8") as f:
-            try:
+        try:
+            with open(path, encoding="utf-8") as f:
                 payload = json.load(f)
-            except json.JSONDecodeError as error:
-                raise ValueError(f"{path}: not a vocabulary JSON file ({error})") from None
+        except (json.JSONDecodeError, UnicodeDecodeError) as error:
+            raise ValueError(f"{path}: not a vocabulary JSON file ({error})") from None
         if not isinstance(payload, dict) or not isinstance(payload.get("tokens"), list):
             raise ValueError(f"{path}: expected a JSON object with a 'tokens' list")
-        return cls(payload["tokens"])
+        try:
+            return cls(payload["tokens"])
+        except ValueError as error:
+            raise ValueError(f"{path}: {error}") from None
 
 
 def pad_batch(
@@ -330,7 +358,7 @@ class BucketedBatches:
         return plan
 
     def __call__(self, step: int) -> dict[str, np.ndarray]:
-        epoch, index = divmod(int(step), self.steps_per_epoch)
+        epoch, index = divmod(check_step(step), self.steps_per_epoch)
         bucket, rows = self._epoch_plan(epoch)[index]
         return self._batch(bucket, rows)
 

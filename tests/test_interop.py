@@ -122,3 +122,16 @@ def test_from_torch_errors():
         jaxrnn.interop.from_torch(jaxrnn.gru(h), state, layer=1)
     params = jaxrnn.interop.from_torch(jaxrnn.gru(h), state)  # bias=False: zero biases
     assert float(jnp.abs(params["b_hh"]).sum()) == 0.0
+
+
+@pytest.mark.parametrize("present", ["bias_ih_l0", "bias_hh_l0"])
+def test_from_torch_refuses_one_bias_without_the_other(present):
+    h = 4
+    state = {
+        "weight_ih_l0": np.zeros((4 * h, 2)),
+        "weight_hh_l0": np.zeros((4 * h, h)),
+        present: np.ones(4 * h),
+    }
+    missing = "bias_hh_l0" if present == "bias_ih_l0" else "bias_ih_l0"
+    with pytest.raises(ValueError, match=rf"has '{present}' but no '{missing}'"):
+        jaxrnn.interop.from_torch(jaxrnn.lstm(h), state)

@@ -197,3 +197,29 @@ def test_recurrent_dropout_masks_the_recurrent_input_exactly():
             np.testing.assert_allclose(ys[:, t], y, atol=1e-6)
         _, plain = jaxrnn.unroll(cell, params, inputs())
         assert not np.allclose(plain, ys)
+
+
+def test_bidirectional_errors_name_both_widths():
+    with pytest.raises(ValueError, match="merge='sum' needs .*forward width 4, backward width 6"):
+        jaxrnn.bidirectional(jaxrnn.lstm(4), jaxrnn.gru(6), merge="sum")
+    with pytest.raises(ValueError, match=r"merge must map .*\(b, t, 4\).*returned \(2, 4\)"):
+        jaxrnn.bidirectional(jaxrnn.lstm(4), merge=lambda a, b: (a + b).mean(axis=1))
+    with pytest.raises(ValueError, match="merge failed on outputs of .*forward width 4, backward"):
+        jaxrnn.bidirectional(jaxrnn.lstm(4), jaxrnn.gru(6), merge=lambda a, b: a * b)
+    bi = jaxrnn.bidirectional(jaxrnn.lstm(4))
+    params = bi.init(jax.random.key(0), F)
+    with pytest.raises(ValueError, match="must be a BidirectionalCarry.*got tuple of length 3"):
+        bi.apply(params, inputs(), initial_carry=(None, None, None))
+
+
+def test_recurrent_dropout_mask_of_the_wrong_shape_is_named():
+    cell = jaxrnn.gru(4)
+    params = cell.init(jax.random.key(0), F)
+    with pytest.raises(ValueError, match=r"mask must have shape \(b, 4\).*got \(2, 3\)"):
+        jaxrnn.with_recurrent_dropout(cell, jnp.ones((2, 3)))
+    dropped = jaxrnn.with_recurrent_dropout(cell, jnp.ones((B + 1, 4)))
+    with pytest.raises(
+        ValueError,
+        match=rf"mask must have the shape of the hidden state \({B}, 4\).*\({B + 1}, 4\)",
+    ):
+        jaxrnn.unroll(dropped, params, inputs())

@@ -1,11 +1,14 @@
 """The text pipeline: tokenizer, vocabulary round-trip, padding, bucketing."""
 
+import json
+
 import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from jaxrnn import text
+from jaxrnn import train
 
 
 def test_word_tokenizer_lowercases_and_splits_punctuation():
@@ -123,3 +126,51 @@ def test_bucketing_pairs_pads_sources_and_targets_to_one_bucket():
             length = batch["target_lengths"][row]
             assert batch["targets"][row, :length].tolist() == targets[n]
     assert seen == {0: 8, 1: 8, 2: 4}  # the longer of the two sequences picks the bucket
+
+
+def test_turkish_lowercasing_accepts_language_names():
+    for language in ("tr", "tr-TR", "tr_TR", "turkish", "Turkish", "az"):
+        assert text.lowercase("I", language) == "ı", language
+    assert text.lowercase("I", "en") == "i"
+
+
+def test_tokenize_and_lowercase_refuse_what_is_not_text():
+    with pytest.raises(TypeError, match="text must be a str, got NoneType"):
+        text.tokenize(None)
+    with pytest.raises(TypeError, match="text must be a str, got bytes"):
+        text.lowercase(b"abc")
+
+
+@pytest.mark.parametrize(
+    ("tokens", "message"),
+    [
+        (["<pad>", "<unk>", "<bos>", "<eos>", None], "token 4 is None"),
+        (["<pad>", "<unk>", "<bos>", "<eos>", ""], "token 4 is ''"),
+        (["<pad>", "<unk>", "<bos>", "<eos>", "a", "a"], r"repeated: \['a'\]"),
+    ],
+)
+def test_vocabulary_load_names_the_file_and_the_bad_token(tmp_path, tokens, message):
+    path = tmp_path / "vocab.json"
+    path.write_text(json.dumps({"tokens": tokens}))
+    with pytest.raises(ValueError, match=rf"{path}: .*{message}"):
+        text.Vocabulary.load(path)
+
+
+def test_vocabulary_load_of_a_file_that_is_not_utf8(tmp_path):
+    path = tmp_path / "vocab.json"
+    path.write_bytes(b'{"tokens": ["\xff"]}')
+    with pytest.raises(ValueError, match=rf"{path}: not a vocabulary JSON file"):
+        text.Vocabulary.load(path)
+
+
+def test_batches_refuse_negative_steps():
+    batches = [
+        text.BucketedBatches([[1, 2], [3]], batch_size=1),
+        train.EpochBatches(np.arange(4), batch_size=2),
+        train.StreamBatches(np.arange(10), batch_size=2, chunk_length=2),
+    ]
+    for batch_of in batches:
+        with pytest.raises(ValueError, match="step must be an int >= 0, got -1"):
+            batch_of(-1)
+        with pytest.raises(ValueError, match="step must be an int >= 0, got 1.5"):
+            batch_of(1.5)

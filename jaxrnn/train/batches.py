@@ -11,6 +11,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxrnn.checks import check_step
 from jaxrnn.typing import Array
 from jaxrnn.typing import Carry
 
@@ -43,6 +44,8 @@ class EpochBatches:
         if len(sizes) != 1:
             raise ValueError(f"all arrays in data must share the leading dimension, got {sizes}")
         self.num_examples = sizes.pop()
+        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)):
+            raise ValueError(f"batch_size must be an int, got {batch_size!r}")
         if not 1 <= batch_size <= self.num_examples:
             raise ValueError(
                 f"batch_size must be in [1, {self.num_examples}] (the number of examples), "
@@ -62,7 +65,7 @@ class EpochBatches:
         return self._order[1]
 
     def __call__(self, step: int) -> Any:
-        epoch, index = divmod(int(step), self.steps_per_epoch)
+        epoch, index = divmod(check_step(step), self.steps_per_epoch)
         rows = self.order(epoch)[index * self.batch_size : (index + 1) * self.batch_size]
         return jax.tree.map(lambda leaf: leaf[rows], self.data)
 
@@ -138,7 +141,7 @@ class StreamBatches:
         self.steps_per_epoch = row // chunk_length
 
     def __call__(self, step: int) -> dict[str, np.ndarray]:
-        chunk = int(step) % self.steps_per_epoch
+        chunk = check_step(step) % self.steps_per_epoch
         window = slice(chunk * self.chunk_length, (chunk + 1) * self.chunk_length)
         return {
             "inputs": self.inputs[:, window],
