@@ -9,6 +9,7 @@ import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 import toy_problem
 
@@ -241,3 +242,112 @@ def test_fit_with_carry_threads_state_between_steps():
     losses = [r["loss"] for r in result.history if r["split"] == "train"]
     assert losses[-1] < 0.5 * losses[0]
     assert result.state.carry.shape == (2, 4) and float(jnp.abs(result.state.carry).sum()) > 0
+
+
+def toy_fit(workdir=None, **kwargs):
+    xs, ys = toy_problem.make_data()
+    arguments = dict(
+        loss_fn=toy_problem.loss_fn,
+        params=toy_problem.init_params(),
+        train_data=train.EpochBatches((xs[:64], ys[:64]), 16),
+        num_steps=6,
+        val_data=train.eval_batches((xs[64:], ys[64:]), 16),
+        workdir=workdir,
+        progress=False,
+    )
+    arguments.update(kwargs)
+    return train.fit(arguments.pop("loss_fn"), arguments.pop("params"), **arguments)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"eval_every": -5}, "eval_every must be an int >= 1, got -5"),
+        ({"checkpoint_every": -1}, "checkpoint_every must be an int >= 1, got -1"),
+        ({"log_every": 2.5}, r"log_every must be an int >= 1, got 2.5"),
+        ({"num_steps": -1}, "num_steps must be an int >= 0, got -1"),
+        ({"best_mode": "lowest"}, "best_mode must be 'min' or 'max', got 'lowest'"),
+        ({"train_data": [1, 2]}, "train_data must be a function step -> batch"),
+        ({"val_data": []}, "val_data holds no batches"),
+    ],
+)
+def test_fit_refuses_arguments_out_of_range(kwargs, message):
+    with pytest.raises((ValueError, TypeError), match=message):
+        toy_fit(**kwargs)
+
+
+def test_fit_refuses_a_best_metric_that_no_evaluation_returns(tmp_path):
+    # Batches: found from the shapes alone, before the first step.
+    with pytest.raises(
+        ValueError, match=r"best_metric='accuracy' is not among .*\['loss', 'mse'\]"
+    ):
+        toy_fit(str(tmp_path / "a"), best_metric="accuracy")
+    # A function: found at its first evaluation.
+    with pytest.raises(ValueError, match=r"best_metric='accuracy' is not among .*\['loss'\]"):
+        toy_fit(str(tmp_path / "b"), best_metric="accuracy", val_data=lambda p: {"loss": 1.0})
+
+
+def test_fit_refuses_a_metric_that_is_not_a_scalar():
+    def loss_fn(params, batch, key):
+        loss, metrics = toy_problem.loss_fn(params, batch, key)
+        return loss, {**metrics, "per_example": batch[1][:, 0]}
+
+    with pytest.raises(
+        ValueError, match=r"metric 'per_example' must be a scalar, got shape \(16,\)"
+    ):
+        toy_fit(loss_fn=loss_fn)
+
+
+def test_fit_names_the_step_and_leaf_of_a_batch_that_changes():
+    xs, ys = toy_problem.make_data()
+    batches = train.EpochBatches((xs[:64], ys[:64]), 16)
+
+    def changing(step):
+        x, y = batches(step)
+        return (x, y.astype(np.int32)) if step == 3 else (x, y)
+
+    with pytest.raises(
+        ValueError, match=r"train_data\(3\) returned batch\[1\] with dtype int32.*at step 0"
+    ):
+        toy_fit(train_data=changing)
+
+    def restructured(step):
+        x, y = batches(step)
+        return {"x": x, "y": y} if step == 2 else (x, y)
+
+    with pytest.raises(ValueError, match=r"train_data\(2\) returned a batch of another structure"):
+        toy_fit(train_data=restructured)
+
+
+def test_resume_with_other_params_or_optimizer_names_the_first_differing_leaf(tmp_path):
+    workdir = str(tmp_path)
+    toy_fit(workdir)
+    wider = dict(toy_problem.init_params(), head=jnp.zeros((8, 2)))
+    with pytest.raises(
+        train.ResumeMismatchError,
+        match=r"another model: params\['head'\] is \(8, 1\) float32 in the checkpoint, "
+        r"\(8, 2\) float32 now",
+    ):
+        toy_fit(workdir, params=wider, loss_fn=lambda p, b, k: jnp.sum(p["head"]), val_data=None)
+    renamed = {"cell": toy_problem.init_params()["rnn"], "head": toy_problem.init_params()["head"]}
+    with pytest.raises(train.ResumeMismatchError, match=r"params\['cell'\]\['b'\] is not in"):
+        toy_fit(workdir, params=renamed, loss_fn=lambda p, b, k: jnp.sum(p["head"]), val_data=None)
+    with pytest.raises(train.ResumeMismatchError, match=r"another optimizer: opt_state\S+ is in the checkpoint but not in the state now"):
+        toy_fit(workdir, optimizer=optax.sgd(0.1))
+
+
+def test_resuming_a_finished_run_with_fewer_steps_is_refused(tmp_path):
+    toy_fit(str(tmp_path), num_steps=6)
+    with pytest.raises(
+        train.ResumeMismatchError, match=r"already trained for 6 steps, more than num_steps=4"
+    ):
+        toy_fit(str(tmp_path), num_steps=4)
+    assert toy_fit(str(tmp_path), num_steps=6).state.step == 6  # the same length: nothing to do
+
+
+def test_fit_prints_progress_lines_where_no_bar_can_be_drawn(capsys, monkeypatch):
+    monkeypatch.setenv("CI", "true")
+    toy_fit(progress=None, val_data=None, num_steps=20)
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split()[1] for line in lines] == [f"{n}/20" for n in range(2, 21, 2)]
+    assert all("train loss" in line for line in lines)

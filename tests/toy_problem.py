@@ -1,13 +1,17 @@
 """A small, fast training problem shared by the harness tests, runnable as a script.
 
-``python tests/toy_problem.py WORKDIR NUM_STEPS [KILL_AT SIGNAL]`` trains it with a workdir
-and, if asked, kills its own process with SIGKILL or SIGINT after step KILL_AT (to test
-resuming).
+``python tests/toy_problem.py WORKDIR NUM_STEPS [KILL_AT SIGNAL [WHEN]]`` trains it with a
+workdir and, if asked, kills its own process with SIGKILL or SIGINT after step KILL_AT (to
+test resuming); WHEN ``in-save`` kills it inside the checkpoint save of step KILL_AT, after
+orbax has written the arrays and before jaxrnn's record of them. WHEN ``wait`` instead
+writes ``WORKDIR.held`` at step KILL_AT and waits (at most 120 s) for ``WORKDIR.go`` to
+appear, so that a test can act while the run holds its workdir.
 """
 
 import os
 import signal
 import sys
+import time
 
 import jax
 import jax.numpy as jnp
@@ -15,6 +19,7 @@ import numpy as np
 
 import jaxrnn
 from jaxrnn import train
+from jaxrnn.train import checkpoints
 
 CELL = jaxrnn.lstm(8)
 
@@ -64,14 +69,29 @@ if __name__ == "__main__":
     callbacks = ()
     if len(sys.argv) > 3:
         kill_at, sig = int(sys.argv[3]), getattr(signal, sys.argv[4])
+        when = sys.argv[5] if len(sys.argv) > 5 else "after-step"
         # A parent that ignores Ctrl-C (pytest-xdist workers do) passes that on to its
         # children; restore Python's default so that SIGINT raises KeyboardInterrupt as in a
         # terminal.
         signal.signal(signal.SIGINT, signal.default_int_handler)
 
         def kill(step, state, metrics):
-            if step == kill_at:
+            if step == kill_at and when == "after-step":
                 os.kill(os.getpid(), sig)
+            if step == kill_at and when == "wait":
+                open(workdir + ".held", "w").close()
+                deadline = time.monotonic() + 120
+                while not os.path.exists(workdir + ".go") and time.monotonic() < deadline:
+                    time.sleep(0.05)
 
+        if when == "in-save":
+            write_record = checkpoints._write_record
+
+            def killed_before_the_record(folder, record):
+                if record["step"] == kill_at:
+                    os.kill(os.getpid(), sig)
+                write_record(folder, record)
+
+            checkpoints._write_record = killed_before_the_record
         callbacks = (kill,)
     run(workdir, num_steps, callbacks)

@@ -1,8 +1,9 @@
 """`fit`: the training loop shared by notebooks and experiments.
 
-Progress bar, JSON-lines metrics, periodic evaluation, checkpoints, exact resume, and a clear
-stop on a non-finite loss. Everything that is random derives from ``seed`` and the step, and
-batches are a function of the step, so a run is reproducible and resumable bit for bit.
+The loop only: resume (`jaxrnn.train.checkpoints`), metrics (`jaxrnn.train.metrics`) and the
+workdir lock (`jaxrnn.train.lock`) live in their own modules. Everything that is random
+derives from ``seed`` and the step, and batches are a function of the step, so a run is
+reproducible and resumable bit for bit.
 """
 
 import json
@@ -19,10 +20,14 @@ from typing import NamedTuple
 
 import jax
 import numpy as np
-from tqdm import tqdm
+from tqdm.auto import tqdm
 
 from jaxrnn import distributed
 from jaxrnn.train.checkpoints import Checkpointer
+from jaxrnn.train.checkpoints import ResumeMismatchError
+from jaxrnn.train.checkpoints import layout
+from jaxrnn.train.lock import workdir_lock
+from jaxrnn.train.metrics import MetricsWriter
 from jaxrnn.train.steps import LossFn
 from jaxrnn.train.steps import TrainState
 from jaxrnn.train.steps import as_float_dict
@@ -34,7 +39,6 @@ from jaxrnn.train.steps import make_train_step
 from jaxrnn.typing import Carry
 from jaxrnn.typing import Params
 
-METRICS_FILE = "metrics.jsonl"
 CHECKPOINT_DIR = "checkpoints"
 
 
@@ -44,10 +48,6 @@ class NonFiniteError(FloatingPointError):
     def __init__(self, message: str, state: TrainState):
         super().__init__(message)
         self.state = state
-
-
-class ResumeMismatchError(ValueError):
-    """The workdir holds a run made with other settings than those passed to `fit`."""
 
 
 class FitResult(NamedTuple):
@@ -87,19 +87,24 @@ def fit(
 ) -> FitResult:
     """Trains ``params`` to reduce ``loss_fn`` for ``num_steps`` updates.
 
-    ``loss_fn(params, batch, key)`` returns a scalar loss or ``(loss, metrics)``; ``key`` is a
-    fresh PRNG key per step during training and None during evaluation (so dropout switches
-    off). With ``carry`` (truncated BPTT), the signature is
+    ``loss_fn(params, batch, key)`` returns a scalar loss or ``(loss, metrics)`` with scalar
+    metrics; ``key`` is a fresh PRNG key per step during training and None during evaluation
+    (so dropout switches off). With ``carry`` (truncated BPTT), the signature is
     ``loss_fn(params, batch, key, carry) -> (loss, metrics, carry)`` and the carry is passed
     from each step to the next (see `jaxrnn.train.StreamBatches` and `carry_over`).
+
+    Every batch must have the structure, dtypes, ranks and leading (batch) size of the first;
+    other axes may vary (bucketed lengths: each new shape compiles once).
 
     With a ``workdir``, metrics are appended to ``<workdir>/metrics.jsonl`` (one JSON object per
     line: step, split, loss, the task's metrics, wall_time) and checkpoints go to
     ``<workdir>/checkpoints`` (the last ``keep_last`` and the best by validation
-    ``best_metric``). Calling `fit` again with the same workdir resumes from the newest
-    checkpoint and ends with the same params as an uninterrupted run. Ctrl-C saves a
-    checkpoint before stopping. A NaN or infinite loss or gradient raises `NonFiniteError`
-    naming the step; no checkpoint is written from it.
+    ``best_metric``). Only one run may use a workdir at a time. Calling `fit` again with the
+    same workdir resumes from the newest intact checkpoint and ends with the same params and
+    metrics as an uninterrupted run: damaged checkpoints are set aside with a warning, and a
+    damaged or deleted metrics file is rebuilt from the checkpoint. Ctrl-C saves a checkpoint
+    before stopping. A NaN or infinite loss or gradient raises `NonFiniteError` naming the
+    step; no checkpoint is written from it.
 
     Args:
       loss_fn: see above.
@@ -119,7 +124,9 @@ def fit(
       best_metric: validation metric that picks the best checkpoint.
       best_mode: ``"min"`` or ``"max"``.
       log_every: write mean training metrics every this many steps; default ``num_steps//100``.
-      progress: show a tqdm bar; by default only on a terminal and when ``CI`` is unset.
+      progress: True shows a progress bar (in a terminal or a notebook), False shows nothing;
+        None shows a bar in a terminal or notebook, or else (in CI, or with output
+        redirected) prints a line per evaluation, or per tenth of the run without one.
       callbacks: ``callback(step, state, metrics)`` after every step.
       config: the run's settings, saved with each checkpoint; resuming with different settings
         (other than ``num_steps``) raises an error instead of silently mixing runs.
@@ -130,6 +137,14 @@ def fit(
 
     Returns:
       A `FitResult` with the final state, the metrics history and the best step.
+
+    Raises:
+      ValueError: for arguments out of range, a batch that changes structure, or a
+        ``best_metric`` that the evaluation does not return.
+      ResumeMismatchError: the workdir holds a run with other settings, params or optimizer.
+      CheckpointError: the workdir holds checkpoints but none is intact.
+      WorkdirInUseError: another process is running in the workdir.
+      NonFiniteError: see above.
 
     Example:
       >>> import jax, jax.numpy as jnp, numpy as np
@@ -142,24 +157,40 @@ def fit(
       >>> round(float(result.params["w"]), 2)
       3.0
     """
-    if num_steps < 0:
-        raise ValueError(f"num_steps must be >= 0, got {num_steps}")
+    num_steps = _count("num_steps", num_steps, low=0)
+    eval_every = _count("eval_every", eval_every or max(1, num_steps // 10), low=1)
+    checkpoint_every = _count("checkpoint_every", checkpoint_every or eval_every, low=1)
+    log_every = _count("log_every", log_every or max(1, num_steps // 100), low=1)
+    if best_mode not in ("min", "max"):
+        raise ValueError(f"best_mode must be 'min' or 'max', got {best_mode!r}")
+    if not callable(train_data):
+        raise TypeError(
+            f"train_data must be a function step -> batch (e.g. jaxrnn.train.EpochBatches), "
+            f"got {type(train_data).__name__}"
+        )
     optimizer = default_optimizer() if optimizer is None else optimizer
-    eval_every = eval_every or max(1, num_steps // 10)
-    checkpoint_every = checkpoint_every or eval_every
-    log_every = log_every or max(1, num_steps // 100)
     with_carry = carry is not None
     state = init_state(params, optimizer, seed=seed, carry=carry if with_carry else ())
-    train_step = make_train_step(loss_fn, optimizer, with_carry=with_carry)
-    run_eval = _evaluator(loss_fn, val_data)
-    config = _jsonable(config or {})
-
-    writer = MetricsWriter(workdir) if workdir is not None else None
-    checkpointer = None
-    elapsed_before = 0.0
-    best_step = None
-    if workdir is not None:
-        os.makedirs(workdir, exist_ok=True)
+    run = _Run(
+        train_step=make_train_step(loss_fn, optimizer, with_carry=with_carry),
+        evaluator=_evaluator(loss_fn, val_data, params, best_metric if workdir else None),
+        train_data=train_data,
+        num_steps=num_steps,
+        eval_every=eval_every,
+        checkpoint_every=checkpoint_every,
+        log_every=log_every,
+        best_metric=best_metric,
+        progress=progress,
+        callbacks=tuple(callbacks),
+        config=_jsonable(config or {}),
+        data_parallel=data_parallel,
+    )
+    if workdir is None:
+        return run.loop(state, history=[], elapsed_before=0.0, checkpointer=None, writer=None)
+    workdir = os.fspath(workdir)
+    if os.path.exists(workdir) and not os.path.isdir(workdir):
+        raise NotADirectoryError(f"workdir {workdir} is a file, not a folder")
+    with workdir_lock(workdir):
         if not resume:  # start over: the old run's checkpoints must not mix with the new ones
             shutil.rmtree(os.path.join(workdir, CHECKPOINT_DIR), ignore_errors=True)
         checkpointer = Checkpointer(
@@ -168,173 +199,281 @@ def fit(
             best_metric=best_metric,
             best_mode=best_mode,
         )
-        if resume and checkpointer.latest_step() is not None:
-            state, meta = checkpointer.restore(state)
-            _check_same_config(meta.get("config", {}), config, workdir)
-            elapsed_before = float(meta.get("elapsed", 0.0))
-            writer.truncate_after(int(state.step))
-        elif writer is not None:
-            writer.truncate_after(-1)
-    history: list[dict[str, Any]] = [] if writer is None else writer.read()
+        writer = MetricsWriter(workdir)
+        try:
+            state, history, elapsed_before = _resume(
+                checkpointer, writer, state, run.config, num_steps, workdir
+            )
+            return run.loop(state, history, elapsed_before, checkpointer, writer)
+        finally:
+            checkpointer.close()
 
-    def log(record: dict[str, Any]) -> None:
-        history.append(record)
-        if writer is not None:
-            writer.append(record)
 
-    place_batch = lambda batch: batch
-    if data_parallel:
-        mesh = distributed.batch_mesh()
-        state = distributed.replicate(state, mesh)
-        place_batch = lambda batch: distributed.shard_batch(batch, mesh)
+def _resume(checkpointer, writer, state, config, num_steps, workdir):
+    """``(state, history, elapsed)`` to continue from: the newest intact checkpoint's, or the
+    fresh ``state`` with an empty history when there is none."""
+    found = checkpointer.restore_latest_intact(state)
+    if found is None:
+        writer.rewrite([])
+        return state, [], 0.0
+    restored, meta = found
+    _check_same_config(meta.get("config", {}), config, workdir)
+    step = int(restored.step)
+    if step > num_steps:
+        raise ResumeMismatchError(
+            f"{workdir} holds a run already trained for {step} steps, more than "
+            f"num_steps={num_steps}; pass num_steps >= {step} to continue it, or resume=False "
+            "to start over"
+        )
+    history = writer.resume_from(meta.get("history", []), step)
+    return restored, history, float(meta.get("elapsed", 0.0))
 
-    start = int(state.step)
-    quiet = not _show_progress(progress)
-    bar = tqdm(total=num_steps, initial=start, disable=quiet, dynamic_ncols=True, unit="step")
-    clock = time.perf_counter()
-    elapsed = lambda: elapsed_before + time.perf_counter() - clock
-    window: list[dict[str, float]] = []
-    last_saved = start if (checkpointer and checkpointer.latest_step() == start) else None
-    examples = _batch_size(train_data(start)) if start < num_steps else 0
-    try:
-        for step in range(start, num_steps):
-            new_state, metrics, finite = train_step(state, place_batch(train_data(step)))
-            metrics = as_float_dict(metrics)
-            if not bool(finite):
-                saved = checkpointer.latest_step() if checkpointer else None
-                where = (
-                    f"; the last good checkpoint (step {saved}) in {checkpointer.directory} is "
-                    "intact"
-                    if saved is not None
-                    else ""
-                )
-                raise NonFiniteError(
-                    f"non-finite loss or gradient at step {step} (loss={metrics['loss']}, "
-                    f"grad_norm={metrics['grad_norm']}): training stopped before applying this "
-                    f"update{where}. Lower the learning rate, check the batch of step {step} "
-                    "for NaN/inf, or clip gradients harder.",
-                    state,
-                )
-            state = new_state
-            done = step + 1
-            window.append(metrics)
-            bar.update(1)
-            if done % log_every == 0 or done == num_steps:
-                mean = {k: float(np.mean([m[k] for m in window])) for k in window[0]}
-                log({"step": done, "split": "train", **mean, "wall_time": round(elapsed(), 3)})
-                rate = bar.format_dict.get("rate") or 0.0
-                bar.set_postfix(loss=f"{mean['loss']:.4g}", ex_per_s=f"{rate * examples:.0f}")
-                window = []
-            val_metrics = None
-            if run_eval is not None and (done % eval_every == 0 or done == num_steps):
-                val_metrics = run_eval(state.params)
-                log({"step": done, "split": "val", **val_metrics, "wall_time": round(elapsed(), 3)})
-                if quiet and progress is not False:
-                    _print_progress(done, num_steps, history, val_metrics, elapsed())
-            if checkpointer is not None and (done % checkpoint_every == 0 or done == num_steps):
-                meta = {"step": done, "data_position": done, "elapsed": elapsed(), "config": config}
-                checkpointer.save(state, meta=meta, metrics=val_metrics)
-                last_saved = done
-            for callback in callbacks:
-                callback(done, state, metrics)
-    except KeyboardInterrupt:
-        if checkpointer is not None and last_saved != int(state.step):
+
+class _Run(NamedTuple):
+    """What the loop needs, fixed for the whole run."""
+
+    train_step: Callable
+    evaluator: Callable[[Params], dict[str, float]] | None
+    train_data: Callable[[int], Any]
+    num_steps: int
+    eval_every: int
+    checkpoint_every: int
+    log_every: int
+    best_metric: str
+    progress: bool | None
+    callbacks: tuple
+    config: dict[str, Any]
+    data_parallel: bool
+
+    def loop(self, state, history, elapsed_before, checkpointer, writer) -> FitResult:
+        layout_of_state = layout(state)
+
+        def log(record: dict[str, Any]) -> None:
+            history.append(record)
+            if writer is not None:
+                writer.append(record)
+
+        def save(state: TrainState, metrics=None) -> None:
             meta = {
                 "step": int(state.step),
-                "data_position": int(state.step),
                 "elapsed": elapsed(),
-                "config": config,
+                "config": self.config,
+                "history": history,
+                "layout": layout_of_state,
             }
-            checkpointer.save(state, meta=meta)
-            print(
-                f"\ninterrupted: saved step {int(state.step)} to {checkpointer.directory}; "
-                "run again with the same workdir to resume",
-                file=sys.stderr,
-            )
-        raise
-    finally:
-        bar.close()
-        if checkpointer is not None:
-            best_step = checkpointer.best_step() if run_eval is not None else None
-            checkpointer.close()
-    return FitResult(state=state, history=history, best_step=best_step)
+            checkpointer.save(state, meta=meta, metrics=metrics)
+
+        place_batch = lambda batch: batch
+        if self.data_parallel:
+            mesh = distributed.batch_mesh()
+            state = distributed.replicate(state, mesh)
+            place_batch = lambda batch: distributed.shard_batch(batch, mesh)
+
+        start = int(state.step)
+        reporter = _Reporter(self.progress, start, self.num_steps, self.evaluator is not None)
+        clock = time.perf_counter()
+        elapsed = lambda: elapsed_before + time.perf_counter() - clock
+        window: list[dict[str, float]] = []
+        saved = start if checkpointer and checkpointer.latest_step() == start else None
+        signature = None
+        try:
+            for step in range(start, self.num_steps):
+                batch = self.train_data(step)
+                signature = _check_batch(batch, step, signature, start)
+                new_state, metrics, finite = self.train_step(state, place_batch(batch))
+                metrics = as_float_dict(metrics)
+                if not bool(finite):
+                    raise _non_finite(step, metrics, state, checkpointer)
+                state = new_state
+                done = step + 1
+                window.append(metrics)
+                if done % self.log_every == 0 or done == self.num_steps:
+                    mean = {k: float(np.mean([m[k] for m in window])) for k in window[0]}
+                    log({"step": done, "split": "train", **mean, "wall_time": round(elapsed(), 3)})
+                    window = []
+                val_metrics = None
+                if self.evaluator is not None and (
+                    done % self.eval_every == 0 or done == self.num_steps
+                ):
+                    val_metrics = self.evaluator(state.params)
+                    log(
+                        {
+                            "step": done,
+                            "split": "val",
+                            **val_metrics,
+                            "wall_time": round(elapsed(), 3),
+                        }
+                    )
+                reporter.step(done, history, val_metrics, elapsed(), _batch_size(batch))
+                if checkpointer is not None and (
+                    done % self.checkpoint_every == 0 or done == self.num_steps
+                ):
+                    save(state, val_metrics)
+                    saved = done
+                for callback in self.callbacks:
+                    callback(done, state, metrics)
+        except KeyboardInterrupt:
+            if checkpointer is not None and saved != int(state.step):
+                save(state)
+                print(
+                    f"\ninterrupted: saved step {int(state.step)} to {checkpointer.directory}; "
+                    "run again with the same workdir to resume",
+                    file=sys.stderr,
+                )
+            raise
+        finally:
+            reporter.close()
+        best_step = checkpointer.best_step() if checkpointer and self.evaluator else None
+        return FitResult(state=state, history=history, best_step=best_step)
 
 
-class MetricsWriter:
-    """Appends one JSON object per line to ``<workdir>/metrics.jsonl``.
+class _Reporter:
+    """Progress: a tqdm bar (terminal or notebook), or plain lines where none can be drawn."""
 
-    Example:
-      >>> import tempfile
-      >>> writer = MetricsWriter(tempfile.mkdtemp())
-      >>> writer.append({"step": 1, "split": "train", "loss": 0.5})
-      >>> writer.read()
-      [{'step': 1, 'split': 'train', 'loss': 0.5}]
-    """
+    def __init__(self, progress: bool | None, start: int, num_steps: int, evaluates: bool):
+        self.num_steps, self.evaluates = num_steps, evaluates
+        self.bar = None
+        self.lines = False
+        if progress or (progress is None and _can_draw_a_bar()):
+            self.bar = tqdm(total=num_steps, initial=start, dynamic_ncols=True, unit="step")
+        elif progress is None:
+            self.lines = True
+        self.line_every = max(1, num_steps // 10)
 
-    def __init__(self, workdir: str | os.PathLike):
-        os.makedirs(workdir, exist_ok=True)
-        self.path = os.path.join(workdir, METRICS_FILE)
+    def step(self, done, history, val_metrics, seconds, examples) -> None:
+        if self.bar is not None:
+            self.bar.update(1)
+            train = _last(history, "train")
+            if train is not None and train["step"] == done:
+                rate = self.bar.format_dict.get("rate") or 0.0
+                self.bar.set_postfix(loss=f"{train['loss']:.4g}", ex_per_s=f"{rate * examples:.0f}")
+        elif self.lines and (
+            val_metrics is not None
+            or (not self.evaluates and (done % self.line_every == 0 or done == self.num_steps))
+        ):
+            _print_progress(done, self.num_steps, history, val_metrics or {}, seconds)
 
-    def append(self, record: Mapping[str, Any]) -> None:
-        with open(self.path, "a", encoding="utf-8") as f:
-            f.write(json.dumps(dict(record)) + "\n")
-
-    def read(self) -> list[dict[str, Any]]:
-        return read_metrics(os.path.dirname(self.path))
-
-    def truncate_after(self, step: int) -> None:
-        """Drops records past ``step`` (written by a run that was then interrupted), atomically."""
-        kept = [r for r in self.read() if r.get("step", 0) <= step]
-        tmp = self.path + ".tmp"
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.writelines(json.dumps(r) + "\n" for r in kept)
-        os.replace(tmp, self.path)
-
-
-def read_metrics(workdir: str | os.PathLike) -> list[dict[str, Any]]:
-    """The records of ``<workdir>/metrics.jsonl`` (empty if there is none).
-
-    Example:
-      >>> read_metrics("/nonexistent")
-      []
-    """
-    path = os.path.join(workdir, METRICS_FILE)
-    if not os.path.exists(path):
-        return []
-    records = []
-    with open(path, encoding="utf-8") as f:
-        for number, line in enumerate(f, start=1):
-            if line.strip():
-                try:
-                    records.append(json.loads(line))
-                except json.JSONDecodeError as error:
-                    raise ValueError(f"{path}, line {number}: not valid JSON ({error})") from None
-    return records
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
 
 
-def _evaluator(loss_fn: LossFn, val_data) -> Callable[[Params], dict[str, float]] | None:
-    if val_data is None:
-        return None
-    if callable(val_data):
-        return lambda params: {k: float(v) for k, v in val_data(params).items()}
-    batches = list(val_data)
-    eval_step = make_eval_step(loss_fn)
-    return lambda params: evaluate(eval_step, params, batches)
-
-
-def _show_progress(progress: bool | None) -> bool:
-    if progress is not None:
-        return progress
-    return sys.stderr.isatty() and not os.environ.get("CI")
+def _can_draw_a_bar() -> bool:
+    if os.environ.get("CI"):
+        return False
+    if sys.stderr.isatty():
+        return True
+    shell = getattr(sys.modules.get("IPython"), "get_ipython", lambda: None)()
+    return shell is not None and "IPKernelApp" in getattr(shell, "config", {})
 
 
 def _print_progress(done, num_steps, history, val_metrics, seconds) -> None:
-    train = next((r for r in reversed(history) if r["split"] == "train"), None)
+    train = _last(history, "train")
     text = f"step {done}/{num_steps}"
     if train is not None:
         text += f"  train loss {train['loss']:.4g}"
-    text += "  " + "  ".join(f"val {k} {v:.4g}" for k, v in val_metrics.items())
+    if val_metrics:
+        text += "  " + "  ".join(f"val {k} {v:.4g}" for k, v in val_metrics.items())
     print(f"{text}  ({seconds:.1f} s)", flush=True)
+
+
+def _last(history, split):
+    return next((r for r in reversed(history) if r["split"] == split), None)
+
+
+def _non_finite(step, metrics, state, checkpointer) -> NonFiniteError:
+    saved = checkpointer.latest_step() if checkpointer else None
+    where = (
+        f"; the last good checkpoint (step {saved}) in {checkpointer.directory} is intact"
+        if saved is not None
+        else ""
+    )
+    return NonFiniteError(
+        f"non-finite loss or gradient at step {step} (loss={metrics['loss']}, "
+        f"grad_norm={metrics['grad_norm']}): training stopped before applying this "
+        f"update{where}. Lower the learning rate, check the batch of step {step} "
+        "for NaN/inf, or clip gradients harder.",
+        state,
+    )
+
+
+def _check_batch(batch, step: int, signature, first_step: int):
+    """The batch's signature; a `ValueError` naming the step and the leaf when its structure,
+    a dtype, a rank or the leading (batch) size differs from the first batch's."""
+    leaves, treedef = jax.tree_util.tree_flatten_with_path(batch)
+    if not leaves:
+        raise ValueError(f"train_data({step}) returned a batch with no arrays: {batch!r}")
+    now = (
+        treedef,
+        [
+            (jax.tree_util.keystr(path), np.result_type(leaf), np.ndim(leaf), _lead(leaf))
+            for path, leaf in leaves
+        ],
+    )
+    if signature is None:
+        return now
+    if now[0] != signature[0]:
+        raise ValueError(
+            f"train_data({step}) returned a batch of another structure than at step "
+            f"{first_step}: {now[0]} instead of {signature[0]}"
+        )
+    for (path, dtype, ndim, lead), (_, dtype0, ndim0, lead0) in zip(
+        now[1], signature[1], strict=True
+    ):
+        if (dtype, ndim, lead) != (dtype0, ndim0, lead0):
+            raise ValueError(
+                f"train_data({step}) returned batch{path} with dtype {dtype}, rank {ndim} and "
+                f"leading size {lead}; at step {first_step} it had dtype {dtype0}, rank {ndim0} "
+                f"and leading size {lead0}. Only the sizes of later axes may change between "
+                "steps."
+            )
+    return signature
+
+
+def _lead(leaf) -> int | None:
+    shape = np.shape(leaf)
+    return int(shape[0]) if shape else None
+
+
+def _count(name: str, value: Any, *, low: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+        raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
+    return int(value)
+
+
+def _evaluator(loss_fn, val_data, params, best_metric: str | None):
+    """``evaluate(params) -> {name: float}`` or None; checks that every result holds
+    ``best_metric`` (for batches, before training, from the shapes alone)."""
+    if val_data is None:
+        return None
+    if callable(val_data):
+        run = lambda params: {k: float(v) for k, v in val_data(params).items()}
+    else:
+        batches = list(val_data)
+        if not batches:
+            raise ValueError("val_data holds no batches; pass None to train without evaluation")
+        eval_step = make_eval_step(loss_fn)
+        if best_metric is not None:
+            names = jax.eval_shape(eval_step, params, batches[0])
+            _check_best_metric(best_metric, names)
+        run = lambda params: evaluate(eval_step, params, batches)
+    if best_metric is None:
+        return run
+
+    def checked(params):
+        metrics = run(params)
+        _check_best_metric(best_metric, metrics)
+        return metrics
+
+    return checked
+
+
+def _check_best_metric(best_metric: str, metrics: Mapping[str, Any]) -> None:
+    if best_metric not in metrics:
+        raise ValueError(
+            f"best_metric={best_metric!r} is not among the validation metrics "
+            f"{sorted(k for k in metrics if k != 'weight')}; pass one of them"
+        )
 
 
 def _batch_size(batch: Any) -> int:

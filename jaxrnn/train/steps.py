@@ -83,21 +83,39 @@ def step_key(state: TrainState) -> Array:
 
 
 def split_loss_output(output: Any, with_carry: bool):
-    """``loss_fn``'s result as ``(loss, metrics, carry)``; a bare loss gets empty metrics."""
+    """``loss_fn``'s result as ``(loss, metrics, carry)``; a bare loss gets empty metrics.
+
+    The loss and every metric must be scalars (checked while tracing, before any work)."""
     if with_carry:
         if not (isinstance(output, tuple) and len(output) == 3):
             raise TypeError(
                 "with a carry, loss_fn(params, batch, key, carry) must return "
                 f"(loss, metrics, carry), got {type(output).__name__}"
             )
-        return output
-    if isinstance(output, tuple):
+        loss, metrics, carry = output
+    elif isinstance(output, tuple):
         if len(output) != 2:
             raise TypeError(
                 f"loss_fn must return loss or (loss, metrics), got a tuple of {len(output)}"
             )
-        return (*output, None)
-    return output, {}, None
+        (loss, metrics), carry = output, None
+    else:
+        loss, metrics, carry = output, {}, None
+    if jnp.shape(loss) != ():
+        raise ValueError(f"loss_fn must return a scalar loss, got shape {jnp.shape(loss)}")
+    if not isinstance(metrics, Mapping):
+        raise TypeError(
+            f"loss_fn's metrics must be a dict of scalars, got {type(metrics).__name__}"
+        )
+    for name, value in metrics.items():
+        if name in ("loss", "grad_norm"):
+            raise ValueError(f"loss_fn's metrics must not be named {name!r}: fit reports it")
+        if jnp.shape(value) != ():
+            raise ValueError(
+                f"loss_fn's metric {name!r} must be a scalar, got shape {jnp.shape(value)}; "
+                "reduce it (e.g. with jnp.mean) inside the loss"
+            )
+    return loss, metrics, carry
 
 
 def make_train_step(loss_fn: LossFn, optimizer, *, with_carry: bool = False) -> Callable:
