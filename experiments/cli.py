@@ -1,7 +1,18 @@
-"""The command line every experiment shares: ``--workdir`` plus one flag per config field."""
+"""The command line every experiment shares: ``--workdir`` plus one flag per config field.
 
+Anything a user can get wrong (a flag value, a data file, a workdir) ends in one line
+``error: ...`` and exit status 2, never a traceback: parse errors from tyro are folded into
+that line, and `run` turns the errors listed in `USER_ERRORS` into it.
+"""
+
+import argparse
+import contextlib
 import dataclasses
+import io
+import os
+import re
 import sys
+import warnings
 from collections.abc import Callable
 from collections.abc import Sequence
 from typing import Annotated
@@ -10,11 +21,25 @@ from typing import Any
 import tyro
 
 from experiments.datasets import DataError
+from experiments.validation import ConfigError
+from jaxrnn.train import CheckpointError
 from jaxrnn.train import NonFiniteError
 from jaxrnn.train import ResumeMismatchError
+from jaxrnn.train import WorkdirInUseError
+from jaxrnn.train import workdir_lock
 
 # Errors a user can act on from the message alone: printed without a traceback.
-USER_ERRORS = (DataError, FileNotFoundError, NonFiniteError, ResumeMismatchError)
+USER_ERRORS = (
+    ConfigError,
+    DataError,
+    CheckpointError,
+    ResumeMismatchError,
+    NonFiniteError,
+    WorkdirInUseError,
+    FileNotFoundError,
+    NotADirectoryError,
+    IsADirectoryError,
+)
 
 
 def parse(
@@ -25,6 +50,9 @@ def parse(
     argv: Sequence[str] | None = None,
 ) -> tuple[Any, str]:
     """Parses ``argv`` into ``(config, workdir)``; ``--help`` lists every field with its doc.
+
+    A parse error (an unknown flag, a value of the wrong type) prints one ``error: ...`` line
+    and exits with status 2.
 
     Args:
       config_cls: the experiment's config dataclass (every field has a default).
@@ -56,20 +84,85 @@ def parse(
         ],
         frozen=True,
     )
-    args = tyro.cli(
-        args_cls,
-        args=argv,
-        description=description,
-        config=(tyro.conf.OmitArgPrefixes, tyro.conf.FlagConversionOff),
-    )
+    captured = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(captured):
+            args = tyro.cli(
+                args_cls,
+                args=argv,
+                prog=program(config_cls),
+                description=description,
+                config=(tyro.conf.OmitArgPrefixes, tyro.conf.FlagConversionOff),
+            )
+    except SystemExit as stop:
+        if stop.code not in (0, None):
+            print(f"error: {_parse_error(captured.getvalue())}", file=sys.stderr)
+            sys.exit(2)
+        sys.stderr.write(captured.getvalue())
+        raise
+    sys.stderr.write(captured.getvalue())
     return args.config, args.workdir
 
 
-def run(experiment: Callable[[Any, str], Any], config: Any, workdir: str) -> None:
-    """Runs ``experiment(config, workdir)``; a data, resume or NaN problem exits with its
-    message (status 2) instead of a traceback."""
-    try:
-        experiment(config, workdir)
-    except USER_ERRORS as error:
-        print(f"error: {error}", file=sys.stderr)
+def program(config_cls: type) -> str:
+    """``python -m experiments.<name>`` for a config class of ``experiments.<name>.configs``.
+
+    Example:
+      >>> from experiments.stock.configs.default import Config
+      >>> program(Config)
+      'python -m experiments.stock'
+    """
+    parts = config_cls.__module__.split(".")
+    return "python -m " + ".".join(parts[:2]) if parts[0] == "experiments" else parts[0]
+
+
+def _parse_error(text: str) -> str:
+    """The message of tyro's error box, as one line (with a pointer to --help).
+
+    The box is a title, then blocks between dividers (drawn with box characters on a
+    terminal, with dashes elsewhere); the message is the first block after the title.
+    """
+    blocks: list[list[str]] = [[]]
+    for line in text.splitlines():
+        body = line.strip().strip("│|╭╮╰╯").strip()
+        divider = re.fullmatch(r"[─-]*\s*(.*?)\s*[─-]{3,}", body)
+        if divider:  # a divider, or the box's top edge with the title in it
+            blocks.append([divider.group(1)] if divider.group(1) else [])
+            blocks.append([])
+        elif body:
+            blocks[-1].append(body)
+    blocks = [block for block in blocks if block]
+    chosen = blocks[1] if len(blocks) > 1 else blocks[0] if blocks else []
+    message = re.sub(r"\s+", " ", " ".join(chosen)).strip() or "could not parse the arguments"
+    return f"{message} (see --help)"
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """`argparse.ArgumentParser` whose errors are one line ``error: ...`` (exit status 2), as
+    for the training commands."""
+
+    def error(self, message: str):
+        print(f"error: {message} (see --help)", file=sys.stderr)
         sys.exit(2)
+
+
+def run(experiment: Callable[[Any, str], Any], config: Any, workdir: str) -> None:
+    """Runs ``experiment(config, workdir)`` holding the workdir (one run at a time); a flag,
+    data, workdir, resume or NaN problem exits with its message (status 2) instead of a
+    traceback."""
+    # A warning about the user's data reads as one line, like the errors.
+    warnings.formatwarning = lambda message, *args, **kwargs: f"warning: {message}\n"
+    try:
+        if os.path.exists(workdir) and not os.path.isdir(workdir):
+            raise NotADirectoryError(f"--workdir {workdir} is a file, not a folder")
+        with workdir_lock(workdir):
+            experiment(config, workdir)
+    except USER_ERRORS as error:
+        fail(error)
+
+
+def fail(error: BaseException) -> None:
+    """Prints ``error: <message>`` (one line) and exits with status 2."""
+    message = " ".join(str(error).split()) if str(error) else type(error).__name__
+    print(f"error: {message}", file=sys.stderr)
+    sys.exit(2)

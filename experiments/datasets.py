@@ -67,6 +67,33 @@ REMOTE = {
 }
 
 
+def read_utf8_lines(path: str | os.PathLike) -> list[str]:
+    """The file split on ``\\n``; bytes that are not UTF-8 are a `DataError` naming the file
+    and the line.
+
+    Example:
+      >>> import tempfile, os
+      >>> path = os.path.join(tempfile.mkdtemp(), "in.txt")
+      >>> _ = open(path, "wb").write(b"ok\\nbad \\xff\\n")
+      >>> read_utf8_lines(path)
+      Traceback (most recent call last):
+      ...
+      experiments.datasets.DataError: ...in.txt, line 2: not valid UTF-8 (byte 0xff at column 5)
+    """
+    if os.path.isdir(path):
+        raise IsADirectoryError(f"{path} is a folder, not a text file")
+    raw = Path(path).read_bytes()
+    try:
+        return raw.decode("utf-8").split("\n")
+    except UnicodeDecodeError as error:
+        line = raw[: error.start].count(b"\n") + 1
+        column = error.start - (raw.rfind(b"\n", 0, error.start) + 1) + 1
+        raise DataError(
+            f"{path}, line {line}: not valid UTF-8 (byte 0x{raw[error.start]:02x} at column "
+            f"{column})"
+        ) from None
+
+
 def data_root(data_dir: str | os.PathLike | None = None) -> Path | None:
     """The data folder: ``data_dir`` if given, else ``$JAXRNN_DATA``, else None.
 

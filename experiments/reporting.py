@@ -8,6 +8,8 @@ from collections.abc import Mapping
 from collections.abc import Sequence
 from typing import Any
 
+from experiments.validation import ConfigError
+
 CONFIG_FILE = "config.json"
 
 
@@ -51,9 +53,21 @@ def format_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> s
     return "\n".join(lines)
 
 
-def save_config(workdir: str | os.PathLike, config: Any) -> None:
-    """Writes a config dataclass to ``<workdir>/config.json`` so a run can be reloaded."""
-    write_json(os.path.join(workdir, CONFIG_FILE), dataclasses.asdict(config))
+def save_config(workdir: str | os.PathLike, config: Any, experiment: str) -> None:
+    """Writes ``<workdir>/config.json`` (the experiment's name and its config) so that a run
+    can be reloaded, and so that no other experiment writes into this workdir.
+
+    Raises:
+      ConfigError: when the workdir holds a run of another experiment.
+    """
+    saved = _read_config_file(workdir)
+    if saved is not None and not _same_experiment(saved, type(config), experiment):
+        raise ConfigError(
+            f"--workdir {workdir} holds {_describe(saved)}, not a {experiment} one; "
+            "use another --workdir"
+        )
+    payload = {"experiment": experiment, "config": dataclasses.asdict(config)}
+    write_json(os.path.join(workdir, CONFIG_FILE), payload)
 
 
 def load_config(workdir: str | os.PathLike, config_cls: type, experiment: str) -> Any:
@@ -61,6 +75,7 @@ def load_config(workdir: str | os.PathLike, config_cls: type, experiment: str) -
 
     Raises:
       FileNotFoundError: naming the command that trains a model there.
+      ConfigError: when the workdir holds a run of another experiment.
 
     Example:
       >>> import dataclasses, tempfile
@@ -68,17 +83,48 @@ def load_config(workdir: str | os.PathLike, config_cls: type, experiment: str) -
       ... class Config:
       ...     sizes: tuple[int, ...] = (1, 2)
       >>> workdir = tempfile.mkdtemp()
-      >>> save_config(workdir, Config())
+      >>> save_config(workdir, Config(), "demo")
       >>> load_config(workdir, Config, "demo")
       Config(sizes=(1, 2))
     """
-    path = os.path.join(workdir, CONFIG_FILE)
-    if not os.path.exists(path):
+    saved = _read_config_file(workdir)
+    if saved is None:
         raise FileNotFoundError(
-            f"{workdir} holds no trained model ({path} is missing); train "
-            f"one with: python -m experiments.{experiment} --workdir {workdir}"
+            f"{workdir} holds no trained model ({os.path.join(workdir, CONFIG_FILE)} is "
+            f"missing); train one with: python -m experiments.{experiment} --workdir {workdir}"
         )
-    with open(path, encoding="utf-8") as f:
-        fields = json.load(f)
+    if not _same_experiment(saved, config_cls, experiment):
+        raise ConfigError(
+            f"--workdir {workdir} holds {_describe(saved)}, not a {experiment} one; pass the "
+            f"workdir of a run of python -m experiments.{experiment}"
+        )
+    fields = saved[1]
     # JSON has no tuples: give tuple-typed fields their tuples back.
     return config_cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in fields.items()})
+
+
+def _same_experiment(saved: tuple[str, dict], config_cls: type, experiment: str) -> bool:
+    name, fields = saved
+    fits = set(fields) <= {f.name for f in dataclasses.fields(config_cls)}
+    return fits and name in (experiment, "")
+
+
+def _describe(saved: tuple[str, dict]) -> str:
+    return f"a {saved[0]} run" if saved[0] else "a run of another experiment"
+
+
+def _read_config_file(workdir) -> tuple[str, dict] | None:
+    """``(experiment, fields)`` of ``<workdir>/config.json``, or None if there is none."""
+    path = os.path.join(workdir, CONFIG_FILE)
+    if not os.path.isfile(path):
+        return None
+    try:
+        with open(path, encoding="utf-8") as f:
+            payload = json.load(f)
+    except (ValueError, UnicodeDecodeError) as error:
+        raise ConfigError(f"{path} is damaged ({error}); use another --workdir") from None
+    if not isinstance(payload, dict):
+        raise ConfigError(f"{path} is not a jaxrnn run's config; use another --workdir")
+    if isinstance(payload.get("config"), dict) and isinstance(payload.get("experiment"), str):
+        return payload["experiment"], payload["config"]
+    return "", payload  # written before runs named their experiment

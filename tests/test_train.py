@@ -332,7 +332,10 @@ def test_resume_with_other_params_or_optimizer_names_the_first_differing_leaf(tm
     renamed = {"cell": toy_problem.init_params()["rnn"], "head": toy_problem.init_params()["head"]}
     with pytest.raises(train.ResumeMismatchError, match=r"params\['cell'\]\['b'\] is not in"):
         toy_fit(workdir, params=renamed, loss_fn=lambda p, b, k: jnp.sum(p["head"]), val_data=None)
-    with pytest.raises(train.ResumeMismatchError, match=r"another optimizer: opt_state\S+ is in the checkpoint but not in the state now"):
+    with pytest.raises(
+        train.ResumeMismatchError,
+        match=r"another optimizer: opt_state\S+ is in the checkpoint but not in the state now",
+    ):
         toy_fit(workdir, optimizer=optax.sgd(0.1))
 
 

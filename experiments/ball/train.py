@@ -17,6 +17,7 @@ from experiments.ball import baselines
 from experiments.ball import data
 from experiments.ball.configs.default import Config
 from experiments.reporting import format_table
+from experiments.reporting import save_config
 from experiments.reporting import write_json
 from jaxrnn import train
 
@@ -172,7 +173,9 @@ def train_and_evaluate(config: Config, workdir: str) -> dict[str, Any]:
       The results: per horizon, the test RMSE (m) of every baseline and model, and the
       error-vs-noise sweep.
     """
+    config.check()
     os.makedirs(workdir, exist_ok=True)
+    save_config(workdir, config, "ball")
     splits = make_splits(config)
     dt = config.sample_interval
     results: dict[str, Any] = {"config": dataclasses.asdict(config), "horizons": {}}

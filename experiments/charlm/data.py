@@ -51,6 +51,8 @@ def load(text_path: str, data_dir: str | None, val_fraction: float) -> Corpus:
     if not 0 < val_fraction < 1:
         raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction}")
     path = Path(text_path) if text_path else locate(DEFAULT_TEXT, data_dir)
+    if text_path and path.is_dir():
+        raise IsADirectoryError(f"--text {text_path} is a folder; give a UTF-8 text file")
     if text_path and not path.is_file():
         raise FileNotFoundError(f"--text {text_path!r}: no such file")
     content = read_text(path)

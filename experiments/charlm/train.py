@@ -17,6 +17,7 @@ from experiments.charlm import model
 from experiments.charlm.configs.default import Config
 from experiments.reporting import save_config
 from experiments.reporting import write_json
+from experiments.validation import ConfigError
 from jaxrnn import decode
 from jaxrnn import train
 
@@ -105,6 +106,22 @@ def encode_prompt(vocab, prompt: str) -> np.ndarray:
     return vocab.encode(list(prompt))[None]
 
 
+def check_fits_the_text(config: Config, corpus: data.Corpus) -> None:
+    """Refuses, before training, a sample prompt the model cannot read and chunks that would
+    be mostly padding."""
+    try:
+        encode_prompt(corpus.vocab, config.sample_prompt)
+    except ValueError as error:
+        raise ConfigError(f"--sample-prompt {config.sample_prompt!r}: {error}") from None
+    needed = config.batch_size * config.chunk_length + 1
+    if len(corpus.train) < needed:
+        raise ConfigError(
+            f"--batch-size {config.batch_size} streams of --chunk-length {config.chunk_length} "
+            f"need at least {needed:,} training characters; {corpus.path} has "
+            f"{len(corpus.train):,}. Lower --chunk-length or --batch-size"
+        )
+
+
 def optimizer(config: Config):
     return optim.optimizer(
         config.learning_rate,
@@ -118,10 +135,12 @@ def optimizer(config: Config):
 def train_and_evaluate(config: Config, workdir: str, callbacks=()) -> dict[str, Any]:
     """Trains the model with truncated BPTT, reports validation nats/bits per character,
     sampling speed and a sample; writes results.json, learning_curve.png and sample.txt."""
+    config.check()
     os.makedirs(workdir, exist_ok=True)
+    save_config(workdir, config, "charlm")
     corpus = data.load(config.text, config.data_dir or None, config.val_fraction)
+    check_fits_the_text(config, corpus)
     corpus.vocab.save(os.path.join(workdir, "vocab.json"))
-    save_config(workdir, config)
     print(
         f"{corpus.path}: {len(corpus.train):,} training and {len(corpus.val):,} validation "
         f"characters, {len(corpus.vocab) - 4} distinct in training"

@@ -10,12 +10,14 @@ An empty line in --file is an error that names the line: nothing is dropped sile
 
 import argparse
 import os
-import sys
 from collections.abc import Sequence
 
 import jax
 import numpy as np
 
+from experiments.cli import ArgumentParser
+from experiments.cli import fail
+from experiments.datasets import read_utf8_lines
 from experiments.reporting import load_config
 from experiments.sentiment import bow
 from experiments.sentiment import model
@@ -74,8 +76,7 @@ def format_prediction(p_positive: float) -> str:
 
 def read_sentences(path: str) -> list[str]:
     """The lines of ``path``; an empty line is an error naming its number."""
-    with open(path, encoding="utf-8") as f:
-        lines = f.read().split("\n")
+    lines = read_utf8_lines(path)
     if lines and lines[-1] == "":
         lines.pop()  # the newline that ends the last line
     empty = [n for n, line in enumerate(lines, start=1) if not line.strip()]
@@ -91,8 +92,10 @@ def read_sentences(path: str) -> list[str]:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    parser = ArgumentParser(
+        prog="python -m experiments.sentiment.predict",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("sentences", nargs="*", help="sentences to classify")
     parser.add_argument("--workdir", required=True, help="folder of a finished training run")
@@ -104,9 +107,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         sentences = read_sentences(args.file) if args.file else list(args.sentences)
         classifier = Classifier(args.workdir)
         probabilities = classifier.positive_probability(sentences)
-    except (ValueError, FileNotFoundError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        sys.exit(2)
+    except (ValueError, OSError) as error:
+        fail(error)
     for sentence, p in zip(sentences, probabilities, strict=True):
         line = format_prediction(float(p))
         print(line if args.file else f"{line}\t{sentence}")

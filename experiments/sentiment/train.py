@@ -11,6 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from experiments.datasets import DataError
 from experiments.reporting import format_table
 from experiments.reporting import save_config
 from experiments.reporting import write_json
@@ -36,30 +37,62 @@ def make_splits(config: Config, num_examples: int) -> list[tuple[np.ndarray, np.
         order = np.random.default_rng(config.split_seed).permutation(num_examples)
         held_out = round(num_examples * config.test_fraction)
         if not 0 < held_out < num_examples:
-            raise ValueError(f"test_fraction={config.test_fraction} leaves no train or test data")
+            raise DataError(
+                f"--test-fraction {config.test_fraction} of {num_examples} sentences leaves no "
+                "train or test data"
+            )
         return [(np.sort(order[held_out:]), np.sort(order[:held_out]))]
+    if config.folds > num_examples:
+        raise DataError(
+            f"--folds {config.folds} needs at least {config.folds} sentences, got {num_examples}"
+        )
     return data.folds(num_examples, config.folds, config.split_seed)
 
 
 def load_embeddings(path: str, vocab: text.Vocabulary, size: int, table: np.ndarray):
     """Overwrites rows of ``table`` with vectors from a word2vec/GloVe text file; returns the
-    table and how many vocabulary words were found."""
+    table and how many vocabulary words were found. A line that is not ``word`` followed by
+    ``size`` numbers is a `DataError` naming the file and the line."""
     found = 0
-    with open(path, encoding="utf-8", errors="replace") as f:
-        for number, line in enumerate(f, start=1):
+    with open(path, "rb") as f:
+        for number, raw in enumerate(f, start=1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as error:
+                raise DataError(
+                    f"{path}, line {number}: not valid UTF-8 (byte 0x{raw[error.start]:02x})"
+                ) from None
             parts = line.rstrip().split(" ")
             if number == 1 and len(parts) == 2:
                 continue  # word2vec header: "count dim"
             word, values = parts[0], parts[1:]
             if len(values) != size:
-                raise ValueError(
-                    f"{path}, line {number}: {len(values)} numbers, but "
-                    f"embed_size is {size}; pass --embed-size {len(values)}"
+                raise DataError(
+                    f"{path}, line {number}: {len(values)} numbers after the word, but "
+                    f"--embed-size is {size}; pass --embed-size {len(values)}"
                 )
+            try:
+                vector = np.asarray([float(v) for v in values], np.float32)
+            except ValueError:
+                bad = next(v for v in values if not _is_number(v))
+                raise DataError(
+                    f"{path}, line {number}: {bad[:20]!r} is not a number "
+                    f"(expected 'word v1 ... v{size}')"
+                ) from None
+            if not np.all(np.isfinite(vector)):
+                raise DataError(f"{path}, line {number}: the vector of {word!r} is not finite")
             if word in vocab:
-                table[vocab.id(word)] = np.asarray(values, np.float32)
+                table[vocab.id(word)] = vector
                 found += 1
     return table, found
+
+
+def _is_number(value: str) -> bool:
+    try:
+        float(value)
+    except ValueError:
+        return False
+    return True
 
 
 def classifier_loss(config: Config):
@@ -178,8 +211,9 @@ def run_fold(config: Config, corpus, tokens, train_rows, test_rows, workdir: str
 
 def train_and_evaluate(config: Config, workdir: str) -> dict[str, Any]:
     """Runs the sentiment experiment; writes results.json, a confusion matrix and plots."""
+    config.check()
     os.makedirs(workdir, exist_ok=True)
-    save_config(workdir, config)
+    save_config(workdir, config, "sentiment")
     corpus = data.load(config.dataset, config.data_dir or None)
     tokens = [tokenize(t) for t in corpus.texts]
     splits = make_splits(config, len(corpus))

@@ -10,12 +10,14 @@ import dataclasses
 import datetime
 import math
 import os
+import warnings
 
 import numpy as np
 
 from experiments.datasets import DataError
 
 REQUIRED = ("Date", "Open", "High", "Low", "Close")
+MIN_TARGETS = 30  # fewest days to predict, over the three splits
 OPTIONAL = ("Adj Close", "Volume", "Name")
 
 
@@ -41,6 +43,9 @@ class Prices:
 
 def read_prices(path: str | os.PathLike) -> Prices:
     """Reads and checks a daily OHLC(V) CSV.
+
+    A last line without a line break after it may have been cut in the middle of a number,
+    which would still parse: it is left out with a warning naming the file and line.
 
     Checks: a header with Date, Open, High, Low, Close; every row with as many fields as the
     header; ISO dates (YYYY-MM-DD), strictly increasing (no duplicates, sorted); prices that
@@ -72,6 +77,16 @@ def read_prices(path: str | os.PathLike) -> Prices:
     lines = text.split("\n")
     if not text.strip():
         raise CSVError(f"{path}: the file is empty; expected a header line and daily rows")
+    if len(lines) > 2 and lines[-1].strip():
+        # No line break after the last line: a download or copy cut short ends this way, in
+        # the middle of a number that would still parse ("...,374.950012,206").
+        warnings.warn(
+            f"{path}, line {len(lines)}: the file does not end with a line break, so its last "
+            f"line may be cut short ({lines[-1].strip()[-40:]!r}); left it out. End the file "
+            "with a line break to keep it.",
+            stacklevel=2,
+        )
+        lines = lines[:-1]
     header = [name.strip() for name in lines[0].rstrip("\r").split(",")]
     missing = [name for name in REQUIRED if name not in header]
     if missing:
@@ -171,6 +186,13 @@ def day_features(prices: Prices) -> tuple[np.ndarray, list[str]]:
     }
     if prices.volume is not None and np.all(prices.volume > 0):
         columns["volume change"] = np.log(prices.volume[1:] / prices.volume[:-1])
+    elif prices.volume is not None:
+        zero = np.flatnonzero(prices.volume == 0)
+        warnings.warn(
+            f"{prices.path}: Volume is 0 on {len(zero)} day(s) (first {prices.dates[zero[0]]}), "
+            "so the 'volume change' feature (a ratio of volumes) is left out",
+            stacklevel=2,
+        )
     return np.stack(list(columns.values()), axis=-1), list(columns)
 
 
@@ -227,14 +249,20 @@ def make_dataset(prices: Prices, window: int, val_fraction: float, test_fraction
     features, names = day_features(prices)  # row d - 1 describes day d
     n_days = len(prices)
     targets_k = np.arange(window + 1, n_days)  # days whose close is predicted
-    if len(targets_k) < 30:
-        raise ValueError(
-            f"{prices.path} has {n_days} days: too few for windows of {window} "
-            "days and three splits (need at least window + 31)"
+    if len(targets_k) < MIN_TARGETS:
+        raise CSVError(
+            f"{prices.path} has {n_days} days: too few for windows of {window} days and three "
+            f"splits; it needs at least {window + 1 + MIN_TARGETS} (window + {1 + MIN_TARGETS})"
         )
     n = len(targets_k)
-    val_start = targets_k[int(n * (1 - val_fraction - test_fraction))]
-    test_start = targets_k[int(n * (1 - test_fraction))]
+    val_at, test_at = int(n * (1 - val_fraction - test_fraction)), int(n * (1 - test_fraction))
+    if not 0 < val_at < test_at < n:
+        raise CSVError(
+            f"{prices.path}: {n} windows of {window} days split with val_fraction "
+            f"{val_fraction} and test_fraction {test_fraction} leave a split empty "
+            f"({val_at} train, {test_at - val_at} validation, {n - test_at} test)"
+        )
+    val_start, test_start = targets_k[val_at], targets_k[test_at]
     # Training span: days 1 .. val_start - 1, i.e. feature rows 0 .. val_start - 2.
     train_rows = features[: val_start - 1]
     mean, std = train_rows.mean(axis=0), train_rows.std(axis=0) + 1e-12

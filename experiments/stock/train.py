@@ -14,9 +14,11 @@ from experiments import optim
 from experiments import regression
 from experiments.datasets import locate
 from experiments.reporting import format_table
+from experiments.reporting import save_config
 from experiments.reporting import write_json
 from experiments.stock import data
 from experiments.stock.configs.default import Config
+from experiments.validation import ConfigError
 from jaxrnn import train
 
 DEFAULT_CSV = "stock/AAPL_2006-01-01_to_2018-01-01.csv"
@@ -26,6 +28,8 @@ def resolve_csv(config: Config) -> Path:
     """``config.csv`` if given, else the AAPL file of the data folder (``--data-dir``)."""
     if config.csv:
         path = Path(config.csv).expanduser()
+        if path.is_dir():
+            raise IsADirectoryError(f"--csv {config.csv} is a folder; give a daily price CSV file")
         if not path.is_file():
             raise FileNotFoundError(f"--csv {config.csv!r}: no such file")
         return path
@@ -81,6 +85,11 @@ def train_rnn(config: Config, dataset: data.Dataset, cell_name: str, workdir: st
     """Many-to-one RNN on the windows; returns a function ``split -> normalised prediction``."""
     cell = regression.make_cell(cell_name, config.hidden_size)
     num_features = dataset.train.inputs.shape[-1]
+    if config.batch_size > len(dataset.train.targets):
+        raise ConfigError(
+            f"--batch-size {config.batch_size} is more than the {len(dataset.train.targets)} "
+            "training windows"
+        )
 
     def loss_fn(params, batch, key):
         del key
@@ -112,7 +121,9 @@ def train_rnn(config: Config, dataset: data.Dataset, cell_name: str, workdir: st
 
 def train_and_evaluate(config: Config, workdir: str) -> dict[str, Any]:
     """Runs the stock experiment on one CSV; writes results.json and plots into ``workdir``."""
+    config.check()
     os.makedirs(workdir, exist_ok=True)
+    save_config(workdir, config, "stock")
     csv_path = resolve_csv(config)
     prices = data.read_prices(csv_path)
     dataset = data.make_dataset(prices, config.window, config.val_fraction, config.test_fraction)

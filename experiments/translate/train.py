@@ -2,6 +2,7 @@
 
 import dataclasses
 import functools
+import math
 import os
 import time
 from typing import Any
@@ -13,6 +14,7 @@ import optax
 import sacrebleu
 
 from experiments import optim
+from experiments.datasets import DataError
 from experiments.reporting import save_config
 from experiments.reporting import write_json
 from experiments.translate import data
@@ -36,6 +38,14 @@ class Prepared:
 
 def prepare(config: Config) -> Prepared:
     pairs = data.load(config.data_dir or None)
+    distinct = len(set(pairs.english))
+    needed = math.ceil(0.5 / min(config.val_fraction, config.test_fraction)) + 1
+    if distinct < needed:
+        raise DataError(
+            f"{data.FILE} has {distinct} distinct English sentences; --val-fraction "
+            f"{config.val_fraction} and --test-fraction {config.test_fraction} need at least "
+            f"{needed} to put one in each of train, validation and test"
+        )
     train_rows, val_rows, test_rows = data.split_by_english(
         pairs, config.val_fraction, config.test_fraction, config.split_seed
     )
@@ -219,11 +229,12 @@ def attention_map(
 def train_and_evaluate(config: Config, workdir: str) -> dict[str, Any]:
     """Trains the attention model, decodes the test split greedily and with beam search, and
     writes results.json, examples and attention heat maps."""
+    config.check()
     os.makedirs(workdir, exist_ok=True)
+    save_config(workdir, config, "translate")
     prepared = prepare(config)
     prepared.source_vocab.save(os.path.join(workdir, "source_vocab.json"))
     prepared.target_vocab.save(os.path.join(workdir, "target_vocab.json"))
-    save_config(workdir, config)
     sizes = {k: len(v) for k, v in prepared.rows.items()}
     print(
         f"{len(prepared.pairs):,} pairs: {sizes['train']:,} train, {sizes['val']:,} val, "

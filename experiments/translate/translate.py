@@ -9,11 +9,13 @@ empty output line.
 
 import argparse
 import os
-import sys
 from collections.abc import Sequence
 
 import jax
 
+from experiments.cli import ArgumentParser
+from experiments.cli import fail
+from experiments.datasets import read_utf8_lines
 from experiments.reporting import load_config
 from experiments.translate import model
 from experiments.translate.configs.default import Config
@@ -33,8 +35,10 @@ def load(workdir: str, which: str = "best"):
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    parser = ArgumentParser(
+        prog="python -m experiments.translate.translate",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("sentences", nargs="*", help="Turkish sentences")
     parser.add_argument("--workdir", required=True, help="folder of a trained run")
@@ -47,18 +51,17 @@ def main(argv: Sequence[str] | None = None) -> None:
         parser.error("--beam must be at least 1")
     try:
         if args.file:
-            with open(args.file, encoding="utf-8") as f:
-                lines = f.read().split("\n")
+            lines = read_utf8_lines(args.file)
             if lines and lines[-1] == "":
                 lines.pop()
             sentences = [line.rstrip("\r") for line in lines]
         else:
             sentences = list(args.sentences)
         config, params, source, target = load(args.workdir)
+        translations = translate(config, params, source, target, sentences, args.beam)
     except (OSError, ValueError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        sys.exit(2)
-    for line in translate(config, params, source, target, sentences, args.beam):
+        fail(error)
+    for line in translations:
         print(line)
 
 

@@ -151,3 +151,21 @@ def test_smoke_run_on_a_small_slice(tmp_path, data_dir):
         assert np.isfinite(results["test"][name]["rmse"])
     assert "beats_persistence" in results["test"]["lstm many-to-one"]
     assert (tmp_path / "run" / "test_predictions.png").exists()
+
+
+def test_a_last_line_without_a_line_break_is_left_out_with_a_warning(tmp_path):
+    # A file cut inside the last Volume ("...,120" of "...,1204") would train on the cut value.
+    path = tmp_path / "cut.csv"
+    path.write_text("\n".join([HEADER, *GOOD, "2020-01-06,11,12,10,11.5,12"]))
+    with pytest.warns(UserWarning, match=r"cut.csv, line 4: the file does not end with a line"):
+        prices = data.read_prices(path)
+    assert len(prices) == 2 and prices.volume.tolist() == [100, 120]
+
+
+def test_a_zero_volume_that_drops_the_volume_feature_says_so():
+    prices = synthetic_prices(60)
+    prices = dataclasses.replace(prices, volume=np.where(np.arange(60) == 7, 0.0, prices.volume))
+    with pytest.warns(UserWarning, match=r"Volume is 0 on 1 day\(s\) .*'volume change' feature"):
+        _, names = data.day_features(prices)
+    assert "volume change" not in names
+    assert "volume change" in data.day_features(synthetic_prices(60))[1]

@@ -1,6 +1,11 @@
 """The default character-level language model: every field can be overridden on the CLI."""
 
 import dataclasses
+import math
+
+from experiments.charlm.model import CELLS
+from experiments.validation import ConfigError
+from experiments.validation import check_config
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,3 +48,28 @@ class Config:
     """Prompt of that sample."""
     sample_temperature: float = 0.8
     """Temperature of that sample."""
+
+    def check(self) -> None:
+        """Raises `ConfigError` naming the first flag out of range."""
+        check_config(
+            self,
+            positive=[
+                "embed_size",
+                "hidden_size",
+                "num_layers",
+                "batch_size",
+                "chunk_length",
+                "num_steps",
+                "learning_rate",
+                "eval_every",
+                "sample_length",
+            ],
+            non_negative=["weight_decay", "sample_temperature"],
+            fractions=["val_fraction"],
+            rates=["dropout"],
+            choices={"cell": CELLS},
+        )
+        if not math.isfinite(self.sample_temperature):
+            raise ConfigError(f"--sample-temperature must be finite, got {self.sample_temperature}")
+        if not self.sample_prompt:
+            raise ConfigError("--sample-prompt must hold at least one character")

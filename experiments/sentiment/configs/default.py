@@ -1,6 +1,14 @@
 """The default sentiment experiment: every field can be overridden on the command line."""
 
 import dataclasses
+import os
+
+from experiments.sentiment.data import DATASETS
+from experiments.sentiment.model import CELLS
+from experiments.validation import ConfigError
+from experiments.validation import check_config
+
+POOLING = ("last", "mean", "max")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,3 +65,34 @@ class Config:
     """The final model averages the RNN ensemble's probability with the bag-of-words one."""
     bow_l2: float = 3e-5
     """L2 penalty of the bag-of-words logistic regression (on the mean loss)."""
+
+    def check(self) -> None:
+        """Raises `ConfigError` naming the first flag out of range."""
+        check_config(
+            self,
+            positive=[
+                "folds",
+                "min_freq",
+                "embed_size",
+                "hidden_size",
+                "num_layers",
+                "batch_size",
+                "epochs",
+                "learning_rate",
+                "ensemble",
+            ],
+            non_negative=["bow_l2"],
+            fractions=["test_fraction"],
+            rates=[
+                "embed_dropout",
+                "word_dropout",
+                "recurrent_dropout",
+                "layer_dropout",
+                "output_dropout",
+            ],
+            choices={"dataset": DATASETS, "cell": CELLS, "pooling": POOLING},
+        )
+        if self.embeddings and os.path.isdir(self.embeddings):
+            raise ConfigError(f"--embeddings {self.embeddings} is a folder; give a vector file")
+        if self.embeddings and not os.path.isfile(self.embeddings):
+            raise ConfigError(f"--embeddings {self.embeddings}: no such file")

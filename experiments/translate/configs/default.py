@@ -2,6 +2,9 @@
 
 import dataclasses
 
+from experiments.validation import ConfigError
+from experiments.validation import check_config
+
 
 @dataclasses.dataclass(frozen=True)
 class Config:
@@ -51,3 +54,33 @@ class Config:
     """Alpha of the length normalisation ((5 + len) / 6) ** alpha in beam search."""
     max_decode_tokens: int = 16
     """Most tokens generated per sentence."""
+
+    def check(self) -> None:
+        """Raises `ConfigError` naming the first flag out of range."""
+        check_config(
+            self,
+            positive=[
+                "min_freq",
+                "max_source_tokens",
+                "max_target_tokens",
+                "embed_size",
+                "encoder_size",
+                "encoder_layers",
+                "decoder_size",
+                "attention_size",
+                "batch_size",
+                "num_steps",
+                "learning_rate",
+                "eval_every",
+                "beam_size",
+                "max_decode_tokens",
+            ],
+            non_negative=["length_penalty"],
+            fractions=["val_fraction", "test_fraction"],
+            rates=["dropout", "label_smoothing"],
+        )
+        if self.val_fraction + self.test_fraction >= 1:
+            raise ConfigError(
+                f"--val-fraction and --test-fraction must sum to less than 1 (the rest trains), "
+                f"got {self.val_fraction} + {self.test_fraction}"
+            )

@@ -1,0 +1,82 @@
+"""Checking an experiment's config before any work: each error names the command-line flag.
+
+Every experiment's ``train_and_evaluate`` calls its config's ``check()`` first, so a notebook
+that builds a config by hand gets the same message as the command line.
+"""
+
+from collections.abc import Iterable
+from typing import Any
+
+
+class ConfigError(ValueError):
+    """A config value out of range; the message names the flag."""
+
+
+def flag(name: str) -> str:
+    """The command-line flag of config field ``name``.
+
+    Example:
+      >>> flag("batch_size")
+      '--batch-size'
+    """
+    return "--" + name.replace("_", "-")
+
+
+def check_config(
+    config: Any,
+    *,
+    positive: Iterable[str] = (),
+    non_negative: Iterable[str] = (),
+    fractions: Iterable[str] = (),
+    rates: Iterable[str] = (),
+    choices: dict[str, Iterable[str]] | None = None,
+) -> None:
+    """Raises `ConfigError` naming the flag of the first field out of range.
+
+    Args:
+      config: a config dataclass.
+      positive: int fields that must be >= 1 (float fields: > 0).
+      non_negative: fields that must be >= 0.
+      fractions: fields in the open interval (0, 1).
+      rates: fields in [0, 1) (dropout rates).
+      choices: ``{field: allowed values}``; a tuple field checks each entry.
+
+    Example:
+      >>> import dataclasses
+      >>> @dataclasses.dataclass
+      ... class Config:
+      ...     batch_size: int = 0
+      >>> check_config(Config(), positive=["batch_size"])
+      Traceback (most recent call last):
+      ...
+      experiments.validation.ConfigError: --batch-size must be at least 1, got 0
+    """
+
+    def value(name):
+        return getattr(config, name)
+
+    for name in positive:
+        v = value(name)
+        if isinstance(v, float) and not v > 0:
+            raise ConfigError(f"{flag(name)} must be above 0, got {v}")
+        if not isinstance(v, float) and v < 1:
+            raise ConfigError(f"{flag(name)} must be at least 1, got {v}")
+    for name in non_negative:
+        if not value(name) >= 0:
+            raise ConfigError(f"{flag(name)} must be at least 0, got {value(name)}")
+    for name in fractions:
+        if not 0 < value(name) < 1:
+            raise ConfigError(
+                f"{flag(name)} must be between 0 and 1 (exclusive), got {value(name)}"
+            )
+    for name in rates:
+        if not 0 <= value(name) < 1:
+            raise ConfigError(f"{flag(name)} must be in [0, 1), got {value(name)}")
+    for name, allowed in (choices or {}).items():
+        allowed = list(allowed)
+        given = value(name)
+        for entry in given if isinstance(given, tuple) else (given,):
+            if entry not in allowed:
+                raise ConfigError(
+                    f"{flag(name)} must be one of {', '.join(map(str, allowed))}; got {entry!r}"
+                )
