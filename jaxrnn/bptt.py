@@ -158,7 +158,12 @@ def gradient_norms(
         # The perturbation rides along as extra input features of the perturbed cell.
         inputs = jnp.concatenate([xs, perturbation], axis=-1)
         carry, ys = unroll(perturbed, params, inputs, seq_lengths=seq_lengths)
-        return loss_fn(carry, ys)
+        loss = loss_fn(carry, ys)
+        if jnp.shape(loss) != ():
+            raise ValueError(
+                f"loss_fn(final_carry, ys) must return a scalar, got shape {jnp.shape(loss)}"
+            )
+        return loss
 
     zeros = jnp.zeros((*xs.shape[:2], len(leaves) * cell.hidden_size), xs.dtype)
     d_carry, d_inputs = jax.grad(loss_of, argnums=(0, 1))(zeros, xs)

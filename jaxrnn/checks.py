@@ -115,3 +115,37 @@ def check_step(step) -> int:
         if not np.issubdtype(value.dtype, np.integer) or value < 0:
             raise ValueError(f"step must be an int >= 0, got {step!r}")
     return int(step)
+
+
+def check_init_args(key: Any, input_size: Any, dtype: Any) -> np.dtype:
+    """Checks the arguments of a cell's ``init``; returns ``dtype`` as a NumPy dtype.
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> check_init_args(jax.random.key(0), 3, jnp.float32)
+      dtype('float32')
+    """
+    if not (isinstance(key, jax.Array) and jnp.issubdtype(key.dtype, jax.dtypes.prng_key)):
+        if not (isinstance(key, jax.Array) and key.dtype == jnp.uint32 and key.shape == (2,)):
+            raise TypeError(
+                f"key must be a PRNG key such as jax.random.key(0), got {type(key).__name__}"
+                + (f" {key!r}" if np.ndim(key) == 0 else "")
+            )
+    check_size("input_size", input_size)
+    return check_real_dtype(dtype)
+
+
+def check_batch_shape(batch_shape: Any) -> tuple[int, ...]:
+    """``batch_shape`` as a tuple of ints >= 0 (an int ``b`` is not accepted for ``(b,)``).
+
+    Example:
+      >>> check_batch_shape((2, 3))
+      (2, 3)
+    """
+    if not isinstance(batch_shape, (tuple, list)) or not all(
+        isinstance(n, (int, np.integer)) and not isinstance(n, bool) and n >= 0 for n in batch_shape
+    ):
+        raise TypeError(
+            f"batch_shape must be a tuple of sizes such as (b,) or (), got {batch_shape!r}"
+        )
+    return tuple(int(n) for n in batch_shape)

@@ -133,7 +133,14 @@ def from_flax(cell: Cell, variables: Mapping[str, Any]) -> Params:
       (4, 12)
     """
     _gates_of(cell)
+    if not isinstance(variables, Mapping):
+        raise TypeError(
+            "variables must be the dict that flax_cell.init returned, got "
+            f"{type(variables).__name__}"
+        )
     p = variables.get("params", variables)
+    if not isinstance(p, Mapping):
+        raise TypeError(f"variables['params'] must be a dict of the cell's layers, got {p!r}")
     try:
         if cell.name == "elman":
             params = {"w_ih": p["i"]["kernel"], "w_hh": p["h"]["kernel"], "b": p["i"]["bias"]}

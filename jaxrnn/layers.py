@@ -14,6 +14,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxrnn.cells.base import Cell
+from jaxrnn.checks import check_size
 from jaxrnn.typing import Array
 from jaxrnn.typing import Carry
 from jaxrnn.typing import Params
@@ -75,6 +76,10 @@ def rnn(cell: Cell, *, reverse: bool = False, unroll: int = 1) -> Layer:
     """
     if not isinstance(cell, Cell):
         raise TypeError(f"cell must be a jaxrnn.Cell, got {type(cell).__name__}")
+    if not isinstance(reverse, bool):
+        raise TypeError(f"reverse must be True or False, got {reverse!r}")
+    if unroll is not True:
+        check_size("unroll", unroll)
     layer_reverse, steps_per_iteration = reverse, unroll
 
     def apply(
@@ -389,6 +394,8 @@ def with_recurrent_dropout(cell: Cell, mask: Array) -> Cell:
       (2, 5, 4)
     """
 
+    if not isinstance(cell, Cell):
+        raise TypeError(f"cell must be a jaxrnn.Cell, got {type(cell).__name__}")
     mask_shape = tuple(getattr(mask, "shape", ()))
     if not mask_shape or mask_shape[-1] != cell.hidden_size:
         raise ValueError(

@@ -138,6 +138,12 @@ class Vocabulary:
     ) -> "Vocabulary":
         """Counts tokens and keeps those seen at least ``min_freq`` times (at most ``max_size``
         in all, specials included)."""
+        if isinstance(min_freq, bool) or not isinstance(min_freq, int) or min_freq < 1:
+            raise ValueError(f"min_freq must be an int >= 1, got {min_freq!r}")
+        if max_size is not None and (not isinstance(max_size, int) or max_size < len(SPECIALS)):
+            raise ValueError(
+                f"max_size must be an int >= {len(SPECIALS)} or None, got {max_size!r}"
+            )
         counts = collections.Counter(t for tokens in token_lists for t in tokens)
         for special in SPECIALS:
             counts.pop(special, None)
@@ -174,6 +180,16 @@ class Vocabulary:
     ) -> np.ndarray:
         """Tokens to an int32 id array; unknown tokens become ``<unk>`` (or raise with
         ``unknown="error"``, naming the tokens)."""
+        if isinstance(tokens, str) or not isinstance(tokens, Iterable):
+            raise TypeError(
+                f"tokens must be a list of token strings, got {type(tokens).__name__}"
+                + (
+                    "; split the text first (jaxrnn.text.tokenize)"
+                    if isinstance(tokens, str)
+                    else ""
+                )
+            )
+        tokens = list(tokens)
         if unknown == "error":
             missing = sorted({t for t in tokens if t not in self._ids})
             if missing:
@@ -243,6 +259,12 @@ def pad_batch(
     lengths = np.asarray([len(s) for s in sequences], np.int32)
     longest = int(lengths.max(initial=0))
     length = longest if length is None else length
+    if isinstance(length, bool) or not isinstance(length, (int, np.integer)) or length < 0:
+        raise ValueError(f"length must be an int >= 0 or None, got {length!r}")
+    for row, seq in enumerate(sequences):
+        ids = np.asarray(seq)
+        if ids.size and not np.issubdtype(ids.dtype, np.integer):
+            raise TypeError(f"sequence {row} must hold integer ids, got dtype {ids.dtype}")
     if longest > length:
         raise ValueError(
             f"a sequence has {longest} tokens, more than length={length}; "

@@ -86,7 +86,7 @@ def unroll(
     input_size = cell.check_params(params)
     dtype = jax.tree.leaves(params)[0].dtype
     xs = _check_xs(xs, input_size, dtype, time_major)
-    _check_options(unroll, mode, remat)
+    _check_options(unroll, mode, remat, reverse, time_major)
     xs_t = xs if (time_major or xs.ndim == 2) else jnp.swapaxes(xs, 0, 1)
     num_steps, batch_shape = xs_t.shape[0], xs_t.shape[1:-1]
     lengths = check_seq_lengths(seq_lengths, batch_shape, num_steps)
@@ -369,7 +369,10 @@ def _raise_bad_lengths(low, high, num_steps: int) -> None:
         )
 
 
-def _check_options(unroll: Any, mode: Any, remat: Any) -> None:
+def _check_options(unroll: Any, mode: Any, remat: Any, reverse: Any, time_major: Any) -> None:
+    for name, flag in (("reverse", reverse), ("time_major", time_major)):
+        if not isinstance(flag, bool):
+            raise TypeError(f"{name} must be True or False, got {flag!r}")
     if mode not in ("sequential", "parallel"):
         raise ValueError(f"mode must be 'sequential' or 'parallel', got {mode!r}")
     if unroll is not True and (

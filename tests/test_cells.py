@@ -97,5 +97,5 @@ def test_error_params_not_a_dict_or_wrong_dtype():
         cell.check_params([1, 2])
     params = cell.init(jax.random.key(0), 3)
     params["b"] = params["b"].astype(jnp.int32)
-    with pytest.raises(TypeError, match=r"params\['b'\] must be a floating-point array"):
+    with pytest.raises(TypeError, match=r"params\['b'\] must be a real floating-point array"):
         cell.check_params(params)

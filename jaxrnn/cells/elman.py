@@ -8,7 +8,8 @@ from jaxrnn.cells.base import add_bias
 from jaxrnn.cells.base import input_kernel
 from jaxrnn.cells.base import make_param_checker
 from jaxrnn.cells.base import orthogonal_blocks
-from jaxrnn.checks import check_real_dtype
+from jaxrnn.checks import check_batch_shape
+from jaxrnn.checks import check_init_args
 from jaxrnn.checks import check_size
 from jaxrnn.typing import Activation
 from jaxrnn.typing import Array
@@ -41,6 +42,8 @@ def elman(hidden_size: int, *, activation: Activation = jnp.tanh) -> Cell:
       (2, 4)
     """
     check_size("hidden_size", hidden_size)
+    if not callable(activation):
+        raise TypeError(f"activation must be a function such as jnp.tanh, got {activation!r}")
 
     def shapes(input_size: int) -> dict[str, tuple[int, ...]]:
         return {
@@ -50,8 +53,7 @@ def elman(hidden_size: int, *, activation: Activation = jnp.tanh) -> Cell:
         }
 
     def init(key: PRNGKey, input_size: int, *, dtype=jnp.float32) -> Params:
-        check_size("input_size", input_size)
-        dtype = check_real_dtype(dtype)
+        dtype = check_init_args(key, input_size, dtype)
         k_ih, k_hh = jax.random.split(key)
         return {
             "w_ih": input_kernel(k_ih, input_size, hidden_size, dtype),
@@ -60,6 +62,7 @@ def elman(hidden_size: int, *, activation: Activation = jnp.tanh) -> Cell:
         }
 
     def initial_carry(params: Params, batch_shape: tuple[int, ...] = ()) -> Array:
+        batch_shape = check_batch_shape(batch_shape)
         return jnp.zeros((*batch_shape, hidden_size), params["w_hh"].dtype)
 
     def project(params: Params, xs: Array) -> Array:

@@ -10,7 +10,8 @@ from jaxrnn.cells.base import input_kernel
 from jaxrnn.cells.base import make_param_checker
 from jaxrnn.cells.base import orthogonal_blocks
 from jaxrnn.cells.fused import gru_scan
-from jaxrnn.checks import check_real_dtype
+from jaxrnn.checks import check_batch_shape
+from jaxrnn.checks import check_init_args
 from jaxrnn.checks import check_size
 from jaxrnn.typing import Array
 from jaxrnn.typing import Params
@@ -55,8 +56,7 @@ def gru(hidden_size: int) -> Cell:
         }
 
     def init(key: PRNGKey, input_size: int, *, dtype=jnp.float32) -> Params:
-        check_size("input_size", input_size)
-        dtype = check_real_dtype(dtype)
+        dtype = check_init_args(key, input_size, dtype)
         k_ih, k_hh = jax.random.split(key)
         return {
             "w_ih": input_kernel(k_ih, input_size, 3 * hidden_size, dtype),
@@ -66,6 +66,7 @@ def gru(hidden_size: int) -> Cell:
         }
 
     def initial_carry(params: Params, batch_shape: tuple[int, ...] = ()) -> Array:
+        batch_shape = check_batch_shape(batch_shape)
         return jnp.zeros((*batch_shape, hidden_size), params["w_hh"].dtype)
 
     def project(params: Params, xs: Array) -> Array:

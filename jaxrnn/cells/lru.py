@@ -12,7 +12,8 @@ from jaxrnn.cells.base import LinearRecurrence
 from jaxrnn.cells.base import linear_cell_functions
 from jaxrnn.cells.base import make_param_checker
 from jaxrnn.cells.base import wide_dtype
-from jaxrnn.checks import check_real_dtype
+from jaxrnn.checks import check_batch_shape
+from jaxrnn.checks import check_init_args
 from jaxrnn.checks import check_size
 from jaxrnn.typing import Array
 from jaxrnn.typing import Params
@@ -77,8 +78,7 @@ def lru(
         }
 
     def init(key: PRNGKey, input_size: int, *, dtype=jnp.float32) -> Params:
-        check_size("input_size", input_size)
-        dtype = check_real_dtype(dtype)
+        dtype = check_init_args(key, input_size, dtype)
         k = jax.random.split(key, 7)
         u1, u2 = jax.random.uniform(k[0], (n,)), jax.random.uniform(k[1], (n,))
         nu_log = jnp.log(-0.5 * jnp.log(u1 * (r_max**2 - r_min**2) + r_min**2))
@@ -99,6 +99,7 @@ def lru(
         return {name: value.astype(dtype) for name, value in params.items()}
 
     def initial_carry(params: Params, batch_shape: tuple[int, ...] = ()) -> Array:
+        batch_shape = check_batch_shape(batch_shape)
         wide = wide_dtype(params["d"].dtype)
         return jnp.zeros(
             (*batch_shape, n), jnp.complex128 if wide == jnp.float64 else jnp.complex64

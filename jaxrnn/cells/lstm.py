@@ -12,7 +12,8 @@ from jaxrnn.cells.base import input_kernel
 from jaxrnn.cells.base import make_param_checker
 from jaxrnn.cells.base import orthogonal_blocks
 from jaxrnn.cells.fused import lstm_scan
-from jaxrnn.checks import check_real_dtype
+from jaxrnn.checks import check_batch_shape
+from jaxrnn.checks import check_init_args
 from jaxrnn.checks import check_size
 from jaxrnn.typing import Array
 from jaxrnn.typing import Params
@@ -64,8 +65,7 @@ def lstm(hidden_size: int, *, forget_bias: float = 1.0) -> Cell:
         }
 
     def init(key: PRNGKey, input_size: int, *, dtype=jnp.float32) -> Params:
-        check_size("input_size", input_size)
-        dtype = check_real_dtype(dtype)
+        dtype = check_init_args(key, input_size, dtype)
         k_ih, k_hh = jax.random.split(key)
         b = jnp.zeros((4, hidden_size), dtype).at[1].set(forget_bias)
         return {
@@ -75,6 +75,7 @@ def lstm(hidden_size: int, *, forget_bias: float = 1.0) -> Cell:
         }
 
     def initial_carry(params: Params, batch_shape: tuple[int, ...] = ()) -> LSTMCarry:
+        batch_shape = check_batch_shape(batch_shape)
         zeros = jnp.zeros((*batch_shape, hidden_size), params["w_hh"].dtype)
         return LSTMCarry(h=zeros, c=zeros)
 

@@ -11,7 +11,8 @@ from jaxrnn.cells.base import input_kernel
 from jaxrnn.cells.base import linear_cell_functions
 from jaxrnn.cells.base import make_param_checker
 from jaxrnn.cells.base import wide_dtype
-from jaxrnn.checks import check_real_dtype
+from jaxrnn.checks import check_batch_shape
+from jaxrnn.checks import check_init_args
 from jaxrnn.checks import check_size
 from jaxrnn.typing import Array
 from jaxrnn.typing import Params
@@ -25,14 +26,14 @@ def _make(name: str, hidden_size: int, gates: int, coefficients) -> Cell:
         return {"w_ih": (input_size, gates * hidden_size), "b": (gates * hidden_size,)}
 
     def init(key: PRNGKey, input_size: int, *, dtype=jnp.float32) -> Params:
-        check_size("input_size", input_size)
-        dtype = check_real_dtype(dtype)
+        dtype = check_init_args(key, input_size, dtype)
         return {
             "w_ih": input_kernel(key, input_size, gates * hidden_size, dtype),
             "b": jnp.zeros((gates * hidden_size,), dtype),
         }
 
     def initial_carry(params: Params, batch_shape: tuple[int, ...] = ()) -> Array:
+        batch_shape = check_batch_shape(batch_shape)
         return jnp.zeros((*batch_shape, hidden_size), wide_dtype(params["w_ih"].dtype))
 
     def project(params: Params, xs: Array) -> Array:

@@ -44,6 +44,8 @@ class EpochBatches:
         if len(sizes) != 1:
             raise ValueError(f"all arrays in data must share the leading dimension, got {sizes}")
         self.num_examples = sizes.pop()
+        if self.num_examples == 0:
+            raise ValueError("data holds no examples (its arrays have leading dimension 0)")
         if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)):
             raise ValueError(f"batch_size must be an int, got {batch_size!r}")
         if not 1 <= batch_size <= self.num_examples:
@@ -84,6 +86,12 @@ def eval_batches(data: Any, batch_size: int) -> list[Any]:
       >>> len(eval_batches(np.arange(10), 4))
       3
     """
+    if (
+        isinstance(batch_size, bool)
+        or not isinstance(batch_size, (int, np.integer))
+        or batch_size < 1
+    ):
+        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
     n = np.shape(jax.tree.leaves(data)[0])[0]
     return [
         jax.tree.map(lambda leaf, s=start: np.asarray(leaf)[s : s + batch_size], data)
@@ -120,6 +128,9 @@ class StreamBatches:
         stream = np.asarray(stream)
         if stream.ndim < 1 or stream.shape[0] < 2:
             raise ValueError(f"stream must hold at least 2 steps, got shape {stream.shape}")
+        for name, value in (("batch_size", batch_size), ("chunk_length", chunk_length)):
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+                raise ValueError(f"{name} must be a positive int, got {value!r}")
         if batch_size < 1 or chunk_length < 1:
             raise ValueError(
                 f"batch_size and chunk_length must be positive, got {batch_size}, {chunk_length}"

@@ -47,6 +47,9 @@ def default_optimizer(learning_rate: float = 1e-3, clip_norm: float = 1.0):
       >>> opt = default_optimizer(1e-3)
       >>> state = opt.init({"w": jnp.zeros(2)})
     """
+    for name, value in (("learning_rate", learning_rate), ("clip_norm", clip_norm)):
+        if not (isinstance(value, (int, float)) and np.isfinite(value) and value > 0):
+            raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
     return optax.chain(optax.clip_by_global_norm(clip_norm), optax.adam(learning_rate))
 
 
