@@ -2,13 +2,13 @@
 
 import glob
 import os
-import time
 
 import nbformat
 import pytest
 from nbclient import NotebookClient
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CELL_TIMEOUT = 3600  # seconds; see test_notebook_runs_top_to_bottom
 NOTEBOOKS = sorted(glob.glob(os.path.join(ROOT, "notebooks", "*.ipynb")))
 
 
@@ -33,12 +33,15 @@ def test_there_are_notebooks():
 def test_notebook_runs_top_to_bottom(path):
     notebook = nbformat.read(path, as_version=4)
     skip_without_data(notebook)
-    started = time.perf_counter()
     # Run from the repository root so that `experiments` imports as it does for a reader.
+    # The cell timeout only stops a hang: on a busy machine a cell may take many times what it
+    # takes alone, and no test may depend on how fast the machine is.
     NotebookClient(
-        notebook, timeout=300, kernel_name="python3", resources={"metadata": {"path": ROOT}}
+        notebook,
+        timeout=CELL_TIMEOUT,
+        kernel_name="python3",
+        resources={"metadata": {"path": ROOT}},
     ).execute()
-    seconds = time.perf_counter() - started
     errors = [
         o
         for c in notebook.cells
@@ -47,9 +50,6 @@ def test_notebook_runs_top_to_bottom(path):
         if o.output_type == "error"
     ]
     assert not errors
-    # Each takes 20-130 s alone on 2 cores (measured times are in the closing notes); this
-    # only catches a runaway, since a test suite running in parallel makes timings noisy.
-    assert seconds < 400, f"{os.path.basename(path)} took {seconds:.0f} s"
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=os.path.basename)

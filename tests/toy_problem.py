@@ -4,7 +4,7 @@
 workdir and, if asked, kills its own process with SIGKILL or SIGINT after step KILL_AT (to
 test resuming); WHEN ``in-save`` kills it inside the checkpoint save of step KILL_AT, after
 orbax has written the arrays and before jaxrnn's record of them. WHEN ``wait`` instead
-writes ``WORKDIR.held`` at step KILL_AT and waits (at most 120 s) for ``WORKDIR.go`` to
+writes ``WORKDIR.held`` at step KILL_AT and waits (at most 1800 s) for ``WORKDIR.go`` to
 appear, so that a test can act while the run holds its workdir.
 """
 
@@ -80,7 +80,7 @@ if __name__ == "__main__":
                 os.kill(os.getpid(), sig)
             if step == kill_at and when == "wait":
                 open(workdir + ".held", "w").close()
-                deadline = time.monotonic() + 120
+                deadline = time.monotonic() + 1800
                 while not os.path.exists(workdir + ".go") and time.monotonic() < deadline:
                     time.sleep(0.05)
 
