@@ -15,6 +15,10 @@ from experiments.sentiment import predict
 from experiments.sentiment.configs.default import Config
 from experiments.sentiment.train import train_and_evaluate
 
+# One worker runs this module, so its module-scoped training fixture runs once (make test
+# uses pytest-xdist with --dist loadgroup).
+pytestmark = pytest.mark.xdist_group("sentiment")
+
 
 def test_rt_polarity_reads_every_row_as_cp1252(data_dir):
     corpus = data.load("rt-polarity", data_dir)

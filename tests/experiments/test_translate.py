@@ -16,6 +16,10 @@ from experiments.translate.configs.default import Config
 from experiments.translate.train import _decoders
 from experiments.translate.train import train_and_evaluate
 
+# One worker runs this module, so its module-scoped training fixture runs once (make test
+# uses pytest-xdist with --dist loadgroup).
+pytestmark = pytest.mark.xdist_group("translate")
+
 TINY = Config(
     embed_size=16,
     encoder_size=16,
