@@ -64,6 +64,7 @@ def parse(
       The config and the workdir.
 
     Example:
+      >>> from experiments.cli import parse
       >>> import dataclasses
       >>> @dataclasses.dataclass(frozen=True)
       ... class Config:
@@ -108,6 +109,7 @@ def program(config_cls: type) -> str:
     """``python -m experiments.<name>`` for a config class of ``experiments.<name>.configs``.
 
     Example:
+      >>> from experiments.cli import program
       >>> from experiments.stock.configs.default import Config
       >>> program(Config)
       'python -m experiments.stock'

@@ -73,6 +73,7 @@ def read_utf8_lines(path: str | os.PathLike) -> list[str]:
 
     Example:
       >>> import tempfile, os
+      >>> from experiments.datasets import read_utf8_lines
       >>> path = os.path.join(tempfile.mkdtemp(), "in.txt")
       >>> _ = open(path, "wb").write(b"ok\\nbad \\xff\\n")
       >>> read_utf8_lines(path)
@@ -98,6 +99,7 @@ def data_root(data_dir: str | os.PathLike | None = None) -> Path | None:
     """The data folder: ``data_dir`` if given, else ``$JAXRNN_DATA``, else None.
 
     Example:
+      >>> from experiments.datasets import data_root
       >>> str(data_root("/some/where"))
       '/some/where'
     """
@@ -124,6 +126,7 @@ def locate(relative: str, data_dir: str | os.PathLike | None = None, *, download
       FileNotFoundError: with what was tried and how to point jaxrnn at a local copy.
 
     Example:
+      >>> from experiments.datasets import locate
       >>> import tempfile, pathlib
       >>> root = pathlib.Path(tempfile.mkdtemp())
       >>> (root / "x.txt").write_text("hi")

@@ -29,6 +29,7 @@ def optimizer(
       An ``optax.GradientTransformation``.
 
     Example:
+      >>> from experiments.optim import optimizer
       >>> import jax.numpy as jnp
       >>> opt = optimizer(3e-3, 1000, warmup_steps=50, end_fraction=0.05)
       >>> state = opt.init({"w": jnp.zeros(2)})

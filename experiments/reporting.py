@@ -17,6 +17,8 @@ def write_json(path: str | os.PathLike, value: Any) -> None:
     """Writes ``value`` as indented JSON via a temporary file and a rename (atomic).
 
     Example:
+      >>> import json
+      >>> from experiments.reporting import write_json
       >>> import tempfile, os
       >>> path = os.path.join(tempfile.mkdtemp(), "results.json")
       >>> write_json(path, {"rmse": 0.1})
@@ -34,6 +36,7 @@ def format_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> s
     """A fixed-width text table; floats get 4 significant digits.
 
     Example:
+      >>> from experiments.reporting import format_table
       >>> print(format_table([{"model": "lstm", "rmse": 0.123456}], ["model", "rmse"]))
       model  rmse
       -----  ------
@@ -78,6 +81,7 @@ def load_config(workdir: str | os.PathLike, config_cls: type, experiment: str) -
       ConfigError: when the workdir holds a run of another experiment.
 
     Example:
+      >>> from experiments.reporting import load_config, save_config
       >>> import dataclasses, tempfile
       >>> @dataclasses.dataclass(frozen=True)
       ... class Config:

@@ -16,6 +16,7 @@ def flag(name: str) -> str:
     """The command-line flag of config field ``name``.
 
     Example:
+      >>> from experiments.validation import flag
       >>> flag("batch_size")
       '--batch-size'
     """
@@ -43,6 +44,7 @@ def check_config(
 
     Example:
       >>> import dataclasses
+      >>> from experiments.validation import check_config
       >>> @dataclasses.dataclass
       ... class Config:
       ...     batch_size: int = 0

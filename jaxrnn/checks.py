@@ -20,6 +20,7 @@ def check_size(name: str, value: Any) -> int:
     """``value`` if it is a positive Python int, else a `ValueError` naming ``name``.
 
     Example:
+      >>> from jaxrnn.checks import check_size
       >>> check_size("hidden_size", 8)
       8
       >>> check_size("hidden_size", 0)
@@ -38,6 +39,7 @@ def check_real_dtype(dtype: Any) -> np.dtype:
     real-valued.
 
     Example:
+      >>> from jaxrnn.checks import check_real_dtype
       >>> import jax.numpy as jnp
       >>> check_real_dtype(jnp.float32)
       dtype('float32')
@@ -63,6 +65,7 @@ def is_concrete(value: Any) -> bool:
     """Whether ``value`` has a value now (not a tracer inside `jax.jit`, `jax.vmap`, ...).
 
     Example:
+      >>> from jaxrnn.checks import is_concrete
       >>> import jax.numpy as jnp
       >>> is_concrete(1.0), is_concrete(jnp.ones(2))
       (True, True)
@@ -82,6 +85,7 @@ def check_at_run_time(raise_if_bad: Callable[..., None], *operands: Any) -> None
     the failed callback, so that it is the first thing a user reads.
 
     Example:
+      >>> from jaxrnn.checks import check_at_run_time
       >>> def positive(x):
       ...     if x <= 0:
       ...         raise ValueError(f"x must be positive, got {x}")
@@ -105,6 +109,7 @@ def check_step(step) -> int:
     """``step`` as an int if it is a whole number ``>= 0`` (batches exist for steps 0, 1, ...).
 
     Example:
+      >>> from jaxrnn.checks import check_step
       >>> check_step(3)
       3
     """
@@ -121,6 +126,7 @@ def check_init_args(key: Any, input_size: Any, dtype: Any) -> np.dtype:
     """Checks the arguments of a cell's ``init``; returns ``dtype`` as a NumPy dtype.
 
     Example:
+      >>> from jaxrnn.checks import check_init_args
       >>> import jax, jax.numpy as jnp
       >>> check_init_args(jax.random.key(0), 3, jnp.float32)
       dtype('float32')
@@ -139,6 +145,7 @@ def check_batch_shape(batch_shape: Any) -> tuple[int, ...]:
     """``batch_shape`` as a tuple of ints >= 0 (an int ``b`` is not accepted for ``(b,)``).
 
     Example:
+      >>> from jaxrnn.checks import check_batch_shape
       >>> check_batch_shape((2, 3))
       (2, 3)
     """

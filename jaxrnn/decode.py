@@ -40,6 +40,7 @@ def select(
       ``(b,)`` int32 token ids.
 
     Example:
+      >>> from jaxrnn.decode import select
       >>> import jax, jax.numpy as jnp
       >>> logits = jnp.array([[0.0, 5.0, 1.0]])
       >>> select(logits, None).tolist()
@@ -80,6 +81,7 @@ def check_temperature(temperature: Any) -> Any:
     `ValueError`; a traced value is checked when the compiled code runs.
 
     Example:
+      >>> from jaxrnn.decode import check_temperature
       >>> check_temperature(0.8)
       Array(0.8, dtype=float32)
     """
@@ -186,6 +188,7 @@ def generate(
       ``(tokens (b, length) int32, final carry)``.
 
     Example:
+      >>> from jaxrnn.decode import generate
       >>> import jax, jax.numpy as jnp
       >>> step = lambda carry, tok: (carry, jax.nn.one_hot((tok + 1) % 5, 5) * 10.0)
       >>> tokens, _ = generate(step, (), jnp.array([0]), length=4)
@@ -245,6 +248,7 @@ def beam_search(
       lengths count the tokens up to and including EOS.
 
     Example:
+      >>> from jaxrnn.decode import beam_search
       >>> import jax, jax.numpy as jnp
       >>> table = jnp.log(jnp.array([[.1, .1, .4, .4], [.1, .1, .1, .7], [.1, .1, .7, .1],
       ...                            [.1, .9, 0., 0.]]) + 1e-9)  # next-token log-probs

@@ -26,6 +26,7 @@ def batch_mesh(devices=None) -> Mesh:
     """A one-axis mesh named ``"batch"`` over ``devices`` (default: all of them).
 
     Example:
+      >>> from jaxrnn.distributed import batch_mesh
       >>> batch_mesh().axis_names
       ('batch',)
     """
@@ -37,6 +38,7 @@ def replicate(tree: Any, mesh: Mesh) -> Any:
     """Places every array of ``tree`` on every device of ``mesh``.
 
     Example:
+      >>> from jaxrnn.distributed import batch_mesh, replicate
       >>> import jax.numpy as jnp
       >>> params = replicate({"w": jnp.ones(3)}, batch_mesh())
       >>> params["w"].sharding.is_fully_replicated
@@ -52,6 +54,7 @@ def shard_batch(batch: Any, mesh: Mesh) -> Any:
       ValueError: if a leading dimension is not a multiple of the number of devices.
 
     Example:
+      >>> from jaxrnn.distributed import batch_mesh, shard_batch
       >>> import numpy as np
       >>> batch = shard_batch({"x": np.zeros((8, 3))}, batch_mesh())
       >>> batch["x"].shape

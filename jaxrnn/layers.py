@@ -355,6 +355,7 @@ def dropout_apply(key: PRNGKey, xs: Array, rate: float) -> Array:
       An array like ``xs`` whose expectation is ``xs``.
 
     Example:
+      >>> from jaxrnn.layers import dropout_apply
       >>> import jax, jax.numpy as jnp
       >>> dropout_apply(jax.random.key(0), jnp.ones(4), 0.0)
       Array([1., 1., 1., 1.], dtype=float32)
@@ -443,6 +444,7 @@ def pool(
       ``(b, h)``; zeros for sequences of length 0.
 
     Example:
+      >>> from jaxrnn.layers import pool
       >>> import jax.numpy as jnp
       >>> ys = jnp.arange(6.0).reshape(1, 3, 2)
       >>> pool(ys, jnp.array([2]))

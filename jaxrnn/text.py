@@ -34,6 +34,7 @@ def lowercase(text: str, language: str | None = None) -> str:
     ``I`` to ``i`` and ``İ`` to ``i`` plus a combining dot, both wrong for Turkish.
 
     Example:
+      >>> from jaxrnn.text import lowercase
       >>> lowercase("İSTANBUL'DA IŞIK", language="tr")
       "istanbul'da ışık"
       >>> lowercase("DIŞ")
@@ -79,6 +80,7 @@ def tokenize(
       The tokens.
 
     Example:
+      >>> from jaxrnn.text import tokenize
       >>> tokenize("Don't panic: it's 4.5 stars!")
       ["don't", 'panic', ':', "it's", '4', '.', '5', 'stars', '!']
       >>> tokenize("Hi!", mode="char", lower=False)
@@ -103,6 +105,7 @@ class Vocabulary:
     Build it from the training split only.
 
     Example:
+      >>> from jaxrnn.text import Vocabulary
       >>> vocab = Vocabulary.build([["a", "b", "a"], ["c"]], min_freq=2)
       >>> vocab.tokens
       ['<pad>', '<unk>', '<bos>', '<eos>', 'a']
@@ -252,6 +255,7 @@ def pad_batch(
     A sequence longer than ``length`` is an error: nothing is truncated silently.
 
     Example:
+      >>> from jaxrnn.text import pad_batch
       >>> ids, lengths = pad_batch([[5, 6, 7], [8]])
       >>> ids.tolist(), lengths.tolist()
       ([[5, 6, 7], [8, 0, 0]], [3, 1])
@@ -281,6 +285,7 @@ def bucket_lengths(max_length: int, *, smallest: int = 8, growth: float = 1.5) -
     last, rounded up to a multiple of 8. Few shapes (few compilations), little padding.
 
     Example:
+      >>> from jaxrnn.text import bucket_lengths
       >>> bucket_lengths(60)
       (8, 16, 24, 40, 64)
     """
@@ -318,6 +323,8 @@ class BucketedBatches:
       shuffle: False keeps examples in order (evaluation).
 
     Example:
+      >>> import numpy as np
+      >>> from jaxrnn.text import BucketedBatches
       >>> batches = BucketedBatches([[1, 2], [3], [4, 5, 6]], np.array([0, 1, 0]), batch_size=2,
       ...                           buckets=(2, 4), shuffle=False)
       >>> [b["ids"].shape for b in batches.epoch(0)]

@@ -13,6 +13,8 @@ def last_position(windows: np.ndarray, horizon: int, dt: float) -> np.ndarray:
     """The ball stays where it was last seen.
 
     Example:
+      >>> import numpy as np
+      >>> from experiments.ball.baselines import last_position
       >>> last_position(np.arange(6.0).reshape(1, 2, 3), 1, 0.25).tolist()
       [[3.0, 4.0, 5.0]]
     """
@@ -24,6 +26,8 @@ def constant_velocity(windows: np.ndarray, horizon: int, dt: float) -> np.ndarra
     """Extrapolates the velocity of the last two points.
 
     Example:
+      >>> import numpy as np
+      >>> from experiments.ball.baselines import constant_velocity
       >>> constant_velocity(np.array([[[0.0, 0, 0], [1, 2, 3]]]), 2, 0.25).tolist()
       [[3.0, 6.0, 9.0]]
     """
@@ -35,6 +39,8 @@ def constant_acceleration(windows: np.ndarray, horizon: int, dt: float) -> np.nd
     """A least-squares quadratic in time through every point of the window, per axis.
 
     Example:
+      >>> import numpy as np
+      >>> from experiments.ball.baselines import constant_acceleration
       >>> t = np.arange(5.0)
       >>> window = np.stack([t, t**2, 1 - t**2], axis=-1)[None]
       >>> np.round(constant_acceleration(window, 1, 0.25), 9).tolist()
@@ -52,6 +58,8 @@ def physics(windows: np.ndarray, horizon: int, dt: float) -> np.ndarray:
     exact, which makes it the strong baseline.
 
     Example:
+      >>> import numpy as np
+      >>> from experiments.ball.baselines import physics
       >>> t = 0.25 * np.arange(5.0)
       >>> z = 2 + 10 * t - 0.5 * 9.81 * t**2
       >>> window = np.stack([3 * t, 0 * t, z], axis=-1)[None]

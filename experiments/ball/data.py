@@ -62,6 +62,7 @@ def simulate(
       `Trajectories`.
 
     Example:
+      >>> from experiments.ball.data import simulate
       >>> trajectories = simulate(3, seed=0)
       >>> len(trajectories), trajectories.clean[0].shape[1]
       (3, 3)
@@ -121,6 +122,8 @@ def integrate(
       A list of ``n`` arrays ``(t_n, 3)``.
 
     Example:
+      >>> import numpy as np
+      >>> from experiments.ball.data import integrate
       >>> paths = integrate(np.array([[0.0, 0, 1]]), np.array([[0.0, 0, 5]]), np.zeros(1), 0.25)
       >>> paths[0].shape[1], bool(paths[0][:, 2].min() >= 0)
       (3, True)
@@ -171,6 +174,7 @@ def make_windows(trajectories: Trajectories, window: int, horizon: int) -> Windo
     """All windows of all trajectories, in order.
 
     Example:
+      >>> from experiments.ball.data import make_windows, simulate
       >>> w = make_windows(simulate(2, seed=0), window=5, horizon=1)
       >>> w.inputs.shape[1:], w.target_clean.shape[1:]
       ((5, 3), (3,))
@@ -233,6 +237,8 @@ def pad_trajectories(positions: list[np.ndarray]) -> tuple[np.ndarray, np.ndarra
     """Right-pads ragged ``(t_n, 3)`` trajectories to ``(n, t_max, 3)``, with their lengths.
 
     Example:
+      >>> import numpy as np
+      >>> from experiments.ball.data import pad_trajectories
       >>> padded, lengths = pad_trajectories([np.ones((2, 3)), np.ones((4, 3))])
       >>> padded.shape, lengths.tolist()
       ((2, 4, 3), [2, 4])

@@ -26,6 +26,7 @@ def read_text(path: str | Path) -> str:
 
     Example:
       >>> import tempfile, os
+      >>> from experiments.charlm.data import read_text
       >>> path = os.path.join(tempfile.mkdtemp(), "t.txt")
       >>> _ = open(path, "wb").write(b"ok\\n\\xff")
       >>> read_text(path)

@@ -20,6 +20,7 @@ def ngrams(tokens: Sequence[str]) -> set[str]:
     """Unigrams and bigrams of a token list.
 
     Example:
+      >>> from experiments.sentiment.bow import ngrams
       >>> sorted(ngrams(["not", "good"]))
       ['good', 'not', 'not good']
     """
@@ -30,6 +31,8 @@ class BagOfWords:
     """Logistic regression over the n-grams seen in training.
 
     Example:
+      >>> import numpy as np
+      >>> from experiments.sentiment.bow import BagOfWords
       >>> model = BagOfWords(l2=1e-3).fit([["good"], ["bad"]] * 10, np.array([1, 0] * 10))
       >>> model.predict_proba([["good"], ["bad"], ["unseen"]]).round(1).tolist()
       [1.0, 0.0, 0.5]

@@ -41,6 +41,7 @@ def load(name: str, data_dir: str | None = None) -> Corpus:
     """Loads ``"rt-polarity"``, ``"amazon"`` or ``"imdb"`` from ``sentiment/`` in the data folder.
 
     Example:
+      >>> from experiments.sentiment.data import load
       >>> load("yelp")
       Traceback (most recent call last):
       ...
@@ -94,6 +95,7 @@ def folds(num_examples: int, num_folds: int, seed: int) -> list[tuple[np.ndarray
     """``num_folds`` (train, test) index pairs of a seeded shuffle: each example is tested once.
 
     Example:
+      >>> from experiments.sentiment.data import folds
       >>> [(len(tr), len(te)) for tr, te in folds(10, 5, seed=0)][:2]
       [(8, 2), (8, 2)]
     """

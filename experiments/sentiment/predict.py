@@ -67,6 +67,7 @@ def format_prediction(p_positive: float) -> str:
     """``label<TAB>probability of that label``.
 
     Example:
+      >>> from experiments.sentiment.predict import format_prediction
       >>> format_prediction(0.25)
       'negative\\t0.7500'
     """

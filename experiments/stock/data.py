@@ -61,6 +61,7 @@ def read_prices(path: str | os.PathLike) -> Prices:
       CSVError: naming the file, the line and the problem.
 
     Example:
+      >>> from experiments.stock.data import read_prices
       >>> import tempfile, os
       >>> path = os.path.join(tempfile.mkdtemp(), "x.csv")
       >>> _ = open(path, "w").write("Date,Open,High,Low,Close\\n2020-01-02,1,2,0.5,1.5\\n")
@@ -171,6 +172,8 @@ def day_features(prices: Prices) -> tuple[np.ndarray, list[str]]:
     Row ``d - 1`` uses only days ``d - 1`` and ``d``: nothing from the future.
 
     Example:
+      >>> import numpy as np
+      >>> from experiments.stock.data import Prices, day_features
       >>> p = Prices("x", np.arange(3).astype("datetime64[D]"), *[np.array([1.0, 2, 4])] * 4,
       ...            None)
       >>> features, names = day_features(p)
@@ -233,6 +236,8 @@ def make_dataset(prices: Prices, window: int, val_fraction: float, test_fraction
     after the training span influences the training inputs or the normalisation.
 
     Example:
+      >>> import numpy as np
+      >>> from experiments.stock.data import Prices, make_dataset
       >>> rng = np.random.default_rng(0)
       >>> close = 100 * np.exp(np.cumsum(0.01 * rng.standard_normal(200)))
       >>> p = Prices("x", np.arange(200).astype("datetime64[D]"), close, close * 1.01,

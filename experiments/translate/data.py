@@ -60,6 +60,7 @@ def split_by_english(pairs: Pairs, val_fraction: float, test_fraction: float, se
     """Row indices ``(train, val, test)``: each distinct English sentence goes to one side.
 
     Example:
+      >>> from experiments.translate.data import Pairs, split_by_english
       >>> pairs = Pairs(["a", "b", "c", "d"], ["Hi.", "Hi.", "Go.", "Run."])
       >>> train, val, test = split_by_english(pairs, 0.34, 0.34, seed=0)
       >>> sorted({pairs.english[i] for i in train}) != sorted({pairs.english[i] for i in test})
@@ -80,6 +81,7 @@ def turkish_tokens(sentence: str) -> list[str]:
     """Lower-cased with Turkish rules, punctuation split.
 
     Example:
+      >>> from experiments.translate.data import turkish_tokens
       >>> turkish_tokens("İstanbul'da IŞIK var.")
       ["istanbul'da", 'ışık', 'var', '.']
     """
@@ -90,6 +92,7 @@ def english_tokens(sentence: str) -> list[str]:
     """Case kept, punctuation split.
 
     Example:
+      >>> from experiments.translate.data import english_tokens
       >>> english_tokens("Tom isn't here.")
       ['Tom', "isn't", 'here', '.']
     """
@@ -104,6 +107,7 @@ def detokenize(tokens: list[str]) -> str:
     """Joins English tokens back into a sentence (the inverse of `english_tokens` on this data).
 
     Example:
+      >>> from experiments.translate.data import detokenize
       >>> detokenize(["Tom", "isn't", "here", ",", "is", "he", "?"])
       "Tom isn't here, is he?"
       >>> detokenize(["It's", "2", ":", "30", "."])

@@ -98,6 +98,8 @@ def wide_dtype(dtype):
     inits are drawn in and that linear recurrences accumulate in.
 
     Example:
+      >>> import jax.numpy as jnp
+      >>> from jaxrnn.cells.base import wide_dtype
       >>> wide_dtype(jnp.bfloat16), wide_dtype(jnp.float32)
       (<class 'jax.numpy.float32'>, <class 'jax.numpy.float32'>)
     """

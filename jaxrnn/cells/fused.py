@@ -45,6 +45,7 @@ def stores_gates(hidden_size: int) -> bool:
     lower it to cover both backward strategies at small sizes).
 
     Example:
+      >>> from jaxrnn.cells.fused import stores_gates
       >>> stores_gates(128), stores_gates(16)
       (True, False)
     """
@@ -108,6 +109,7 @@ def chunk_length(num_steps: int, step_bytes: int) -> int:
     ``num_steps`` itself (one chunk) when there is none.
 
     Example:
+      >>> from jaxrnn.cells.fused import chunk_length
       >>> chunk_length(100, 64 * 512 * 4), chunk_length(500, 32 * 512 * 4), chunk_length(97, 4)
       (20, 25, 97)
     """

@@ -29,6 +29,7 @@ class EpochBatches:
       seed: seeds the shuffling.
 
     Example:
+      >>> from jaxrnn.train import EpochBatches
       >>> import numpy as np
       >>> batches = EpochBatches((np.arange(10), np.arange(10) * 2), batch_size=4, seed=0)
       >>> xs, ys = batches(0)
@@ -83,6 +84,8 @@ def eval_batches(data: Any, batch_size: int) -> list[Any]:
       A list of batches covering every example once.
 
     Example:
+      >>> import numpy as np
+      >>> from jaxrnn.train import eval_batches
       >>> len(eval_batches(np.arange(10), 4))
       3
     """
@@ -115,6 +118,7 @@ class StreamBatches:
       chunk_length: ``k``, the number of steps BPTT runs through per update.
 
     Example:
+      >>> from jaxrnn.train import StreamBatches
       >>> import numpy as np
       >>> batches = StreamBatches(np.arange(21), batch_size=2, chunk_length=5)
       >>> batch = batches(0)
@@ -177,6 +181,7 @@ def carry_over(carry: Carry, reset: Array, fresh: Carry) -> Carry:
       The carry to start the chunk with.
 
     Example:
+      >>> from jaxrnn.train import carry_over
       >>> import jax.numpy as jnp
       >>> carry_over(jnp.ones(2), jnp.asarray(True), jnp.zeros(2))
       Array([0., 0.], dtype=float32)

@@ -349,6 +349,7 @@ def layout(state: TrainState) -> dict[str, list]:
     checkpoint must match to be restored into it.
 
     Example:
+      >>> from jaxrnn.train.checkpoints import layout
       >>> import jax.numpy as jnp
       >>> from jaxrnn.train import default_optimizer, init_state
       >>> layout(init_state({"w": jnp.ones(2)}, default_optimizer()))["params"]

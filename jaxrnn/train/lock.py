@@ -31,6 +31,7 @@ def workdir_lock(workdir: str | os.PathLike) -> Iterator[None]:
 
     Example:
       >>> import tempfile
+      >>> from jaxrnn.train import workdir_lock
       >>> workdir = tempfile.mkdtemp()
       >>> with workdir_lock(workdir):
       ...     with workdir_lock(workdir):  # re-entrant in one process

@@ -19,6 +19,7 @@ class MetricsWriter:
     """Appends one JSON object per line to ``<workdir>/metrics.jsonl``.
 
     Example:
+      >>> from jaxrnn.train import MetricsWriter
       >>> import tempfile
       >>> writer = MetricsWriter(tempfile.mkdtemp())
       >>> writer.append({"step": 1, "split": "train", "loss": 0.5})
@@ -74,6 +75,7 @@ def read_metrics(workdir: str | os.PathLike) -> list[dict[str, Any]]:
     warning; a damaged line anywhere else is a `ValueError` naming the file and line.
 
     Example:
+      >>> from jaxrnn.train import read_metrics
       >>> read_metrics("/nonexistent")
       []
     """

@@ -43,6 +43,7 @@ def default_optimizer(learning_rate: float = 1e-3, clip_norm: float = 1.0):
       An ``optax.GradientTransformation``.
 
     Example:
+      >>> from jaxrnn.train import default_optimizer
       >>> import jax.numpy as jnp
       >>> opt = default_optimizer(1e-3)
       >>> state = opt.init({"w": jnp.zeros(2)})
@@ -66,6 +67,7 @@ def init_state(params: Params, optimizer, *, seed: int = 0, carry: Carry = ()) -
       The state.
 
     Example:
+      >>> from jaxrnn.train import default_optimizer, init_state
       >>> import jax.numpy as jnp
       >>> state = init_state({"w": jnp.zeros(2)}, default_optimizer())
       >>> int(state.step)
@@ -141,6 +143,7 @@ def make_train_step(loss_fn: LossFn, optimizer, *, with_carry: bool = False) -> 
       The jitted step. ``metrics`` holds ``loss``, ``grad_norm`` and the loss's own metrics.
 
     Example:
+      >>> from jaxrnn.train import default_optimizer, init_state, make_train_step
       >>> import jax.numpy as jnp
       >>> loss_fn = lambda params, batch, key: jnp.sum((params["w"] - batch) ** 2)
       >>> opt = default_optimizer(0.1)
@@ -184,6 +187,7 @@ def make_eval_step(loss_fn: LossFn) -> Callable:
       The jitted step; ``metrics`` holds ``loss`` and the loss's own metrics.
 
     Example:
+      >>> from jaxrnn.train import make_eval_step
       >>> import jax.numpy as jnp
       >>> loss_fn = lambda params, batch, key: jnp.sum(params["w"] * batch)
       >>> float(make_eval_step(loss_fn)({"w": jnp.ones(2)}, jnp.ones(2))["loss"])
@@ -212,6 +216,7 @@ def evaluate(eval_step: Callable, params: Params, batches: Iterable[Any]) -> dic
       ``{name: mean value}`` as Python floats.
 
     Example:
+      >>> from jaxrnn.train import evaluate, make_eval_step
       >>> import jax.numpy as jnp
       >>> step = make_eval_step(lambda p, b, k: jnp.mean(b))
       >>> evaluate(step, {}, [jnp.zeros(3), jnp.ones(1)])
