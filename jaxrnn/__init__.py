@@ -6,7 +6,12 @@
 >>> carry, ys = jaxrnn.unroll(cell, params, jnp.ones((2, 5, 3)))
 >>> ys.shape
 (2, 5, 16)
+
+The submodules `train`, `text`, `decode`, `distributed` and `interop` are attributes of the
+package (``jaxrnn.train.fit``), imported on first use so that ``import jaxrnn`` stays light.
 """
+
+import importlib
 
 from jaxrnn import interop
 from jaxrnn.bptt import elman_bptt
@@ -35,6 +40,20 @@ from jaxrnn.unroll import unroll
 
 __version__ = "0.1.0"
 
+# Loaded on first attribute access: `train` pulls in orbax, which `unroll` users don't need.
+_SUBMODULES = ("decode", "distributed", "text", "train")
+
+
+def __getattr__(name: str):
+    if name in _SUBMODULES:
+        return importlib.import_module(f"jaxrnn.{name}")
+    raise AttributeError(f"module 'jaxrnn' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted({*globals(), *_SUBMODULES})
+
+
 __all__ = (
     "BidirectionalCarry",
     "Cell",
@@ -43,6 +62,8 @@ __all__ = (
     "LinearRecurrence",
     "as_layer",
     "bidirectional",
+    "decode",
+    "distributed",
     "dropout_apply",
     "elman",
     "elman_bptt",
@@ -58,6 +79,8 @@ __all__ = (
     "pool",
     "rnn",
     "stacked",
+    "text",
+    "train",
     "unroll",
     "with_recurrent_dropout",
 )

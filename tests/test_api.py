@@ -1,6 +1,8 @@
 """The public API imports, and every public function has a docstring with an example."""
 
 import inspect
+import subprocess
+import sys
 
 import jaxrnn
 
@@ -23,3 +25,26 @@ def test_public_functions_have_docstrings_with_examples():
         if ">>>" not in (inspect.getdoc(getattr(jaxrnn.interop, name)) or ""):
             missing.append(f"interop.{name}")
     assert not missing, f"public functions without an example: {missing}"
+
+
+def test_submodules_are_attributes_of_a_fresh_import():
+    # `import jaxrnn; jaxrnn.train.fit(...)` as the README writes it, in a fresh interpreter
+    # (in this process another test may already have imported the submodules).
+    code = (
+        "import jaxrnn\n"
+        "print(jaxrnn.train.fit.__name__, jaxrnn.text.Vocabulary.__name__,"
+        " jaxrnn.decode.generate.__name__, jaxrnn.distributed.__name__,"
+        " jaxrnn.interop.from_torch.__name__)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=600, check=False
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == [
+        "fit",
+        "Vocabulary",
+        "generate",
+        "jaxrnn.distributed",
+        "from_torch",
+    ]
+    assert "train" in dir(jaxrnn) and "decode" in dir(jaxrnn)
