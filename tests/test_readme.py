@@ -1,5 +1,7 @@
 """The README's Python examples run as written (one after another, like a reader would)."""
 
+import contextlib
+import io
 import os
 import re
 
@@ -15,6 +17,17 @@ def test_readme_python_blocks_run(tmp_path, monkeypatch):
     assert blocks, "the README has no Python example"
     monkeypatch.chdir(tmp_path)  # examples may write runs/... into the working directory
     namespace: dict = {}
-    for block in blocks:
-        exec(compile(block, "README.md", "exec"), namespace)
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        for block in blocks:
+            exec(compile(block, "README.md", "exec"), namespace)
     assert (tmp_path / "runs" / "mine" / "metrics.jsonl").exists()
+    # The first example teaches something: its loss falls by orders of magnitude, as the
+    # README says, and fit's validation loss falls further.
+    losses = [float(x) for x in re.findall(r"mse (\d+\.\d+)", printed.getvalue())]
+    assert len(losses) == 7, printed.getvalue()
+    assert losses[-1] < losses[0] / 100, losses
+    first, last = map(
+        float, re.search(r"validation loss (\S+) -> (\S+)", printed.getvalue()).groups()
+    )
+    assert last < first, (first, last)
