@@ -14,13 +14,13 @@ export JAXRNN_DATA ?= ../shared/data
 # 518 s, 18M -> 2.5M page faults; see benchmarks/README.md). glibc < 2.35 ignores it.
 export GLIBC_TUNABLES ?= glibc.malloc.hugetlb=1
 
-.PHONY: demo test lint format clean
+.PHONY: demo test docs serve-docs lint format clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
 		{ echo "jaxrnn needs Python 3.11 or newer; '$(PYTHON)' is $$($(PYTHON) --version)"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[experiments,dev]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[experiments,dev,docs]'
 	@touch $(STAMP)
 
 demo: $(STAMP)
@@ -29,6 +29,13 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadgroup
 
+# The API reference and the notebooks as a site, in strict mode (tests/test_docs.py builds it too).
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
+
+serve-docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs serve --strict
+
 lint: $(STAMP)
 	$(BIN)/ruff format --check . && $(BIN)/ruff check .
 
@@ -36,4 +43,4 @@ format: $(STAMP)
 	$(BIN)/ruff format . && $(BIN)/ruff check --fix .
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis site

@@ -58,7 +58,7 @@ def elman_bptt(
       ``(grads, dxs, dh0)``: gradients with respect to params (same structure), to ``xs``
       ``(b, t, i)`` and to ``h_0`` ``(b, h)``.
 
-    Example:
+    Examples:
       >>> import jax, jax.numpy as jnp, jaxrnn
       >>> cell = jaxrnn.elman(4)
       >>> params = cell.init(jax.random.key(0), input_size=3)
@@ -134,7 +134,7 @@ def gradient_norms(
       ``{"hidden": (t,), "carry": (t,), "input": (t,)}``: at each step, the norm over batch and
       features of dL/dh_t, of dL/d(all carry leaves)_t, and of dL/dx_t.
 
-    Example:
+    Examples:
       >>> import jax, jax.numpy as jnp, jaxrnn
       >>> cell = jaxrnn.elman(8)
       >>> params = cell.init(jax.random.key(0), input_size=2)

@@ -19,7 +19,7 @@ import numpy as np
 def check_size(name: str, value: Any) -> int:
     """``value`` if it is a positive Python int, else a `ValueError` naming ``name``.
 
-    Example:
+    Examples:
       >>> from jaxrnn.checks import check_size
       >>> check_size("hidden_size", 8)
       8
@@ -38,7 +38,7 @@ def check_real_dtype(dtype: Any) -> np.dtype:
     float32, float64), else a `TypeError`: the cells' gates, initialisers and fused passes are
     real-valued.
 
-    Example:
+    Examples:
       >>> from jaxrnn.checks import check_real_dtype
       >>> import jax.numpy as jnp
       >>> check_real_dtype(jnp.float32)
@@ -64,7 +64,7 @@ def check_real_dtype(dtype: Any) -> np.dtype:
 def is_concrete(value: Any) -> bool:
     """Whether ``value`` has a value now (not a tracer inside `jax.jit`, `jax.vmap`, ...).
 
-    Example:
+    Examples:
       >>> from jaxrnn.checks import is_concrete
       >>> import jax.numpy as jnp
       >>> is_concrete(1.0), is_concrete(jnp.ones(2))
@@ -84,7 +84,7 @@ def check_at_run_time(raise_if_bad: Callable[..., None], *operands: Any) -> None
     Under jit, the message is also written to stderr as ``jaxrnn: <error>`` before JAX reports
     the failed callback, so that it is the first thing a user reads.
 
-    Example:
+    Examples:
       >>> from jaxrnn.checks import check_at_run_time
       >>> def positive(x):
       ...     if x <= 0:
@@ -108,7 +108,7 @@ def check_at_run_time(raise_if_bad: Callable[..., None], *operands: Any) -> None
 def check_step(step) -> int:
     """``step`` as an int if it is a whole number ``>= 0`` (batches exist for steps 0, 1, ...).
 
-    Example:
+    Examples:
       >>> from jaxrnn.checks import check_step
       >>> check_step(3)
       3
@@ -125,7 +125,7 @@ def check_step(step) -> int:
 def check_init_args(key: Any, input_size: Any, dtype: Any) -> np.dtype:
     """Checks the arguments of a cell's ``init``; returns ``dtype`` as a NumPy dtype.
 
-    Example:
+    Examples:
       >>> from jaxrnn.checks import check_init_args
       >>> import jax, jax.numpy as jnp
       >>> check_init_args(jax.random.key(0), 3, jnp.float32)
@@ -144,7 +144,7 @@ def check_init_args(key: Any, input_size: Any, dtype: Any) -> np.dtype:
 def check_batch_shape(batch_shape: Any) -> tuple[int, ...]:
     """``batch_shape`` as a tuple of ints >= 0 (an int ``b`` is not accepted for ``(b,)``).
 
-    Example:
+    Examples:
       >>> from jaxrnn.checks import check_batch_shape
       >>> check_batch_shape((2, 3))
       (2, 3)

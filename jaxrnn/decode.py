@@ -39,7 +39,7 @@ def select(
     Returns:
       ``(b,)`` int32 token ids.
 
-    Example:
+    Examples:
       >>> from jaxrnn.decode import select
       >>> import jax, jax.numpy as jnp
       >>> logits = jnp.array([[0.0, 5.0, 1.0]])
@@ -80,7 +80,7 @@ def check_temperature(temperature: Any) -> Any:
     """``temperature`` as a float32 scalar if it is a finite number ``>= 0``, else a
     `ValueError`; a traced value is checked when the compiled code runs.
 
-    Example:
+    Examples:
       >>> from jaxrnn.decode import check_temperature
       >>> check_temperature(0.8)
       Array(0.8, dtype=float32)
@@ -187,7 +187,7 @@ def generate(
     Returns:
       ``(tokens (b, length) int32, final carry)``.
 
-    Example:
+    Examples:
       >>> from jaxrnn.decode import generate
       >>> import jax, jax.numpy as jnp
       >>> step = lambda carry, tok: (carry, jax.nn.one_hot((tok + 1) % 5, 5) * 10.0)
@@ -247,7 +247,7 @@ def beam_search(
       ``(tokens (b, k, max_length), scores (b, k), lengths (b, k))``, best hypothesis first;
       lengths count the tokens up to and including EOS.
 
-    Example:
+    Examples:
       >>> from jaxrnn.decode import beam_search
       >>> import jax, jax.numpy as jnp
       >>> table = jnp.log(jnp.array([[.1, .1, .4, .4], [.1, .1, .1, .7], [.1, .1, .7, .1],

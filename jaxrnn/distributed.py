@@ -25,7 +25,7 @@ BATCH = "batch"
 def batch_mesh(devices=None) -> Mesh:
     """A one-axis mesh named ``"batch"`` over ``devices`` (default: all of them).
 
-    Example:
+    Examples:
       >>> from jaxrnn.distributed import batch_mesh
       >>> batch_mesh().axis_names
       ('batch',)
@@ -37,7 +37,7 @@ def batch_mesh(devices=None) -> Mesh:
 def replicate(tree: Any, mesh: Mesh) -> Any:
     """Places every array of ``tree`` on every device of ``mesh``.
 
-    Example:
+    Examples:
       >>> from jaxrnn.distributed import batch_mesh, replicate
       >>> import jax.numpy as jnp
       >>> params = replicate({"w": jnp.ones(3)}, batch_mesh())
@@ -53,7 +53,7 @@ def shard_batch(batch: Any, mesh: Mesh) -> Any:
     Raises:
       ValueError: if a leading dimension is not a multiple of the number of devices.
 
-    Example:
+    Examples:
       >>> from jaxrnn.distributed import batch_mesh, shard_batch
       >>> import numpy as np
       >>> batch = shard_batch({"x": np.zeros((8, 3))}, batch_mesh())

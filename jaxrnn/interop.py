@@ -24,7 +24,7 @@ def from_torch(
     layer: int = 0,
     reverse: bool = False,
     prefix: str = "",
-    dtype=jnp.float32,
+    dtype: Any = jnp.float32,
 ) -> Params:
     """Converts one layer and direction of a ``torch.nn.RNN``/``LSTM``/``GRU`` to jaxrnn params.
 
@@ -45,7 +45,7 @@ def from_torch(
     Returns:
       Params for ``cell``.
 
-    Example:
+    Examples:
       >>> import numpy as np, jaxrnn
       >>> h, i = 4, 3
       >>> state = {"weight_ih_l0": np.zeros((4 * h, i)), "weight_hh_l0": np.zeros((4 * h, h)),
@@ -124,7 +124,7 @@ def from_flax(cell: Cell, variables: Mapping[str, Any]) -> Params:
     Returns:
       Params for ``cell``.
 
-    Example:
+    Examples:
       >>> import jax, jax.numpy as jnp, flax.linen as nn, jaxrnn
       >>> flax_cell = nn.GRUCell(features=4)
       >>> variables = flax_cell.init(jax.random.key(0), jnp.zeros(4), jnp.zeros(3))
@@ -181,7 +181,7 @@ def to_flax(cell: Cell, params: Params) -> dict[str, Any]:
       ``{"params": {...}}`` for ``SimpleCell``, ``LSTMCell``/``OptimizedLSTMCell`` or
       ``GRUCell`` with ``features=cell.hidden_size``.
 
-    Example:
+    Examples:
       >>> import jax, jaxrnn
       >>> cell = jaxrnn.lstm(4)
       >>> variables = jaxrnn.interop.to_flax(cell, cell.init(jax.random.key(0), input_size=3))

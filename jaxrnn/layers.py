@@ -66,7 +66,7 @@ def rnn(cell: Cell, *, reverse: bool = False, unroll: int = 1) -> Layer:
     Returns:
       A `Layer` with ``output_size == cell.hidden_size``; its params are the cell's params.
 
-    Example:
+    Examples:
       >>> import jax, jax.numpy as jnp, jaxrnn
       >>> layer = jaxrnn.rnn(jaxrnn.gru(8))
       >>> params = layer.init(jax.random.key(0), input_size=3)
@@ -117,7 +117,7 @@ def rnn(cell: Cell, *, reverse: bool = False, unroll: int = 1) -> Layer:
 def as_layer(model: Cell | Layer) -> Layer:
     """``model`` as a `Layer`: a cell becomes ``rnn(cell)``, a layer stays as it is.
 
-    Example:
+    Examples:
       >>> import jaxrnn
       >>> jaxrnn.as_layer(jaxrnn.lstm(4)).output_size
       4
@@ -142,7 +142,7 @@ def stacked(layers: Sequence[Cell | Layer], *, dropout: float = 0.0) -> Layer:
     Returns:
       A `Layer`; params and carries are tuples with one entry per layer.
 
-    Example:
+    Examples:
       >>> import jax, jax.numpy as jnp, jaxrnn
       >>> deep = jaxrnn.stacked([jaxrnn.lstm(16), jaxrnn.lstm(8)], dropout=0.2)
       >>> params = deep.init(jax.random.key(0), input_size=3)
@@ -234,7 +234,7 @@ def bidirectional(
       A `Layer`; params are ``{"forward": ..., "backward": ...}``, carries a
       `BidirectionalCarry`.
 
-    Example:
+    Examples:
       >>> import jax, jax.numpy as jnp, jaxrnn
       >>> bi = jaxrnn.bidirectional(jaxrnn.gru(8))
       >>> params = bi.init(jax.random.key(0), input_size=3)
@@ -354,7 +354,7 @@ def dropout_apply(key: PRNGKey, xs: Array, rate: float) -> Array:
     Returns:
       An array like ``xs`` whose expectation is ``xs``.
 
-    Example:
+    Examples:
       >>> from jaxrnn.layers import dropout_apply
       >>> import jax, jax.numpy as jnp
       >>> dropout_apply(jax.random.key(0), jnp.ones(4), 0.0)
@@ -384,7 +384,7 @@ def with_recurrent_dropout(cell: Cell, mask: Array) -> Cell:
     Returns:
       A `Cell` with the same params, to use in place of ``cell`` for one call.
 
-    Example:
+    Examples:
       >>> import jax, jax.numpy as jnp, jaxrnn
       >>> cell = jaxrnn.lstm(4)
       >>> params = cell.init(jax.random.key(0), input_size=3)
@@ -443,7 +443,7 @@ def pool(
     Returns:
       ``(b, h)``; zeros for sequences of length 0.
 
-    Example:
+    Examples:
       >>> from jaxrnn.layers import pool
       >>> import jax.numpy as jnp
       >>> ys = jnp.arange(6.0).reshape(1, 3, 2)
@@ -495,7 +495,7 @@ def many_to_one(
     Returns:
       ``(b, h)``.
 
-    Example:
+    Examples:
       >>> import jax, jax.numpy as jnp, jaxrnn
       >>> cell = jaxrnn.lstm(8)
       >>> params = cell.init(jax.random.key(0), input_size=3)
@@ -538,7 +538,7 @@ def many_to_many(
     Returns:
       ``(b, t, h)``.
 
-    Example:
+    Examples:
       >>> import jax, jax.numpy as jnp, jaxrnn
       >>> cell = jaxrnn.gru(8)
       >>> params = cell.init(jax.random.key(0), input_size=3)

@@ -33,7 +33,7 @@ def lowercase(text: str, language: str | None = None) -> str:
     Turkish has two i's: dotted ``İ/i`` and dotless ``I/ı``. Python's ``str.lower`` maps
     ``I`` to ``i`` and ``İ`` to ``i`` plus a combining dot, both wrong for Turkish.
 
-    Example:
+    Examples:
       >>> from jaxrnn.text import lowercase
       >>> lowercase("İSTANBUL'DA IŞIK", language="tr")
       "istanbul'da ışık"
@@ -79,7 +79,7 @@ def tokenize(
     Returns:
       The tokens.
 
-    Example:
+    Examples:
       >>> from jaxrnn.text import tokenize
       >>> tokenize("Don't panic: it's 4.5 stars!")
       ["don't", 'panic', ':', "it's", '4', '.', '5', 'stars', '!']
@@ -104,7 +104,7 @@ class Vocabulary:
     decreasing frequency (ties broken alphabetically, so the same data gives the same ids).
     Build it from the training split only.
 
-    Example:
+    Examples:
       >>> from jaxrnn.text import Vocabulary
       >>> vocab = Vocabulary.build([["a", "b", "a"], ["c"]], min_freq=2)
       >>> vocab.tokens
@@ -254,7 +254,7 @@ def pad_batch(
 
     A sequence longer than ``length`` is an error: nothing is truncated silently.
 
-    Example:
+    Examples:
       >>> from jaxrnn.text import pad_batch
       >>> ids, lengths = pad_batch([[5, 6, 7], [8]])
       >>> ids.tolist(), lengths.tolist()
@@ -284,7 +284,7 @@ def bucket_lengths(max_length: int, *, smallest: int = 8, growth: float = 1.5) -
     """A fixed ladder of padded lengths up to ``max_length``: each about ``growth`` times the
     last, rounded up to a multiple of 8. Few shapes (few compilations), little padding.
 
-    Example:
+    Examples:
       >>> from jaxrnn.text import bucket_lengths
       >>> bucket_lengths(60)
       (8, 16, 24, 40, 64)
@@ -322,7 +322,7 @@ class BucketedBatches:
       seed: seeds the shuffling.
       shuffle: False keeps examples in order (evaluation).
 
-    Example:
+    Examples:
       >>> import numpy as np
       >>> from jaxrnn.text import BucketedBatches
       >>> batches = BucketedBatches([[1, 2], [3], [4, 5, 6]], np.array([0, 1, 0]), batch_size=2,

@@ -71,7 +71,7 @@ def unroll(
       ``(b, h)``) and the outputs ``(b, t, h)`` (``(t, b, h)`` if time-major, ``(t, h)`` if
       unbatched).
 
-    Example:
+    Examples:
       >>> import jax, jax.numpy as jnp, jaxrnn
       >>> cell = jaxrnn.lstm(hidden_size=8)
       >>> params = cell.init(jax.random.key(0), input_size=3)
@@ -117,7 +117,7 @@ def unroll(
 def valid_steps(lengths: Array, num_steps: int) -> Array:
     """``(t, *batch)`` bool: True where step ``t`` of a sequence is within its length.
 
-    Example:
+    Examples:
       >>> from jaxrnn.unroll import valid_steps
       >>> import jax.numpy as jnp
       >>> valid_steps(jnp.array([2, 0]), 3).tolist()
@@ -231,7 +231,7 @@ def linear_scan(a: Array, b: Array, *, reverse: bool = False, method: str | None
     Returns:
       ``(t, ...)`` states ``h_t``.
 
-    Example:
+    Examples:
       >>> from jaxrnn.unroll import linear_scan
       >>> import jax.numpy as jnp
       >>> linear_scan(jnp.full(4, 0.5), jnp.ones(4))
@@ -338,7 +338,7 @@ def check_seq_lengths(seq_lengths: Any, batch_shape: tuple[int, ...], num_steps:
     Returns:
       ``seq_lengths`` as a ``(b,)`` integer array, or None.
 
-    Example:
+    Examples:
       >>> from jaxrnn.unroll import check_seq_lengths
       >>> import jax.numpy as jnp
       >>> check_seq_lengths(jnp.array([3, 1]), batch_shape=(2,), num_steps=3)

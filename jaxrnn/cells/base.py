@@ -97,7 +97,7 @@ def wide_dtype(dtype):
     """float32, or float64 when ``dtype`` is wider than 32 bits: the precision that random
     inits are drawn in and that linear recurrences accumulate in.
 
-    Example:
+    Examples:
       >>> import jax.numpy as jnp
       >>> from jaxrnn.cells.base import wide_dtype
       >>> wide_dtype(jnp.bfloat16), wide_dtype(jnp.float32)

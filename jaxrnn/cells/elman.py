@@ -33,7 +33,7 @@ def elman(hidden_size: int, *, activation: Activation = jnp.tanh) -> Cell:
     Returns:
       A `Cell`.
 
-    Example:
+    Examples:
       >>> import jax, jax.numpy as jnp, jaxrnn
       >>> cell = jaxrnn.elman(hidden_size=4)
       >>> params = cell.init(jax.random.key(0), input_size=3)

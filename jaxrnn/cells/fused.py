@@ -44,7 +44,7 @@ def stores_gates(hidden_size: int) -> bool:
     """Whether a cell of this size stores its gates (reads the threshold per call: tests
     lower it to cover both backward strategies at small sizes).
 
-    Example:
+    Examples:
       >>> from jaxrnn.cells.fused import stores_gates
       >>> stores_gates(128), stores_gates(16)
       (True, False)
@@ -108,7 +108,7 @@ def chunk_length(num_steps: int, step_bytes: int) -> int:
     divisor of ``num_steps`` from `CHUNK_MIN` up whose chunk fits in `CHUNK_BYTES`, or
     ``num_steps`` itself (one chunk) when there is none.
 
-    Example:
+    Examples:
       >>> from jaxrnn.cells.fused import chunk_length
       >>> chunk_length(100, 64 * 512 * 4), chunk_length(500, 32 * 512 * 4), chunk_length(97, 4)
       (20, 25, 97)

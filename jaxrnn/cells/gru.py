@@ -37,7 +37,7 @@ def gru(hidden_size: int) -> Cell:
     Returns:
       A `Cell`.
 
-    Example:
+    Examples:
       >>> import jax, jax.numpy as jnp, jaxrnn
       >>> cell = jaxrnn.gru(hidden_size=4)
       >>> params = cell.init(jax.random.key(0), input_size=3)

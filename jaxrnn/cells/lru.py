@@ -51,7 +51,7 @@ def lru(
     Returns:
       A `Cell` with ``linear`` set.
 
-    Example:
+    Examples:
       >>> import jax, jax.numpy as jnp, jaxrnn
       >>> cell = jaxrnn.lru(8, state_size=16)
       >>> params = cell.init(jax.random.key(0), input_size=3)

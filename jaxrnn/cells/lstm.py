@@ -47,7 +47,7 @@ def lstm(hidden_size: int, *, forget_bias: float = 1.0) -> Cell:
     Returns:
       A `Cell`.
 
-    Example:
+    Examples:
       >>> import jax, jax.numpy as jnp, jaxrnn
       >>> cell = jaxrnn.lstm(hidden_size=4)
       >>> params = cell.init(jax.random.key(0), input_size=3)

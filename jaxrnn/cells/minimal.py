@@ -76,7 +76,7 @@ def mingru(hidden_size: int) -> Cell:
     Returns:
       A `Cell` with ``linear`` set.
 
-    Example:
+    Examples:
       >>> import jax, jax.numpy as jnp, jaxrnn
       >>> cell = jaxrnn.mingru(8)
       >>> params = cell.init(jax.random.key(0), input_size=3)
@@ -113,7 +113,7 @@ def minlstm(hidden_size: int) -> Cell:
     Returns:
       A `Cell` with ``linear`` set.
 
-    Example:
+    Examples:
       >>> import jax, jax.numpy as jnp, jaxrnn
       >>> cell = jaxrnn.minlstm(4)
       >>> params = cell.init(jax.random.key(0), input_size=2)

@@ -28,7 +28,7 @@ class EpochBatches:
       batch_size: examples per batch, at most ``n``.
       seed: seeds the shuffling.
 
-    Example:
+    Examples:
       >>> from jaxrnn.train import EpochBatches
       >>> import numpy as np
       >>> batches = EpochBatches((np.arange(10), np.arange(10) * 2), batch_size=4, seed=0)
@@ -83,7 +83,7 @@ def eval_batches(data: Any, batch_size: int) -> list[Any]:
     Returns:
       A list of batches covering every example once.
 
-    Example:
+    Examples:
       >>> import numpy as np
       >>> from jaxrnn.train import eval_batches
       >>> len(eval_batches(np.arange(10), 4))
@@ -117,7 +117,7 @@ class StreamBatches:
       batch_size: ``b``, the number of parallel streams.
       chunk_length: ``k``, the number of steps BPTT runs through per update.
 
-    Example:
+    Examples:
       >>> from jaxrnn.train import StreamBatches
       >>> import numpy as np
       >>> batches = StreamBatches(np.arange(21), batch_size=2, chunk_length=5)
@@ -180,7 +180,7 @@ def carry_over(carry: Carry, reset: Array, fresh: Carry) -> Carry:
     Returns:
       The carry to start the chunk with.
 
-    Example:
+    Examples:
       >>> from jaxrnn.train import carry_over
       >>> import jax.numpy as jnp
       >>> carry_over(jnp.ones(2), jnp.asarray(True), jnp.zeros(2))

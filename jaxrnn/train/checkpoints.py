@@ -48,7 +48,7 @@ class Checkpointer:
       best_metric: the validation metric that ranks checkpoints.
       best_mode: ``"min"`` or ``"max"``.
 
-    Example:
+    Examples:
       >>> import tempfile, jax.numpy as jnp
       >>> from jaxrnn.train import Checkpointer, default_optimizer, init_state
       >>> state = init_state({"w": jnp.ones(2)}, default_optimizer())
@@ -348,7 +348,7 @@ def layout(state: TrainState) -> dict[str, list]:
     """``{"params": [[path, shape, dtype], ...], "opt_state": [...]}`` of a state: what a
     checkpoint must match to be restored into it.
 
-    Example:
+    Examples:
       >>> from jaxrnn.train.checkpoints import layout
       >>> import jax.numpy as jnp
       >>> from jaxrnn.train import default_optimizer, init_state

@@ -20,6 +20,7 @@ from typing import NamedTuple
 
 import jax
 import numpy as np
+import optax
 from tqdm.auto import tqdm
 
 from jaxrnn import distributed
@@ -68,7 +69,7 @@ def fit(
     train_data: Callable[[int], Any],
     *,
     num_steps: int,
-    optimizer=None,
+    optimizer: optax.GradientTransformation | None = None,
     val_data: Iterable[Any] | Callable[[Params], Mapping[str, float]] | None = None,
     eval_every: int | None = None,
     workdir: str | os.PathLike | None = None,
@@ -146,7 +147,7 @@ def fit(
       WorkdirInUseError: another process is running in the workdir.
       NonFiniteError: see above.
 
-    Example:
+    Examples:
       >>> import jax, jax.numpy as jnp, numpy as np
       >>> from jaxrnn.train import fit, EpochBatches, default_optimizer
       >>> xs = np.linspace(-1, 1, 64, dtype=np.float32)

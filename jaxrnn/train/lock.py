@@ -29,7 +29,7 @@ def workdir_lock(workdir: str | os.PathLike) -> Iterator[None]:
     Raises:
       WorkdirInUseError: at once, naming the process that holds it.
 
-    Example:
+    Examples:
       >>> import tempfile
       >>> from jaxrnn.train import workdir_lock
       >>> workdir = tempfile.mkdtemp()

@@ -18,7 +18,7 @@ METRICS_FILE = "metrics.jsonl"
 class MetricsWriter:
     """Appends one JSON object per line to ``<workdir>/metrics.jsonl``.
 
-    Example:
+    Examples:
       >>> from jaxrnn.train import MetricsWriter
       >>> import tempfile
       >>> writer = MetricsWriter(tempfile.mkdtemp())
@@ -74,7 +74,7 @@ def read_metrics(workdir: str | os.PathLike) -> list[dict[str, Any]]:
     A last line cut off in the middle (a run killed while writing it) is skipped with a
     warning; a damaged line anywhere else is a `ValueError` naming the file and line.
 
-    Example:
+    Examples:
       >>> from jaxrnn.train import read_metrics
       >>> read_metrics("/nonexistent")
       []

@@ -32,7 +32,9 @@ class TrainState(NamedTuple):
     carry: Carry  # RNN state carried across steps (truncated BPTT), or () when unused
 
 
-def default_optimizer(learning_rate: float = 1e-3, clip_norm: float = 1.0):
+def default_optimizer(
+    learning_rate: float = 1e-3, clip_norm: float = 1.0
+) -> optax.GradientTransformation:
     """Adam after clipping the global gradient norm: the default of `jaxrnn.train.fit`.
 
     Args:
@@ -42,7 +44,7 @@ def default_optimizer(learning_rate: float = 1e-3, clip_norm: float = 1.0):
     Returns:
       An ``optax.GradientTransformation``.
 
-    Example:
+    Examples:
       >>> from jaxrnn.train import default_optimizer
       >>> import jax.numpy as jnp
       >>> opt = default_optimizer(1e-3)
@@ -54,7 +56,9 @@ def default_optimizer(learning_rate: float = 1e-3, clip_norm: float = 1.0):
     return optax.chain(optax.clip_by_global_norm(clip_norm), optax.adam(learning_rate))
 
 
-def init_state(params: Params, optimizer, *, seed: int = 0, carry: Carry = ()) -> TrainState:
+def init_state(
+    params: Params, optimizer: optax.GradientTransformation, *, seed: int = 0, carry: Carry = ()
+) -> TrainState:
     """A `TrainState` at step 0.
 
     Args:
@@ -66,7 +70,7 @@ def init_state(params: Params, optimizer, *, seed: int = 0, carry: Carry = ()) -
     Returns:
       The state.
 
-    Example:
+    Examples:
       >>> from jaxrnn.train import default_optimizer, init_state
       >>> import jax.numpy as jnp
       >>> state = init_state({"w": jnp.zeros(2)}, default_optimizer())
@@ -123,7 +127,9 @@ def split_loss_output(output: Any, with_carry: bool):
     return loss, metrics, carry
 
 
-def make_train_step(loss_fn: LossFn, optimizer, *, with_carry: bool = False) -> Callable:
+def make_train_step(
+    loss_fn: LossFn, optimizer: optax.GradientTransformation, *, with_carry: bool = False
+) -> Callable:
     """Builds ``train_step(state, batch) -> (new_state, metrics, finite)``, jitted.
 
     ``loss_fn(params, batch, key)`` returns a scalar loss or ``(loss, metrics)``; with
@@ -142,7 +148,7 @@ def make_train_step(loss_fn: LossFn, optimizer, *, with_carry: bool = False) -> 
     Returns:
       The jitted step. ``metrics`` holds ``loss``, ``grad_norm`` and the loss's own metrics.
 
-    Example:
+    Examples:
       >>> from jaxrnn.train import default_optimizer, init_state, make_train_step
       >>> import jax.numpy as jnp
       >>> loss_fn = lambda params, batch, key: jnp.sum((params["w"] - batch) ** 2)
@@ -186,7 +192,7 @@ def make_eval_step(loss_fn: LossFn) -> Callable:
     Returns:
       The jitted step; ``metrics`` holds ``loss`` and the loss's own metrics.
 
-    Example:
+    Examples:
       >>> from jaxrnn.train import make_eval_step
       >>> import jax.numpy as jnp
       >>> loss_fn = lambda params, batch, key: jnp.sum(params["w"] * batch)
@@ -215,7 +221,7 @@ def evaluate(eval_step: Callable, params: Params, batches: Iterable[Any]) -> dic
     Returns:
       ``{name: mean value}`` as Python floats.
 
-    Example:
+    Examples:
       >>> from jaxrnn.train import evaluate, make_eval_step
       >>> import jax.numpy as jnp
       >>> step = make_eval_step(lambda p, b, k: jnp.mean(b))
