@@ -354,3 +354,11 @@ def test_fit_prints_progress_lines_where_no_bar_can_be_drawn(capsys, monkeypatch
     lines = capsys.readouterr().out.splitlines()
     assert [line.split()[1] for line in lines] == [f"{n}/20" for n in range(2, 21, 2)]
     assert all("train loss" in line for line in lines)
+
+
+def test_progress_lines_name_the_model_that_is_training(capsys, monkeypatch):
+    monkeypatch.setenv("CI", "true")
+    toy_fit(progress=None, val_data=None, num_steps=20, name="lstm, 0.25 s")
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 10
+    assert all(line.startswith("lstm, 0.25 s: step ") for line in lines), lines

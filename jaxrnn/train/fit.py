@@ -81,6 +81,7 @@ def fit(
     best_mode: str = "min",
     log_every: int | None = None,
     progress: bool | None = None,
+    name: str | None = None,
     callbacks: Sequence[Callable[[int, TrainState, dict[str, float]], None]] = (),
     config: Mapping[str, Any] | None = None,
     resume: bool = True,
@@ -128,6 +129,8 @@ def fit(
       progress: True shows a progress bar (in a terminal or a notebook), False shows nothing;
         None shows a bar in a terminal or notebook, or else (in CI, or with output
         redirected) prints a line per evaluation, or per tenth of the run without one.
+      name: what is training (e.g. ``"lstm, 0.25 s"``): the bar's label and the prefix of each
+        progress line, so that a log of several runs says which line is whose.
       callbacks: ``callback(step, state, metrics)`` after every step.
       config: the run's settings, saved with each checkpoint; resuming with different settings
         (other than ``num_steps``) raises an error instead of silently mixing runs.
@@ -182,6 +185,7 @@ def fit(
         log_every=log_every,
         best_metric=best_metric,
         progress=progress,
+        name=name,
         callbacks=tuple(callbacks),
         config=_jsonable(config or {}),
         data_parallel=data_parallel,
@@ -242,6 +246,7 @@ class _Run(NamedTuple):
     log_every: int
     best_metric: str
     progress: bool | None
+    name: str | None
     callbacks: tuple
     config: dict[str, Any]
     data_parallel: bool
@@ -271,7 +276,9 @@ class _Run(NamedTuple):
             place_batch = lambda batch: distributed.shard_batch(batch, mesh)
 
         start = int(state.step)
-        reporter = _Reporter(self.progress, start, self.num_steps, self.evaluator is not None)
+        reporter = _Reporter(
+            self.progress, start, self.num_steps, self.evaluator is not None, self.name
+        )
         clock = time.perf_counter()
         elapsed = lambda: elapsed_before + time.perf_counter() - clock
         window: list[dict[str, float]] = []
@@ -331,12 +338,14 @@ class _Run(NamedTuple):
 class _Reporter:
     """Progress: a tqdm bar (terminal or notebook), or plain lines where none can be drawn."""
 
-    def __init__(self, progress: bool | None, start: int, num_steps: int, evaluates: bool):
-        self.num_steps, self.evaluates = num_steps, evaluates
+    def __init__(self, progress, start: int, num_steps: int, evaluates: bool, name=None):
+        self.num_steps, self.evaluates, self.name = num_steps, evaluates, name
         self.bar = None
         self.lines = False
         if progress or (progress is None and _can_draw_a_bar()):
-            self.bar = tqdm(total=num_steps, initial=start, dynamic_ncols=True, unit="step")
+            self.bar = tqdm(
+                total=num_steps, initial=start, dynamic_ncols=True, unit="step", desc=name
+            )
         elif progress is None:
             self.lines = True
         self.line_every = max(1, num_steps // 10)
@@ -352,7 +361,8 @@ class _Reporter:
             val_metrics is not None
             or (not self.evaluates and (done % self.line_every == 0 or done == self.num_steps))
         ):
-            _print_progress(done, self.num_steps, history, val_metrics or {}, seconds)
+            text = _progress_line(done, self.num_steps, history, val_metrics or {}, seconds)
+            print(f"{self.name}: {text}" if self.name else text, flush=True)
 
     def close(self) -> None:
         if self.bar is not None:
@@ -368,14 +378,14 @@ def _can_draw_a_bar() -> bool:
     return shell is not None and "IPKernelApp" in getattr(shell, "config", {})
 
 
-def _print_progress(done, num_steps, history, val_metrics, seconds) -> None:
+def _progress_line(done, num_steps, history, val_metrics, seconds) -> str:
     train = _last(history, "train")
     text = f"step {done}/{num_steps}"
     if train is not None:
         text += f"  train loss {train['loss']:.4g}"
     if val_metrics:
         text += "  " + "  ".join(f"val {k} {v:.4g}" for k, v in val_metrics.items())
-    print(f"{text}  ({seconds:.1f} s)", flush=True)
+    return f"{text}  ({seconds:.1f} s)"
 
 
 def _last(history, split):
