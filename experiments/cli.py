@@ -21,6 +21,7 @@ from typing import Any
 import tyro
 
 from experiments.datasets import DataError
+from experiments.datasets import read_utf8_lines
 from experiments.validation import ConfigError
 from jaxrnn.train import CheckpointError
 from jaxrnn.train import NonFiniteError
@@ -48,6 +49,7 @@ def parse(
     description: str,
     default_workdir: str,
     argv: Sequence[str] | None = None,
+    workdir_default_help: str | None = None,
 ) -> tuple[Any, str]:
     """Parses ``argv`` into ``(config, workdir)``; ``--help`` lists every field with its doc.
 
@@ -59,6 +61,8 @@ def parse(
       description: the text shown above the options.
       default_workdir: where outputs go unless ``--workdir`` says otherwise.
       argv: the arguments (None: ``sys.argv[1:]``).
+      workdir_default_help: how ``--help`` states the default workdir when it is computed
+        (e.g. from another flag) rather than ``default_workdir`` itself.
 
     Returns:
       The config and the workdir.
@@ -79,7 +83,15 @@ def parse(
             ("config", config_cls, dataclasses.field(default_factory=config_cls)),
             (
                 "workdir",
-                Annotated[str, tyro.conf.arg(help=workdir_help)],
+                Annotated[
+                    str,
+                    tyro.conf.arg(
+                        help=workdir_help,
+                        help_behavior_hint=(
+                            f"(default: {workdir_default_help})" if workdir_default_help else None
+                        ),
+                    ),
+                ],
                 dataclasses.field(default=default_workdir),
             ),
         ],
@@ -137,6 +149,48 @@ def _parse_error(text: str) -> str:
     chosen = blocks[1] if len(blocks) > 1 else blocks[0] if blocks else []
     message = re.sub(r"\s+", " ", " ".join(chosen)).strip() or "could not parse the arguments"
     return f"{message} (see --help)"
+
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """``--help`` of the inference commands: the description as written, and every option's
+    default shown (as tyro shows them for the training commands) unless its help states it."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if action.required or action.default in (None, argparse.SUPPRESS) or "default" in text:
+            return text
+        return f"{text} (default: {action.default!r})"
+
+
+def read_input_lines(path: str) -> list[str]:
+    """The lines of a ``--file`` for an inference command, one input per line.
+
+    The inference commands print exactly one output line per input line, in order; an empty
+    input line gets an empty output line and a warning naming it, so that outputs stay aligned
+    with inputs and nothing is dropped. A file with no lines at all is an error.
+
+    Examples:
+      >>> import os, tempfile
+      >>> from experiments.cli import read_input_lines
+      >>> path = os.path.join(tempfile.mkdtemp(), "in.txt")
+      >>> _ = open(path, "w").write("one\r\n\nthree\n")
+      >>> read_input_lines(path)
+      ['one', '', 'three']
+    """
+    lines = read_utf8_lines(path)
+    if lines and lines[-1] == "":
+        lines.pop()  # the newline that ends the last line
+    if not lines:
+        raise DataError(f"{path} is empty: nothing to read, one input per line expected")
+    return [line.rstrip("\r") for line in lines]
+
+
+def warn_empty(inputs: Sequence[str], what: str) -> None:
+    """Warns (on stderr) about empty inputs, which get empty output lines."""
+    empty = [n for n, line in enumerate(inputs, start=1) if not line.strip()]
+    if empty:
+        shown = ", ".join(map(str, empty[:10])) + (" ..." if len(empty) > 10 else "")
+        print(f"warning: {what} {shown} empty: an empty output line for each", file=sys.stderr)
 
 
 class ArgumentParser(argparse.ArgumentParser):

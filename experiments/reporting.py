@@ -132,3 +132,22 @@ def _read_config_file(workdir) -> tuple[str, dict] | None:
     if isinstance(payload.get("config"), dict) and isinstance(payload.get("experiment"), str):
         return payload["experiment"], payload["config"]
     return "", payload  # written before runs named their experiment
+
+
+def run_settings(config: Any, **extra: Any) -> dict[str, Any]:
+    """The settings `jaxrnn.train.fit` stores with a run and compares on resume: the config's
+    fields and ``extra``, without ``data_dir`` (where the data lives is not a setting of the
+    run: moving the data folder must not stop a run from resuming).
+
+    Examples:
+      >>> import dataclasses
+      >>> from experiments.reporting import run_settings
+      >>> @dataclasses.dataclass
+      ... class Config:
+      ...     data_dir: str = "../shared/data"
+      ...     hidden_size: int = 64
+      >>> run_settings(Config(), model="lstm")
+      {'hidden_size': 64, 'model': 'lstm'}
+    """
+    settings = {k: v for k, v in dataclasses.asdict(config).items() if k != "data_dir"}
+    return {**settings, **extra}

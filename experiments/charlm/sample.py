@@ -7,9 +7,7 @@ Temperature 0 is greedy decoding; --top-k limits sampling to the k likeliest cha
 same --seed gives the same text.
 """
 
-import argparse
 import math
-import os
 import sys
 import time
 from collections.abc import Sequence
@@ -17,42 +15,29 @@ from collections.abc import Sequence
 import jax
 import numpy as np
 
-from experiments.charlm import model
-from experiments.charlm.configs.default import Config
-from experiments.charlm.train import encode_prompt
-from experiments.charlm.train import sampler
+from experiments.charlm.inference import encode_prompt
+from experiments.charlm.inference import load
+from experiments.charlm.inference import sampler
 from experiments.cli import ArgumentParser
+from experiments.cli import HelpFormatter
 from experiments.cli import fail
-from experiments.reporting import load_config
 from jaxrnn import text
-from jaxrnn import train
-
-
-def load(workdir: str, which: str = "best"):
-    """``(config, vocab, params)`` of a trained run."""
-    config = load_config(workdir, Config, "charlm")
-    vocab = text.Vocabulary.load(os.path.join(workdir, "vocab.json"))
-    like = model.init_params(config, len(vocab), jax.random.key(0))
-    params = train.Checkpointer(os.path.join(workdir, "checkpoints")).restore_params(like, which)
-    return config, vocab, params
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = ArgumentParser(
         prog="python -m experiments.charlm.sample",
         description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     parser.add_argument("--workdir", required=True, help="folder of a trained run")
-    parser.add_argument("--prompt", default="\n", help="text to start from (default: a newline)")
-    parser.add_argument(
-        "--length", type=int, default=500, help="characters to generate (default: 500)"
-    )
+    parser.add_argument("--prompt", default="\n", help="text to start from ")
+    parser.add_argument("--length", type=int, default=500, help="characters to generate")
     parser.add_argument(
         "--temperature",
         type=float,
         default=0.8,
-        help="sampling temperature, a finite number >= 0; 0 = greedy (default: 0.8)",
+        help="sampling temperature, a finite number >= 0; 0 = greedy",
     )
     parser.add_argument(
         "--top-k",
@@ -60,10 +45,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         default=None,
         help="sample among the k likeliest characters (default: all)",
     )
-    parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
-    parser.add_argument(
-        "--checkpoint", default="best", help="'best', 'latest' or a step number (default: best)"
-    )
+    parser.add_argument("--seed", type=int, default=0, help="random seed")
+    parser.add_argument("--checkpoint", default="best", help="'best', 'latest' or a step number")
     args = parser.parse_args(argv)
     if args.length < 1:
         parser.error(f"--length must be at least 1, got {args.length}")

@@ -15,10 +15,13 @@ from experiments import optim
 from experiments.charlm import data
 from experiments.charlm import model
 from experiments.charlm.configs.default import Config
+from experiments.charlm.inference import encode_prompt
+from experiments.charlm.inference import sampler
+from experiments.charlm.inference import sampling_speed
+from experiments.reporting import run_settings
 from experiments.reporting import save_config
 from experiments.reporting import write_json
 from experiments.validation import ConfigError
-from jaxrnn import decode
 from jaxrnn import train
 
 VAL_STREAMS = 16  # parallel streams when scoring the held-out tail
@@ -35,10 +38,11 @@ def masked_cross_entropy(logits, targets, mask):
 def make_loss(config: Config, fresh_carry):
     """Truncated-BPTT loss: each chunk starts from the last chunk's state (no gradient), or from
     zeros on the first chunk of an epoch."""
+    apply = model.make(config).apply
 
     def loss_fn(params, batch, key, carry):
         carry = train.carry_over(carry, batch["reset"], fresh_carry)
-        carry, logits = model.apply(config, params, batch["inputs"], carry, key)
+        carry, logits = apply(params, batch["inputs"], carry, key)
         total, count = masked_cross_entropy(logits, batch["targets"], batch["mask"])
         loss = total / count
         return loss, {"bits_per_char": loss / math.log(2)}, carry
@@ -53,14 +57,15 @@ def make_evaluator(config: Config, ids: np.ndarray):
         ids, batch_size=min(VAL_STREAMS, len(ids) - 1), chunk_length=VAL_CHUNK
     )
     chunks = [streams(s) for s in range(streams.steps_per_epoch)]
+    m = model.make(config)
 
     @jax.jit
     def score(params, carry, batch):
-        carry, logits = model.apply(config, params, batch["inputs"], carry)
+        carry, logits = m.apply(params, batch["inputs"], carry)
         return (carry, *masked_cross_entropy(logits, batch["targets"], batch["mask"]))
 
     def evaluate(params):
-        carry = model.initial_carry(config, params, streams.batch_size)
+        carry = m.initial_carry(params, streams.batch_size)
         total = count = 0.0
         for batch in chunks:
             carry, t, c = score(params, carry, batch)
@@ -68,42 +73,6 @@ def make_evaluator(config: Config, ids: np.ndarray):
         return {"loss": total / count, "bits_per_char": total / count / math.log(2)}
 
     return evaluate
-
-
-def sampler(config: Config, length: int, temperature: float, top_k: int | None = None):
-    """``sample(params, prompt_ids (b, p), key) -> ids (b, length)``, one jitted function: the
-    prompt is read with `jaxrnn.unroll`, then `jaxrnn.decode.generate` samples."""
-
-    @jax.jit
-    def sample(params, prompt_ids, key):
-        carry = model.initial_carry(config, params, prompt_ids.shape[0])
-        if prompt_ids.shape[1] > 1:  # all but the last prompt character build the state
-            carry, _ = model.apply(config, params, prompt_ids[:, :-1], carry)
-        tokens, _ = decode.generate(
-            model.step_fn(config, params),
-            carry,
-            prompt_ids[:, -1],
-            length=length,
-            key=key,
-            temperature=temperature,
-            top_k=top_k,
-        )
-        return tokens
-
-    return sample
-
-
-def encode_prompt(vocab, prompt: str) -> np.ndarray:
-    """The prompt's character ids ``(1, p)``; characters the model never saw are an error."""
-    if not prompt:
-        raise ValueError("the prompt is empty; give at least one character")
-    unknown = sorted({c for c in prompt if c not in vocab})
-    if unknown:
-        raise ValueError(
-            f"the prompt has characters the model never saw in training: "
-            f"{''.join(unknown)!r}; use only characters of the training text"
-        )
-    return vocab.encode(list(prompt))[None]
 
 
 def check_fits_the_text(config: Config, corpus: data.Corpus) -> None:
@@ -146,8 +115,9 @@ def train_and_evaluate(config: Config, workdir: str, callbacks=()) -> dict[str, 
         f"characters, {len(corpus.vocab) - 4} distinct in training"
     )
     stream = train.StreamBatches(corpus.train, config.batch_size, config.chunk_length)
-    params = model.init_params(config, len(corpus.vocab), jax.random.key(config.seed))
-    fresh = model.initial_carry(config, params, config.batch_size)
+    m = model.make(config)
+    params = m.init(jax.random.key(config.seed), len(corpus.vocab))
+    fresh = m.initial_carry(params, config.batch_size)
     started = time.perf_counter()
     result = train.fit(
         make_loss(config, fresh),
@@ -163,7 +133,8 @@ def train_and_evaluate(config: Config, workdir: str, callbacks=()) -> dict[str, 
         keep_last=2,
         log_every=max(1, config.eval_every // 5),
         callbacks=callbacks,
-        config={**dataclasses.asdict(config), "data_dir": None},
+        config=run_settings(config),
+        name="charlm",
     )
     seconds = time.perf_counter() - started
     history = result.history
@@ -210,15 +181,3 @@ def train_and_evaluate(config: Config, workdir: str, callbacks=()) -> dict[str, 
 
     plots.learning_curve(os.path.join(workdir, "learning_curve.png"), history)
     return results
-
-
-def sampling_speed(config: Config, params, prompt: np.ndarray, length: int = 5000) -> float:
-    """Characters per second of `sampler` at batch 1, timed after compilation (median of 3)."""
-    sample = sampler(config, length, 1.0)
-    sample(params, prompt, jax.random.key(0)).block_until_ready()
-    times = []
-    for n in range(3):
-        t = time.perf_counter()
-        sample(params, prompt, jax.random.key(n + 1)).block_until_ready()
-        times.append(time.perf_counter() - t)
-    return length / float(np.median(times))

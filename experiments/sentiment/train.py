@@ -13,22 +13,20 @@ import optax
 
 from experiments.datasets import DataError
 from experiments.reporting import format_table
+from experiments.reporting import run_settings
 from experiments.reporting import save_config
 from experiments.reporting import write_json
 from experiments.sentiment import bow
 from experiments.sentiment import data
 from experiments.sentiment import model
 from experiments.sentiment.configs.default import Config
+from experiments.sentiment.inference import LABELS
+from experiments.sentiment.inference import predict_proba
+from experiments.sentiment.inference import tokenize
 from jaxrnn import text
 from jaxrnn import train
 
-LABELS = ("negative", "positive")
 LENGTH_BINS = (0, 10, 20, 30, 40, 1000)  # token counts for accuracy-vs-length
-
-
-def tokenize(sentence: str) -> list[str]:
-    """Word tokens, lower-cased, punctuation split (the same for training and prediction)."""
-    return text.tokenize(sentence, mode="word", lower=True)
 
 
 def make_splits(config: Config, num_examples: int) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -97,6 +95,7 @@ def _is_number(value: str) -> bool:
 
 def classifier_loss(config: Config):
     """``loss_fn(params, batch, key)`` for `jaxrnn.train.fit`: weighted cross-entropy."""
+    logits = model.make(config).logits
 
     def loss_fn(params, batch, key):
         ids = batch["ids"]
@@ -104,7 +103,7 @@ def classifier_loss(config: Config):
             key, k_words = jax.random.split(key)
             dropped = jax.random.bernoulli(k_words, config.word_dropout, ids.shape)
             ids = jnp.where(dropped & (ids != text.Vocabulary.pad_id), text.Vocabulary.unk_id, ids)
-        scores = model.logits(config, params, ids, batch["lengths"], key)
+        scores = logits(params, ids, batch["lengths"], key)
         weights = batch["weights"]
         loss = optax.softmax_cross_entropy_with_integer_labels(scores, batch["labels"])
         correct = jnp.argmax(scores, axis=-1) == batch["labels"]
@@ -117,29 +116,6 @@ def classifier_loss(config: Config):
     return loss_fn
 
 
-def predict_proba(config: Config, params, sequences: list[np.ndarray]) -> np.ndarray:
-    """Probability of 'positive' for each id sequence, in order ``(n,)``."""
-    forward = _forward(config)
-    batches = text.BucketedBatches(sequences, batch_size=256, shuffle=False).epoch(0)
-    out = np.zeros(len(sequences))
-    for batch in batches:
-        probs = np.asarray(forward(params, batch["ids"], batch["lengths"]))
-        real = batch["weights"] > 0
-        out[batch["index"][real]] = probs[real]
-    return out
-
-
-_FORWARDS: dict = {}
-
-
-def _forward(config: Config):
-    if config not in _FORWARDS:
-        _FORWARDS[config] = jax.jit(
-            lambda p, ids, lengths: jax.nn.softmax(model.logits(config, p, ids, lengths))[:, 1]
-        )
-    return _FORWARDS[config]
-
-
 def train_member(config, vocab, sequences, labels, member: int, workdir: str, embeddings=None):
     """Trains one RNN of the ensemble; returns its params."""
     batches = text.BucketedBatches(
@@ -148,8 +124,8 @@ def train_member(config, vocab, sequences, labels, member: int, workdir: str, em
     num_steps = config.epochs * batches.steps_per_epoch
     schedule = optax.cosine_decay_schedule(config.learning_rate, num_steps, alpha=0.05)
     optimizer = optax.chain(optax.clip_by_global_norm(5.0), optax.adam(schedule))
-    params = model.init_params(
-        config, len(vocab), jax.random.key(config.seed * 1000 + member), embeddings
+    params = model.make(config).init(
+        jax.random.key(config.seed * 1000 + member), len(vocab), embeddings
     )
     result = train.fit(
         classifier_loss(config),
@@ -162,7 +138,8 @@ def train_member(config, vocab, sequences, labels, member: int, workdir: str, em
         checkpoint_every=batches.steps_per_epoch,
         keep_last=1,
         log_every=max(1, batches.steps_per_epoch // 4),
-        config={**dataclasses.asdict(config), "member": member, "data_dir": None},
+        config=run_settings(config, member=member),
+        name=os.path.join(os.path.basename(os.path.dirname(workdir)), f"member{member}"),
     )
     return result.params
 
@@ -182,7 +159,7 @@ def run_fold(config: Config, corpus, tokens, train_rows, test_rows, workdir: str
     vocab.save(os.path.join(workdir, "vocab.json"))
     embeddings = None
     if config.embeddings:
-        table = np.asarray(model.init_params(config, len(vocab), jax.random.key(0))["embed"])
+        table = np.asarray(model.make(config).init(jax.random.key(0), len(vocab))["embed"])
         table, found = load_embeddings(config.embeddings, vocab, config.embed_size, table.copy())
         print(f"embeddings: {found} of {len(vocab)} vocabulary words found in {config.embeddings}")
         embeddings = table

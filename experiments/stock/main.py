@@ -16,7 +16,13 @@ from experiments.stock.train import train_and_evaluate
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    config, workdir = parse(Config, description=__doc__, default_workdir="", argv=argv)
+    config, workdir = parse(
+        Config,
+        description=__doc__,
+        default_workdir="",
+        argv=argv,
+        workdir_default_help="runs/stock/<name of the --csv file>, runs/stock/AAPL without --csv",
+    )
     if not workdir:
         workdir = str(Path("runs/stock") / (Path(config.csv).stem if config.csv else "AAPL"))
     run(train_and_evaluate, config, workdir)

@@ -14,6 +14,7 @@ from experiments import optim
 from experiments import regression
 from experiments.datasets import locate
 from experiments.reporting import format_table
+from experiments.reporting import run_settings
 from experiments.reporting import save_config
 from experiments.reporting import write_json
 from experiments.stock import data
@@ -112,7 +113,8 @@ def train_rnn(config: Config, dataset: data.Dataset, cell_name: str, workdir: st
         eval_every=max(1, config.num_steps // 15),
         workdir=workdir,
         seed=config.seed,
-        config={**dataclasses.asdict(config), "model": cell_name, "data_dir": None},
+        config=run_settings(config, model=cell_name),
+        name=cell_name,
     )
     best = train.Checkpointer(os.path.join(workdir, "checkpoints")).restore_params(params, "best")
     forward = jax.jit(lambda p, x: regression.predict_last(cell, p, x)[:, 0])

@@ -118,3 +118,23 @@ def detokenize(tokens: list[str]) -> str:
     sentence = _NO_SPACE_AFTER.sub(r"\1", sentence)
     sentence = re.sub(r"(\d) ?([:/.,]) (\d)", r"\1\2\3", sentence)  # 2:30, 20/20, 3.5
     return re.sub(r'" (.*?) "', r'"\1"', sentence)
+
+
+SOURCE_BUCKETS = (6, 8, 12, 16, 24, 32, 48, 64)
+
+
+def encode_sources(vocab: text.Vocabulary, sentences: list[str]) -> list[np.ndarray]:
+    return [vocab.encode(turkish_tokens(s)) for s in sentences]
+
+
+def encode_targets(vocab: text.Vocabulary, sentences: list[str]) -> list[np.ndarray]:
+    """English sentences as id sequences ending in <eos>."""
+    return [vocab.encode(english_tokens(s), eos=True) for s in sentences]
+
+
+def buckets(lengths) -> tuple[int, ...]:
+    """The standard buckets up to the first that holds the longest sequence."""
+    longest = max(lengths)
+    covering = [b for b in SOURCE_BUCKETS if b >= longest]
+    top = covering[0] if covering else longest
+    return (*tuple(b for b in SOURCE_BUCKETS if b < top), top)

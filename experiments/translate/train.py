@@ -1,7 +1,6 @@
 """Train and evaluate Turkish -> English translation; `train_and_evaluate` runs it all."""
 
 import dataclasses
-import functools
 import math
 import os
 import time
@@ -15,16 +14,17 @@ import sacrebleu
 
 from experiments import optim
 from experiments.datasets import DataError
+from experiments.reporting import run_settings
 from experiments.reporting import save_config
 from experiments.reporting import write_json
 from experiments.translate import data
 from experiments.translate import model
 from experiments.translate.configs.default import Config
-from jaxrnn import decode
+from experiments.translate.inference import attention_map
+from experiments.translate.inference import score
+from experiments.translate.inference import translate
 from jaxrnn import text
 from jaxrnn import train
-
-SOURCE_BUCKETS = (6, 8, 12, 16, 24, 32, 48, 64)
 
 
 @dataclasses.dataclass
@@ -66,48 +66,31 @@ def prepare(config: Config) -> Prepared:
     )
 
 
-def encode_sources(vocab: text.Vocabulary, sentences: list[str]) -> list[np.ndarray]:
-    return [vocab.encode(data.turkish_tokens(s)) for s in sentences]
-
-
-def encode_targets(vocab: text.Vocabulary, sentences: list[str]) -> list[np.ndarray]:
-    """English sentences as id sequences ending in <eos>."""
-    return [vocab.encode(data.english_tokens(s), eos=True) for s in sentences]
-
-
 def pair_batches(config, prepared, split, *, shuffle, batch_size=None):
     """Batches of pairs; a pair's source and target are padded to one bucket length (the
     longer of the two), so short pairs cost short scans in both encoder and decoder."""
     rows = prepared.rows[split]
-    sources = encode_sources(prepared.source_vocab, [prepared.pairs.turkish[i] for i in rows])
-    targets = encode_targets(prepared.target_vocab, [prepared.pairs.english[i] for i in rows])
+    sources = data.encode_sources(prepared.source_vocab, [prepared.pairs.turkish[i] for i in rows])
+    targets = data.encode_targets(prepared.target_vocab, [prepared.pairs.english[i] for i in rows])
     longest = [max(len(s), len(t)) for s, t in zip(sources, targets, strict=True)]
     return text.BucketedBatches(
         sources,
         targets=targets,
         batch_size=batch_size or config.batch_size,
-        buckets=_buckets(longest),
+        buckets=data.buckets(longest),
         seed=config.seed,
         shuffle=shuffle,
     )
 
 
-def _buckets(lengths) -> tuple[int, ...]:
-    """The standard buckets up to the first that holds the longest sequence."""
-    longest = max(lengths)
-    covering = [b for b in SOURCE_BUCKETS if b >= longest]
-    top = covering[0] if covering else longest
-    return (*tuple(b for b in SOURCE_BUCKETS if b < top), top)
-
-
 def make_loss(config: Config, target_vocab_size: int):
+    teacher_forced = model.make(config).teacher_forced
+
     def loss_fn(params, batch, key):
         targets = batch["targets"]
         bos = jnp.full((targets.shape[0], 1), text.Vocabulary.bos_id, targets.dtype)
         inputs = jnp.concatenate([bos, targets[:, :-1]], axis=1)
-        logits, _ = model.teacher_forced(
-            config, params, batch["ids"], batch["lengths"], inputs, key
-        )
+        logits, _ = teacher_forced(params, batch["ids"], batch["lengths"], inputs, key)
         mask = (targets != text.Vocabulary.pad_id) & (batch["weights"][:, None] > 0)
         one_hot = jax.nn.one_hot(targets, target_vocab_size)
         smoothed = optax.smooth_labels(one_hot, config.label_smoothing)
@@ -129,103 +112,6 @@ def optimizer(config: Config):
     )
 
 
-@functools.cache
-def _decoders(config: Config):
-    """Jitted greedy and beam decoders for this config."""
-
-    @jax.jit
-    def greedy(params, ids, lengths):
-        state, memory = model.encode(config, params, ids, lengths)
-        bos = jnp.full((ids.shape[0],), text.Vocabulary.bos_id, jnp.int32)
-        tokens, _ = decode.generate(
-            model.step_fn(config, params), (state, memory), bos, length=config.max_decode_tokens
-        )
-        return tokens
-
-    @functools.partial(jax.jit, static_argnames="beam_size")
-    def beam(params, ids, lengths, beam_size):
-        state, memory = model.encode(config, params, ids, lengths)
-        repeat = lambda x: jnp.repeat(x, beam_size, axis=0)
-        carry = (repeat(state), jax.tree.map(repeat, memory))
-        bos = jnp.full((ids.shape[0],), text.Vocabulary.bos_id, jnp.int32)
-        tokens, _, _ = decode.beam_search(
-            model.step_fn(config, params),
-            carry,
-            bos,
-            beam_size=beam_size,
-            max_length=config.max_decode_tokens,
-            eos_id=text.Vocabulary.eos_id,
-            length_penalty=config.length_penalty,
-        )
-        return tokens[:, 0]
-
-    return greedy, beam
-
-
-def translate(
-    config: Config,
-    params,
-    source_vocab,
-    target_vocab,
-    sentences: list[str],
-    beam_size: int = 1,
-    batch_size: int = 128,
-) -> list[str]:
-    """Translates Turkish sentences to English (greedy when ``beam_size == 1``)."""
-    if beam_size < 1:
-        raise ValueError(f"beam size must be at least 1, got {beam_size}")
-    sources = encode_sources(source_vocab, sentences)
-    out = [""] * len(sentences)
-    nonempty = [n for n, s in enumerate(sources) if len(s)]
-    if not nonempty:
-        return out
-    batches = text.BucketedBatches(
-        [sources[n] for n in nonempty],
-        batch_size=batch_size,
-        buckets=_buckets([len(sources[n]) for n in nonempty]),
-        shuffle=False,
-    )
-    greedy, beam = _decoders(config)
-    for batch in batches.epoch(0):
-        if beam_size == 1:
-            tokens = greedy(params, batch["ids"], batch["lengths"])
-        else:
-            tokens = beam(params, batch["ids"], batch["lengths"], beam_size)
-        for row, index in enumerate(batch["index"]):
-            if index >= 0:
-                out[nonempty[index]] = data.detokenize(target_vocab.decode(tokens[row]))
-    return out
-
-
-def score(hypotheses: list[str], references: list[str]) -> dict[str, Any]:
-    """Corpus BLEU and chrF with sacrebleu (detokenised text), with their signatures."""
-    bleu, chrf = sacrebleu.metrics.BLEU(), sacrebleu.metrics.CHRF()
-    b, c = bleu.corpus_score(hypotheses, [references]), chrf.corpus_score(hypotheses, [references])
-    return {
-        "bleu": b.score,
-        "chrf": c.score,
-        "bleu_signature": str(bleu.get_signature()),
-        "chrf_signature": str(chrf.get_signature()),
-    }
-
-
-def attention_map(
-    config: Config, params, source_vocab, target_vocab, sentence: str, translation: str
-):
-    """Attention weights ``(target tokens, source tokens)`` of the model on its own output."""
-    source = source_vocab.encode(data.turkish_tokens(sentence))
-    target = target_vocab.encode(data.english_tokens(translation), eos=True)
-    inputs = np.concatenate([[text.Vocabulary.bos_id], target[:-1]])[None]
-    _, weights = model.teacher_forced(
-        config, params, jnp.asarray(source[None]), jnp.asarray([len(source)]), jnp.asarray(inputs)
-    )
-    return (
-        np.asarray(weights[0]),
-        source_vocab.decode(source, strip_special=False),
-        target_vocab.decode(target, strip_special=False),
-    )
-
-
 def train_and_evaluate(config: Config, workdir: str) -> dict[str, Any]:
     """Trains the attention model, decodes the test split greedily and with beam search, and
     writes results.json, examples and attention heat maps."""
@@ -244,8 +130,8 @@ def train_and_evaluate(config: Config, workdir: str) -> dict[str, Any]:
     )
     batches = pair_batches(config, prepared, "train", shuffle=True)
     val = pair_batches(config, prepared, "val", shuffle=False, batch_size=256).epoch(0)
-    params = model.init_params(
-        config, len(prepared.source_vocab), len(prepared.target_vocab), jax.random.key(config.seed)
+    params = model.make(config).init(
+        jax.random.key(config.seed), len(prepared.source_vocab), len(prepared.target_vocab)
     )
     result = train.fit(
         make_loss(config, len(prepared.target_vocab)),
@@ -259,7 +145,8 @@ def train_and_evaluate(config: Config, workdir: str) -> dict[str, Any]:
         seed=config.seed,
         keep_last=2,
         log_every=max(1, config.eval_every // 5),
-        config={**dataclasses.asdict(config), "data_dir": None},
+        config=run_settings(config),
+        name="translate",
     )
     train_seconds = result.history[-1]["wall_time"]
     best = train.Checkpointer(os.path.join(workdir, "checkpoints")).restore_params(params, "best")

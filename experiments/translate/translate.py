@@ -3,62 +3,49 @@
     python -m experiments.translate.translate --workdir runs/translate "Merhaba." "Nasılsın?"
     python -m experiments.translate.translate --workdir runs/translate --file in.txt --beam 5
 
-With --file, prints exactly one line per input line, in order; an empty input line gives an
-empty output line.
+Prints exactly one line per input line, in order. An empty input line gets an empty output
+line and a warning naming it, as in `experiments.sentiment.predict`: outputs stay aligned with
+inputs. Decodes with the beam the run was evaluated with (its config's beam_size, 5 by
+default) unless --beam says otherwise; --beam 1 is greedy.
 """
 
-import argparse
-import os
 from collections.abc import Sequence
 
-import jax
-
 from experiments.cli import ArgumentParser
+from experiments.cli import HelpFormatter
 from experiments.cli import fail
-from experiments.datasets import read_utf8_lines
-from experiments.reporting import load_config
-from experiments.translate import model
-from experiments.translate.configs.default import Config
-from experiments.translate.train import translate
-from jaxrnn import text
-from jaxrnn import train
-
-
-def load(workdir: str, which: str = "best"):
-    """``(config, params, source_vocab, target_vocab)`` of a trained run."""
-    config = load_config(workdir, Config, "translate")
-    source = text.Vocabulary.load(os.path.join(workdir, "source_vocab.json"))
-    target = text.Vocabulary.load(os.path.join(workdir, "target_vocab.json"))
-    like = model.init_params(config, len(source), len(target), jax.random.key(0))
-    params = train.Checkpointer(os.path.join(workdir, "checkpoints")).restore_params(like, which)
-    return config, params, source, target
+from experiments.cli import read_input_lines
+from experiments.cli import warn_empty
+from experiments.translate.inference import load
+from experiments.translate.inference import translate
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = ArgumentParser(
         prog="python -m experiments.translate.translate",
         description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     parser.add_argument("sentences", nargs="*", help="Turkish sentences")
     parser.add_argument("--workdir", required=True, help="folder of a trained run")
     parser.add_argument("--file", help="translate each line of this UTF-8 file")
-    parser.add_argument("--beam", type=int, default=1, help="beam size (1 = greedy)")
+    parser.add_argument(
+        "--beam",
+        type=int,
+        default=None,
+        help="beam size, 1 = greedy (default: the run's beam_size, with which it was scored)",
+    )
     args = parser.parse_args(argv)
     if bool(args.sentences) == bool(args.file):
         parser.error("give sentences on the command line or --file F (one of the two)")
-    if args.beam < 1:
+    if args.beam is not None and args.beam < 1:
         parser.error("--beam must be at least 1")
     try:
-        if args.file:
-            lines = read_utf8_lines(args.file)
-            if lines and lines[-1] == "":
-                lines.pop()
-            sentences = [line.rstrip("\r") for line in lines]
-        else:
-            sentences = list(args.sentences)
+        sentences = read_input_lines(args.file) if args.file else list(args.sentences)
+        warn_empty(sentences, "line" if args.file else "sentence")
         config, params, source, target = load(args.workdir)
-        translations = translate(config, params, source, target, sentences, args.beam)
+        beam = config.beam_size if args.beam is None else args.beam
+        translations = translate(config, params, source, target, sentences, beam)
     except (OSError, ValueError) as error:
         fail(error)
     for line in translations:

@@ -9,9 +9,9 @@ import pytest
 from experiments.charlm import model
 from experiments.charlm import sample as sample_cli
 from experiments.charlm.configs.default import Config
-from experiments.charlm.train import encode_prompt
+from experiments.charlm.inference import encode_prompt
+from experiments.charlm.inference import sampler
 from experiments.charlm.train import optimizer as charlm_optimizer
-from experiments.charlm.train import sampler
 from experiments.charlm.train import train_and_evaluate
 from jaxrnn import text
 from jaxrnn import train
@@ -41,7 +41,7 @@ def text_file(tmp_path):
 
 def tiny_params():
     vocab = text.Vocabulary.build([list(CORPUS)])
-    return vocab, model.init_params(TINY, len(vocab), jax.random.key(0))
+    return vocab, model.make(TINY).init(jax.random.key(0), len(vocab))
 
 
 def test_temperature_to_zero_equals_greedy_and_seeds_reproduce():
@@ -64,8 +64,8 @@ def test_sampling_continues_the_prompt_state():
     vocab, params = tiny_params()
     prompt = encode_prompt(vocab, "Before we")
     first = np.asarray(sampler(TINY, 1, 0.0)(params, prompt, jax.random.key(0)))[0, 0]
-    carry = model.initial_carry(TINY, params, 1)
-    _, logits = model.apply(TINY, params, prompt, carry)
+    carry = model.make(TINY).initial_carry(params, 1)
+    _, logits = model.make(TINY).apply(params, prompt, carry)
     specials = len(text.SPECIALS)  # reserved ids are never generated
     assert first == specials + int(np.argmax(logits[0, -1, specials:]))
 
@@ -98,10 +98,10 @@ def test_resume_continues_stream_position_and_hidden_state_exactly(tmp_path, tex
     ckpt_part = train.Checkpointer(part / "checkpoints")
     for step in (12,):
         a, _ = ckpt_full.restore(
-            like._replace(carry=model.initial_carry(config, like.params, 4)), step
+            like._replace(carry=model.make(config).initial_carry(like.params, 4)), step
         )
         b, _ = ckpt_part.restore(
-            like._replace(carry=model.initial_carry(config, like.params, 4)), step
+            like._replace(carry=model.make(config).initial_carry(like.params, 4)), step
         )
         for x, y in zip(
             jax.tree.leaves((a.params, a.carry, a.step)),

@@ -273,3 +273,25 @@ def test_train_and_evaluate_checks_its_config_before_any_work(tmp_path):
     with pytest.raises(ValueError, match="--batch-size must be at least 1, got 0"):
         train_and_evaluate(config, str(tmp_path / "run"))
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize(
+    "main, shown",
+    [
+        (
+            charlm_sample.main,
+            ["--temperature", "(default: 0.8)", "(default: 500)", "(default: 'best')"],
+        ),
+        (translate_cli.main, ["--beam", "the run's beam_size"]),
+        (sentiment_predict.main, ["--file", "gets an empty output line"]),
+    ],
+    ids=["sample", "translate", "predict"],
+)
+def test_inference_help_shows_defaults_and_the_program(main, shown, capsys):
+    with pytest.raises(SystemExit) as stop:
+        main(["--help"])
+    assert stop.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert text.startswith("usage: python -m experiments.")
+    for piece in shown:
+        assert piece in text, piece

@@ -10,6 +10,7 @@ import pytest
 from experiments.datasets import DataError
 from experiments.sentiment import bow
 from experiments.sentiment import data
+from experiments.sentiment import inference
 from experiments.sentiment import model
 from experiments.sentiment import predict
 from experiments.sentiment.configs.default import Config
@@ -66,12 +67,12 @@ def test_folds_test_every_example_once():
 
 def test_predictions_do_not_depend_on_padding():
     config = Config(embed_size=8, hidden_size=6, num_layers=2)
-    params = model.init_params(config, 20, jax.random.key(0))
+    params = model.make(config).init(jax.random.key(0), 20)
     ids = jnp.asarray([[5, 6, 7, 8, 0, 0], [9, 4, 0, 0, 0, 0]])
     lengths = jnp.asarray([4, 2])
-    short = model.logits(config, params, ids[:, :4], lengths)
+    short = model.make(config).logits(params, ids[:, :4], lengths)
     garbage = ids.at[:, 4:].set(13).at[1, 2:].set(17)  # other tokens in the padding
-    long = model.logits(config, params, garbage, lengths)
+    long = model.make(config).logits(params, garbage, lengths)
     np.testing.assert_allclose(short, long, atol=1e-6)
 
 
@@ -121,7 +122,7 @@ def test_predict_cli_on_a_file_keeps_count_and_order(trained, tmp_path, capsys):
     predict.main(["--workdir", str(workdir), "--file", str(path)])
     out = capsys.readouterr().out.splitlines()
     assert len(out) == 3
-    classifier = predict.Classifier(str(workdir))
+    classifier = inference.Classifier(str(workdir))
     expected = [predict.format_prediction(float(p)) for p in classifier.positive_probability(lines)]
     assert out == expected
     for line in out:
@@ -130,14 +131,17 @@ def test_predict_cli_on_a_file_keeps_count_and_order(trained, tmp_path, capsys):
 
 
 @pytest.mark.slow
-def test_predict_cli_reports_empty_lines(trained, tmp_path, capsys):
+def test_predict_cli_mirrors_empty_lines_with_a_warning(trained, tmp_path, capsys):
+    # The same treatment as translate: one output line per input line, empty for empty.
     workdir, _ = trained
     path = tmp_path / "in.txt"
     path.write_text("fine\n\nalso fine\n", encoding="utf-8")
-    with pytest.raises(SystemExit) as exit_info:
-        predict.main(["--workdir", str(workdir), "--file", str(path)])
-    assert exit_info.value.code == 2
-    assert "line 2: empty line" in capsys.readouterr().err
+    predict.main(["--workdir", str(workdir), "--file", str(path)])
+    captured = capsys.readouterr()
+    out = captured.out.split("\n")
+    assert len(out) == 4 and out[1] == "" and out[3] == ""
+    assert out[0].split("\t")[0] in ("negative", "positive")
+    assert "warning: line 2 empty" in captured.err
 
 
 def test_predict_cli_without_a_model(tmp_path, capsys):

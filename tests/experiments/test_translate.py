@@ -13,7 +13,7 @@ from experiments.translate import data
 from experiments.translate import model
 from experiments.translate import translate as translate_cli
 from experiments.translate.configs.default import Config
-from experiments.translate.train import _decoders
+from experiments.translate.inference import decoders
 from experiments.translate.train import train_and_evaluate
 
 # One worker runs this module, so its module-scoped training fixture runs once (make test
@@ -60,7 +60,7 @@ def test_detokenize_inverts_tokenize_on_almost_all_references(data_dir):
 
 @functools.cache
 def tiny_model():
-    params = model.init_params(TINY, 30, 25, jax.random.key(0))
+    params = model.make(TINY).init(jax.random.key(0), 30, 25)
     ids = jnp.asarray(
         [[5, 6, 7, 8, 9, 0, 0], [10, 11, 0, 0, 0, 0, 0], [12, 13, 14, 15, 16, 17, 18]]
     )
@@ -71,20 +71,20 @@ def tiny_model():
 def test_attention_sums_to_one_and_ignores_padding():
     params, ids, lengths = tiny_model()
     inputs = jnp.asarray([[2, 5, 6], [2, 7, 8], [2, 9, 9]])
-    _, weights = model.teacher_forced(TINY, params, ids, lengths, inputs)
+    _, weights = model.make(TINY).teacher_forced(params, ids, lengths, inputs)
     np.testing.assert_allclose(weights.sum(axis=-1), np.ones((3, 3)), rtol=1e-5)
     assert float(jnp.abs(weights[0, :, 5:]).max()) == 0.0
     assert float(jnp.abs(weights[1, :, 2:]).max()) == 0.0
     # And the padding's content never matters.
     other = ids.at[0, 5:].set(21).at[1, 2:].set(22)
-    logits_a, _ = model.teacher_forced(TINY, params, ids, lengths, inputs)
-    logits_b, _ = model.teacher_forced(TINY, params, other, lengths, inputs)
+    logits_a, _ = model.make(TINY).teacher_forced(params, ids, lengths, inputs)
+    logits_b, _ = model.make(TINY).teacher_forced(params, other, lengths, inputs)
     np.testing.assert_allclose(logits_a, logits_b, atol=1e-5)
 
 
 def test_beam_size_one_equals_greedy():
     params, ids, lengths = tiny_model()
-    greedy, beam = _decoders(TINY)
+    greedy, beam = decoders(TINY)
     g = np.asarray(greedy(params, ids, lengths))
     b = np.asarray(beam(params, ids, lengths, 1))
     for row_g, row_b in zip(g, b, strict=True):
@@ -96,7 +96,7 @@ def test_decoders_never_write_unk_pad_or_bos():
     params, ids, lengths = tiny_model()
     # Make <unk> by far the likeliest word everywhere: the decoders must still avoid it.
     params = {**params, "out_bias": params["out_bias"].at[1].set(100.0)}
-    greedy, beam = _decoders(TINY)
+    greedy, beam = decoders(TINY)
     for tokens in (greedy(params, ids, lengths), beam(params, ids, lengths, 3)):
         for row in np.asarray(tokens):
             written = row[: list(row).index(3)] if 3 in row else row  # up to <eos>
@@ -106,7 +106,7 @@ def test_decoders_never_write_unk_pad_or_bos():
 @pytest.mark.parametrize("beam_size", [1, 3])
 def test_decoding_does_not_depend_on_batch_padding(beam_size):
     params, ids, lengths = tiny_model()
-    greedy, beam = _decoders(TINY)
+    greedy, beam = decoders(TINY)
     run = (
         (lambda i, n: greedy(params, i, n))
         if beam_size == 1
@@ -152,11 +152,33 @@ def test_translate_cli_keeps_one_line_per_input_line(trained, tmp_path, capsys):
     path = tmp_path / "in.txt"
     path.write_text("Merhaba.\n\nTom burada.\nBilinmeyenkelime xyzzy.\n", encoding="utf-8")
     translate_cli.main(["--workdir", str(workdir), "--file", str(path), "--beam", "2"])
-    out = capsys.readouterr().out.split("\n")
+    captured = capsys.readouterr()
+    out = captured.out.split("\n")
     assert out[-1] == "" and len(out) == 5  # four lines, each ended by a newline
-    assert out[1] == ""  # the empty input line stays empty
+    assert out[1] == ""  # the empty input line stays empty, with a warning
+    assert "warning: line 2 empty" in captured.err
     config, params, source, target = translate_cli.load(str(workdir))
-    from experiments.translate.train import translate
+    from experiments.translate.inference import translate
 
     expected = translate(config, params, source, target, ["Tom burada."], 2)
     assert out[2] == expected[0]
+
+
+@pytest.mark.slow
+def test_translate_cli_decodes_with_the_runs_beam_by_default(trained, monkeypatch, capsys):
+    workdir, _ = trained
+    beams = []
+    real = translate_cli.translate
+
+    def recording(config, params, source, target, sentences, beam_size):
+        beams.append(beam_size)
+        return real(config, params, source, target, sentences, beam_size)
+
+    monkeypatch.setattr(translate_cli, "translate", recording)
+    translate_cli.main(["--workdir", str(workdir), "Merhaba."])
+    translate_cli.main(["--workdir", str(workdir), "--beam", "1", "Merhaba."])
+    config = translate_cli.load(str(workdir))[0]
+    assert beams == [config.beam_size, 1] and config.beam_size > 1
+    first, second = capsys.readouterr().out.splitlines()
+    assert second == real(*translate_cli.load(str(workdir)), ["Merhaba."], 1)[0]
+    assert first == real(*translate_cli.load(str(workdir)), ["Merhaba."], config.beam_size)[0]

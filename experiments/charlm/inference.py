@@ -1,0 +1,77 @@
+"""Using a trained character model: load a run, encode a prompt, sample text.
+
+The command line (`python -m experiments.charlm.sample`), the notebook and the training run's
+own samples all go through these functions.
+"""
+
+import os
+import time
+
+import jax
+import numpy as np
+
+from experiments.charlm import model
+from experiments.charlm.configs.default import Config
+from experiments.reporting import load_config
+from jaxrnn import decode
+from jaxrnn import text
+from jaxrnn import train
+
+
+def load(workdir: str, which: str = "best"):
+    """``(config, vocab, params)`` of a trained run."""
+    config = load_config(workdir, Config, "charlm")
+    vocab = text.Vocabulary.load(os.path.join(workdir, "vocab.json"))
+    like = model.make(config).init(jax.random.key(0), len(vocab))
+    params = train.Checkpointer(os.path.join(workdir, "checkpoints")).restore_params(like, which)
+    return config, vocab, params
+
+
+def sampler(config: Config, length: int, temperature: float, top_k: int | None = None):
+    """``sample(params, prompt_ids (b, p), key) -> ids (b, length)``, one jitted function: the
+    prompt is read with `jaxrnn.unroll`, then `jaxrnn.decode.generate` samples."""
+
+    m = model.make(config)
+
+    @jax.jit
+    def sample(params, prompt_ids, key):
+        carry = m.initial_carry(params, prompt_ids.shape[0])
+        if prompt_ids.shape[1] > 1:  # all but the last prompt character build the state
+            carry, _ = m.apply(params, prompt_ids[:, :-1], carry)
+        tokens, _ = decode.generate(
+            m.step_fn(params),
+            carry,
+            prompt_ids[:, -1],
+            length=length,
+            key=key,
+            temperature=temperature,
+            top_k=top_k,
+        )
+        return tokens
+
+    return sample
+
+
+def encode_prompt(vocab, prompt: str) -> np.ndarray:
+    """The prompt's character ids ``(1, p)``; characters the model never saw are an error."""
+    if not prompt:
+        raise ValueError("the prompt is empty; give at least one character")
+    unknown = sorted({c for c in prompt if c not in vocab})
+    if unknown:
+        raise ValueError(
+            f"the prompt has characters the model never saw in training: "
+            f"{''.join(unknown)!r}; use only characters of the training text"
+        )
+    return vocab.encode(list(prompt))[None]
+
+
+def sampling_speed(config: Config, params, prompt: np.ndarray, length: int = 5000) -> float:
+    """Characters per second of `sampler` at batch 1, timed after compilation (median of 3)."""
+    sample = sampler(config, length, 1.0)
+    sample(params, prompt, jax.random.key(0)).block_until_ready()
+    times = []
+    for n in range(3):
+        t = time.perf_counter()
+        sample(params, prompt, jax.random.key(n + 1)).block_until_ready()
+        times.append(time.perf_counter() - t)
+    return length / float(np.median(times))

@@ -1,0 +1,130 @@
+"""Using a trained translation model: load a run, translate, score, look at the attention.
+
+The command line (`python -m experiments.translate.translate`), the notebook and the training
+run's own evaluation all go through these functions.
+"""
+
+import functools
+import os
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import sacrebleu
+
+from experiments.reporting import load_config
+from experiments.translate import data
+from experiments.translate import model
+from experiments.translate.configs.default import Config
+from jaxrnn import decode
+from jaxrnn import text
+from jaxrnn import train
+
+
+def load(workdir: str, which: str = "best"):
+    """``(config, params, source_vocab, target_vocab)`` of a trained run."""
+    config = load_config(workdir, Config, "translate")
+    source = text.Vocabulary.load(os.path.join(workdir, "source_vocab.json"))
+    target = text.Vocabulary.load(os.path.join(workdir, "target_vocab.json"))
+    like = model.make(config).init(jax.random.key(0), len(source), len(target))
+    params = train.Checkpointer(os.path.join(workdir, "checkpoints")).restore_params(like, which)
+    return config, params, source, target
+
+
+@functools.cache
+def decoders(config: Config):
+    """Jitted greedy and beam decoders for this config (built once per config)."""
+    m = model.make(config)
+
+    @jax.jit
+    def greedy(params, ids, lengths):
+        state, memory = m.encode(params, ids, lengths)
+        bos = jnp.full((ids.shape[0],), text.Vocabulary.bos_id, jnp.int32)
+        tokens, _ = decode.generate(
+            m.step_fn(params), (state, memory), bos, length=config.max_decode_tokens
+        )
+        return tokens
+
+    @functools.partial(jax.jit, static_argnames="beam_size")
+    def beam(params, ids, lengths, beam_size):
+        state, memory = m.encode(params, ids, lengths)
+        repeat = lambda x: jnp.repeat(x, beam_size, axis=0)
+        carry = (repeat(state), jax.tree.map(repeat, memory))
+        bos = jnp.full((ids.shape[0],), text.Vocabulary.bos_id, jnp.int32)
+        tokens, _, _ = decode.beam_search(
+            m.step_fn(params),
+            carry,
+            bos,
+            beam_size=beam_size,
+            max_length=config.max_decode_tokens,
+            eos_id=text.Vocabulary.eos_id,
+            length_penalty=config.length_penalty,
+        )
+        return tokens[:, 0]
+
+    return greedy, beam
+
+
+def translate(
+    config: Config,
+    params,
+    source_vocab,
+    target_vocab,
+    sentences: list[str],
+    beam_size: int = 1,
+    batch_size: int = 128,
+) -> list[str]:
+    """Translates Turkish sentences to English (greedy when ``beam_size == 1``)."""
+    if beam_size < 1:
+        raise ValueError(f"beam size must be at least 1, got {beam_size}")
+    sources = data.encode_sources(source_vocab, sentences)
+    out = [""] * len(sentences)
+    nonempty = [n for n, s in enumerate(sources) if len(s)]
+    if not nonempty:
+        return out
+    batches = text.BucketedBatches(
+        [sources[n] for n in nonempty],
+        batch_size=batch_size,
+        buckets=data.buckets([len(sources[n]) for n in nonempty]),
+        shuffle=False,
+    )
+    greedy, beam = decoders(config)
+    for batch in batches.epoch(0):
+        if beam_size == 1:
+            tokens = greedy(params, batch["ids"], batch["lengths"])
+        else:
+            tokens = beam(params, batch["ids"], batch["lengths"], beam_size)
+        for row, index in enumerate(batch["index"]):
+            if index >= 0:
+                out[nonempty[index]] = data.detokenize(target_vocab.decode(tokens[row]))
+    return out
+
+
+def score(hypotheses: list[str], references: list[str]) -> dict[str, Any]:
+    """Corpus BLEU and chrF with sacrebleu (detokenised text), with their signatures."""
+    bleu, chrf = sacrebleu.metrics.BLEU(), sacrebleu.metrics.CHRF()
+    b, c = bleu.corpus_score(hypotheses, [references]), chrf.corpus_score(hypotheses, [references])
+    return {
+        "bleu": b.score,
+        "chrf": c.score,
+        "bleu_signature": str(bleu.get_signature()),
+        "chrf_signature": str(chrf.get_signature()),
+    }
+
+
+def attention_map(
+    config: Config, params, source_vocab, target_vocab, sentence: str, translation: str
+):
+    """Attention weights ``(target tokens, source tokens)`` of the model on its own output."""
+    source = source_vocab.encode(data.turkish_tokens(sentence))
+    target = target_vocab.encode(data.english_tokens(translation), eos=True)
+    inputs = np.concatenate([[text.Vocabulary.bos_id], target[:-1]])[None]
+    _, weights = model.make(config).teacher_forced(
+        params, jnp.asarray(source[None]), jnp.asarray([len(source)]), jnp.asarray(inputs)
+    )
+    return (
+        np.asarray(weights[0]),
+        source_vocab.decode(source, strip_special=False),
+        target_vocab.decode(target, strip_special=False),
+    )
