@@ -17,6 +17,7 @@ from experiments.ball import baselines
 from experiments.ball import data
 from experiments.ball.configs.default import Config
 from experiments.reporting import format_table
+from experiments.reporting import run_settings
 from experiments.reporting import save_config
 from experiments.reporting import write_json
 from jaxrnn import train
@@ -76,7 +77,8 @@ def train_many_to_one(config: Config, splits: Splits, cell_name: str, horizon: i
         eval_every=max(1, config.num_steps // 10),
         workdir=workdir,
         seed=config.seed,
-        config={**dataclasses.asdict(config), "model": f"{cell_name}_h{horizon}"},
+        config=run_settings(config, model=f"{cell_name}_h{horizon}"),
+        name=f"{cell_name} many-to-one, {horizon * config.sample_interval:g} s",
     )
     seconds = time.perf_counter() - started
     best = train.Checkpointer(os.path.join(workdir, "checkpoints")).restore_params(params, "best")
@@ -128,7 +130,8 @@ def train_many_to_many(config: Config, splits: Splits, cell_name: str, workdir):
         eval_every=max(1, config.num_steps // 10),
         workdir=workdir,
         seed=config.seed,
-        config={**dataclasses.asdict(config), "model": f"{cell_name}_many_to_many"},
+        config=run_settings(config, model=f"{cell_name}_many_to_many"),
+        name=f"{cell_name} many-to-many",
     )
     seconds = time.perf_counter() - started
     best = train.Checkpointer(os.path.join(workdir, "checkpoints")).restore_params(params, "best")
@@ -162,8 +165,7 @@ def train_many_to_many(config: Config, splits: Splits, cell_name: str, workdir):
         deltas = np.asarray(roll(best, inputs, steps), np.float64)[0] * scale
         return observed_positions[-1] + np.cumsum(deltas, axis=0)
 
-    predict_next.rollout = rollout
-    return predict_next, {"train_seconds": round(seconds, 1), "history": result.history}
+    return predict_next, rollout, {"train_seconds": round(seconds, 1), "history": result.history}
 
 
 def train_and_evaluate(config: Config, workdir: str) -> dict[str, Any]:
@@ -181,6 +183,7 @@ def train_and_evaluate(config: Config, workdir: str) -> dict[str, Any]:
     results: dict[str, Any] = {"config": dataclasses.asdict(config), "horizons": {}}
     predictors: dict[tuple[str, int], Any] = {}
     histories: dict[str, list] = {}
+    rollout = None  # the many-to-many model drawing whole throws, if one is trained
     rows = []
     for horizon in config.horizons:
         test_w = data.make_windows(splits.test, config.window, horizon)
@@ -196,7 +199,7 @@ def train_and_evaluate(config: Config, workdir: str) -> dict[str, Any]:
             histories[f"{model}, {horizon * dt:g} s"] = record.pop("history")
             table[model] = {"rmse": rmse(predict(test_w.inputs), test_w.target_clean), **record}
         if horizon == 1 and config.many_to_many_cell:
-            predict_next, record = train_many_to_many(
+            predict_next, rollout, record = train_many_to_many(
                 config,
                 splits,
                 config.many_to_many_cell,
@@ -216,7 +219,7 @@ def train_and_evaluate(config: Config, workdir: str) -> dict[str, Any]:
                 "rmse": rmse(guess, test_w.target_clean),
                 **record,
             }
-            results["rollout"] = rollout_errors(config, splits, predict_next.rollout)
+            results["rollout"] = rollout_errors(config, splits, rollout)
         physics = table["physics (gravity known)"]["rmse"]
         for name, entry in table.items():
             entry["vs_physics"] = entry["rmse"] / physics
@@ -248,7 +251,7 @@ def train_and_evaluate(config: Config, workdir: str) -> dict[str, Any]:
 
     from experiments.ball import plots  # matplotlib only when plotting
 
-    plots.write_all(workdir, config, splits, predictors, histories, results, best_model)
+    plots.write_all(workdir, config, splits, predictors, rollout, histories, results, best_model)
     return results
 
 
