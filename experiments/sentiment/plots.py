@@ -25,13 +25,16 @@ def accuracy_vs_length(path, pooled, bins, dataset) -> None:
     ax = fig.subplots()
     width = 0.8 / len(NAMES)
     for n, (name, title) in enumerate(NAMES.items()):
-        ax.bar(np.asarray(centers) + (n - 1) * width, accuracy[name], width, label=title)
+        bars = ax.bar(np.asarray(centers) + (n - 1) * width, accuracy[name], width, label=title)
+        ax.bar_label(bars, fmt="%.2f", fontsize=7, padding=2)
     ax.set_xticks(centers, [f"{lab}\n(n={c})" for lab, c in zip(labels, counts, strict=True)])
-    ax.set_ylim(0.5, 1.0)
+    # Bars grow from 0: an axis starting at chance (0.5) hid every bar below it.
+    ax.set_ylim(0.0, 1.08)
+    ax.axhline(0.5, color="grey", ls=":", lw=1, label="chance")
     ax.set_xlabel("sentence length (tokens)")
     ax.set_ylabel("test accuracy")
     ax.set_title(f"{dataset}: accuracy vs sentence length")
-    ax.legend()
+    ax.legend(fontsize=8, loc="lower right")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
 

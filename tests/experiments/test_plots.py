@@ -77,3 +77,15 @@ def test_ball_rollout_plot_explains_both_panels(figures):
     # The error panel starts where the prediction starts: no error drawn at the given points.
     first_error_time = min(line.get_xdata()[0] for line in right.get_lines())
     assert first_error_time == 3 * 0.25
+
+
+def test_accuracy_bars_start_at_zero_so_none_is_hidden(figures):
+    from experiments.sentiment import plots as sentiment_plots
+
+    rng = np.random.default_rng(0)
+    n = 60
+    pooled = {"labels": rng.integers(0, 2, n), "lengths": rng.integers(1, 30, n)}
+    pooled |= {name: rng.random(n) for name in sentiment_plots.NAMES}
+    sentiment_plots.accuracy_vs_length("a.png", pooled, (0, 10, 20, 30), "demo")
+    (fig,) = figures
+    assert fig.axes[0].get_ylim()[0] == 0.0
