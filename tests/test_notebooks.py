@@ -59,6 +59,15 @@ def test_notebook_is_committed_with_outputs(path):
     code = [c for c in notebook.cells if c.cell_type == "code"]
     assert all(c.get("execution_count") for c in code), "run the notebook before committing it"
     assert any(o.output_type == "display_data" for c in code for o in c.outputs), "no plots"
+    # A reader should not meet warnings: importing jaxrnn.train once put tqdm's
+    # "IProgress not found" into every notebook.
+    warnings = [
+        o.text.strip().splitlines()[0]
+        for c in code
+        for o in c.outputs
+        if o.output_type == "stream" and o.name == "stderr" and "Warning" in o.text
+    ]
+    assert not warnings, warnings
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=os.path.basename)

@@ -21,7 +21,7 @@ from typing import NamedTuple
 import jax
 import numpy as np
 import optax
-from tqdm.auto import tqdm
+from tqdm import std as tqdm_std
 
 from jaxrnn import distributed
 from jaxrnn.train.checkpoints import Checkpointer
@@ -343,7 +343,7 @@ class _Reporter:
         self.bar = None
         self.lines = False
         if progress or (progress is None and _can_draw_a_bar()):
-            self.bar = tqdm(
+            self.bar = _progress_bar(
                 total=num_steps, initial=start, dynamic_ncols=True, unit="step", desc=name
             )
         elif progress is None:
@@ -369,13 +369,32 @@ class _Reporter:
             self.bar.close()
 
 
+def _progress_bar(**kwargs):
+    """A widget bar in Jupyter when ipywidgets is installed, else a text bar.
+
+    Chosen here rather than by `tqdm.auto`, which in a notebook without ipywidgets warns on
+    import ("IProgress not found") into every notebook that imports `jaxrnn.train`.
+    """
+    if _in_notebook():
+        try:
+            import ipywidgets  # noqa: F401
+            from tqdm import notebook as tqdm_notebook
+        except ImportError:
+            pass
+        else:
+            return tqdm_notebook.tqdm(**kwargs)
+    return tqdm_std.tqdm(**kwargs)
+
+
+def _in_notebook() -> bool:
+    shell = getattr(sys.modules.get("IPython"), "get_ipython", lambda: None)()
+    return shell is not None and "IPKernelApp" in getattr(shell, "config", {})
+
+
 def _can_draw_a_bar() -> bool:
     if os.environ.get("CI"):
         return False
-    if sys.stderr.isatty():
-        return True
-    shell = getattr(sys.modules.get("IPython"), "get_ipython", lambda: None)()
-    return shell is not None and "IPKernelApp" in getattr(shell, "config", {})
+    return sys.stderr.isatty() or _in_notebook()
 
 
 def _progress_line(done, num_steps, history, val_metrics, seconds) -> str:
