@@ -36,12 +36,15 @@ def elman_bptt(
     :math:`h_t = \mathrm{act}(a_t)`. Backward, for t = T..1, carrying
     :math:`\delta h` (the gradient flowing in from the future):
 
-    .. math::
-        \bar h_t &= \partial L / \partial y_t + \delta h_{t} \\
-        \bar a_t &= \bar h_t \odot \mathrm{act}'(a_t) \\
-        \bar W_{hh} \mathrel{+}= h_{t-1}^\top \bar a_t, \quad
-        \bar W_{ih} &\mathrel{+}= x_t^\top \bar a_t, \quad \bar b \mathrel{+}= \sum \bar a_t \\
-        \bar x_t = \bar a_t W_{ih}^\top, \quad \delta h_{t-1} &= \bar a_t W_{hh}^\top
+    $$
+    \begin{aligned}
+    \bar h_t &= \partial L / \partial y_t + \delta h_{t} \\
+    \bar a_t &= \bar h_t \odot \mathrm{act}'(a_t) \\
+    \bar W_{hh} \mathrel{+}= h_{t-1}^\top \bar a_t, \quad
+    \bar W_{ih} &\mathrel{+}= x_t^\top \bar a_t, \quad \bar b \mathrel{+}= \sum \bar a_t \\
+    \bar x_t = \bar a_t W_{ih}^\top, \quad \delta h_{t-1} &= \bar a_t W_{hh}^\top
+    \end{aligned}
+    $$
 
     The gradient of step ``t`` needs that of step ``t + 1`` first: this is why BPTT runs
     backwards in time. It returns what ``jax.grad`` through `jaxrnn.unroll` returns.

@@ -20,8 +20,9 @@ from jaxrnn.typing import PRNGKey
 def elman(hidden_size: int, *, activation: Activation = jnp.tanh) -> Cell:
     r"""The simple (Elman) RNN cell.
 
-    .. math::
-        h_t = \mathrm{act}(x_t W_{ih} + h_{t-1} W_{hh} + b), \qquad y_t = h_t
+    $$
+    h_t = \mathrm{act}(x_t W_{ih} + h_{t-1} W_{hh} + b), \qquad y_t = h_t
+    $$
 
     Params ``{"w_ih": (i, h), "w_hh": (h, h), "b": (h,)}``; the carry is ``h`` of shape
     ``(..., h)``. ``w_hh`` starts orthogonal, ``w_ih`` LeCun-normal, ``b`` at zero.

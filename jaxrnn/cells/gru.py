@@ -21,11 +21,14 @@ from jaxrnn.typing import PRNGKey
 def gru(hidden_size: int) -> Cell:
     r"""The GRU cell, with the reset gate applied to the hidden projection *including* its bias.
 
-    .. math::
-        [a_r, a_z, a_n] &= x_t W_{ih} + b_{ih}, \qquad [u_r, u_z, u_n] = h_{t-1} W_{hh} + b_{hh} \\
-        r &= \sigma(a_r + u_r), \qquad z = \sigma(a_z + u_z) \\
-        n &= \tanh(a_n + r \odot u_n) \\
-        h_t &= (1 - z) \odot n + z \odot h_{t-1}, \qquad y_t = h_t
+    $$
+    \begin{aligned}
+    {[a_r, a_z, a_n]} &= x_t W_{ih} + b_{ih}, \qquad [u_r, u_z, u_n] = h_{t-1} W_{hh} + b_{hh} \\
+    r &= \sigma(a_r + u_r), \qquad z = \sigma(a_z + u_z) \\
+    n &= \tanh(a_n + r \odot u_n) \\
+    h_t &= (1 - z) \odot n + z \odot h_{t-1}, \qquad y_t = h_t
+    \end{aligned}
+    $$
 
     This is ``torch.nn.GRU``, cuDNN and ``flax.linen.GRUCell`` (which has no ``b_hh`` for r and
     z; those add to ``b_ih`` exactly). Params ``{"w_ih": (i, 3h), "b_ih": (3h,),

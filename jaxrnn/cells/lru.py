@@ -30,11 +30,14 @@ def lru(
 ) -> Cell:
     r"""The LRU cell: ``n`` complex states, each decaying and rotating on its own.
 
-    .. math::
-        \lambda = \exp(-e^{\nu} + i e^{\theta}), \quad \gamma = e^{\gamma_{\log}}
-        \approx \sqrt{1 - |\lambda|^2} \\
-        h_t = \lambda \odot h_{t-1} + \gamma \odot (x_t B), \quad
-        y_t = \mathrm{Re}(h_t C) + x_t D
+    $$
+    \begin{aligned}
+    \lambda = \exp(-e^{\nu} + i e^{\theta}), \quad \gamma = e^{\gamma_{\log}}
+    \approx \sqrt{1 - |\lambda|^2} \\
+    h_t = \lambda \odot h_{t-1} + \gamma \odot (x_t B), \quad
+    y_t = \mathrm{Re}(h_t C) + x_t D
+    \end{aligned}
+    $$
 
     ``|lambda|`` starts uniform in the ring ``[r_min, r_max]`` (close to 1: long memory) and
     the phases in ``[0, max_phase]``. Params (all real): ``nu_log, theta_log, gamma_log (n,)``,

@@ -30,10 +30,13 @@ class LSTMCarry(NamedTuple):
 def lstm(hidden_size: int, *, forget_bias: float = 1.0) -> Cell:
     r"""The LSTM cell, gate order i, f, g, o as in PyTorch and Flax.
 
-    .. math::
-        [i, f, g, o] &= x_t W_{ih} + h_{t-1} W_{hh} + b \\
-        c_t &= \sigma(f) \odot c_{t-1} + \sigma(i) \odot \tanh(g) \\
-        h_t &= \sigma(o) \odot \tanh(c_t), \qquad y_t = h_t
+    $$
+    \begin{aligned}
+    {[i, f, g, o]} &= x_t W_{ih} + h_{t-1} W_{hh} + b \\
+    c_t &= \sigma(f) \odot c_{t-1} + \sigma(i) \odot \tanh(g) \\
+    h_t &= \sigma(o) \odot \tanh(c_t), \qquad y_t = h_t
+    \end{aligned}
+    $$
 
     Params ``{"w_ih": (i, 4h), "w_hh": (h, 4h), "b": (4h,)}``; the carry is
     `LSTMCarry(h, c)`, each ``(..., h)``. Each gate's block of ``w_hh`` starts orthogonal,

@@ -61,9 +61,10 @@ def _make(name: str, hidden_size: int, gates: int, coefficients) -> Cell:
 def mingru(hidden_size: int) -> Cell:
     r"""The minGRU cell: a GRU whose gates read only ``x_t``.
 
-    .. math::
-        z_t = \sigma(x_t W_z + b_z), \quad \tilde h_t = x_t W_h + b_h, \quad
-        h_t = (1 - z_t) \odot h_{t-1} + z_t \odot \tilde h_t, \quad y_t = h_t
+    $$
+    z_t = \sigma(x_t W_z + b_z), \quad \tilde h_t = x_t W_h + b_h, \quad
+    h_t = (1 - z_t) \odot h_{t-1} + z_t \odot \tilde h_t, \quad y_t = h_t
+    $$
 
     Params ``{"w_ih": (i, 2h), "b": (2h,)}`` (``z`` first, then ``h~``); the carry ``(..., h)``
     is float32 (accumulation precision). Because ``h_t`` is linear in ``h_{t-1}``,
@@ -98,11 +99,14 @@ def mingru(hidden_size: int) -> Cell:
 def minlstm(hidden_size: int) -> Cell:
     r"""The minLSTM cell: forget and input gates that read only ``x_t``, normalised to sum to 1.
 
-    .. math::
-        f_t = \sigma(x_t W_f + b_f), \quad i_t = \sigma(x_t W_i + b_i), \quad
-        \tilde h_t = x_t W_h + b_h \\
-        h_t = \frac{f_t}{f_t + i_t} \odot h_{t-1} + \frac{i_t}{f_t + i_t} \odot \tilde h_t,
-        \quad y_t = h_t
+    $$
+    \begin{aligned}
+    f_t = \sigma(x_t W_f + b_f), \quad i_t = \sigma(x_t W_i + b_i), \quad
+    \tilde h_t = x_t W_h + b_h \\
+    h_t = \frac{f_t}{f_t + i_t} \odot h_{t-1} + \frac{i_t}{f_t + i_t} \odot \tilde h_t,
+    \quad y_t = h_t
+    \end{aligned}
+    $$
 
     Params ``{"w_ih": (i, 3h), "b": (3h,)}`` (``f``, ``i``, ``h~``); float32 carry. Supports
     ``mode="parallel"`` in `jaxrnn.unroll`.
