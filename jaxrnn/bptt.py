@@ -14,6 +14,9 @@ import jax.numpy as jnp
 
 from jaxrnn.cells.base import Cell
 from jaxrnn.cells.base import add_bias
+from jaxrnn.cells.base import hidden_state
+from jaxrnn.cells.base import replace_step
+from jaxrnn.cells.base import with_hidden_state
 from jaxrnn.typing import Activation
 from jaxrnn.typing import Array
 from jaxrnn.typing import Carry
@@ -148,7 +151,7 @@ def gradient_norms(
     """
     carry0 = jax.eval_shape(lambda p: cell.initial_carry(p, xs.shape[:1]), params)
     leaves = jax.tree.leaves(carry0)
-    if _hidden(carry0).shape != (xs.shape[0], cell.hidden_size) or any(
+    if hidden_state(carry0).shape != (xs.shape[0], cell.hidden_size) or any(
         leaf.shape != (xs.shape[0], cell.hidden_size) for leaf in leaves
     ):
         raise ValueError(
@@ -171,7 +174,7 @@ def gradient_norms(
     zeros = jnp.zeros((*xs.shape[:2], len(leaves) * cell.hidden_size), xs.dtype)
     d_carry, d_inputs = jax.grad(loss_of, argnums=(0, 1))(zeros, xs)
     # Which chunk of the perturbation is h: mark the hidden leaf and find it among the leaves.
-    marked = jax.tree.leaves(_with_hidden(jax.tree.map(lambda _: 0, carry0), 1))
+    marked = jax.tree.leaves(with_hidden_state(jax.tree.map(lambda _: 0, carry0), 1))
     h_index = marked.index(1)
     d_hidden = jnp.split(d_carry, len(leaves), axis=-1)[h_index]
     norm = lambda g: jnp.sqrt(jnp.sum(g**2, axis=(0, 2)))
@@ -192,25 +195,15 @@ def _perturbed_cell(cell: Cell, num_leaves: int) -> Cell:
             treedef,
             [leaf + chunk for leaf, chunk in zip(jax.tree.leaves(carry), chunks, strict=True)],
         )
-        return carry, _hidden(carry)
+        return carry, hidden_state(carry)
 
     def check_params(params: Any) -> int:
         return cell.check_params(params) + width
 
-    return cell._replace(
-        step=step,
+    return replace_step(
+        cell,
+        step,
         project=lambda params, xs: xs,
-        step_projected=step,
         check_params=check_params,
         name=f"perturbed_{cell.name}",
-        linear=None,
-        fused=None,
     )
-
-
-def _hidden(carry: Carry) -> Array:
-    return carry.h if hasattr(carry, "h") else carry
-
-
-def _with_hidden(carry: Carry, h: Array) -> Carry:
-    return carry._replace(h=h) if hasattr(carry, "h") else h

@@ -14,6 +14,9 @@ import jax
 import jax.numpy as jnp
 
 from jaxrnn.cells.base import Cell
+from jaxrnn.cells.base import hidden_state
+from jaxrnn.cells.base import replace_step
+from jaxrnn.cells.base import with_hidden_state
 from jaxrnn.checks import check_size
 from jaxrnn.typing import Array
 from jaxrnn.typing import Carry
@@ -405,23 +408,17 @@ def with_recurrent_dropout(cell: Cell, mask: Array) -> Cell:
         )
 
     def step_projected(params, carry, px):
-        hidden = carry.h if hasattr(carry, "h") else carry
+        hidden = hidden_state(carry)
         if mask.shape != hidden.shape:
             raise ValueError(
                 f"mask must have the shape of the hidden state {tuple(hidden.shape)} "
                 f"(batch, hidden), got {mask_shape}; nothing is broadcast silently"
             )
-        if hasattr(carry, "h"):
-            dropped = carry._replace(h=carry.h * mask.astype(carry.h.dtype))
-        else:
-            dropped = carry * mask.astype(carry.dtype)
+        dropped = with_hidden_state(carry, hidden * mask.astype(hidden.dtype))
         return cell.step_projected(params, dropped, px)
 
-    def step(params, carry, x):
-        return step_projected(params, carry, cell.project(params, x))
-
-    # The hand-written sequence passes and the parallel scan do not know the mask: drop them.
-    return cell._replace(step=step, step_projected=step_projected, linear=None, fused=None)
+    # The hand-written sequence passes and the parallel scan do not know the mask.
+    return replace_step(cell, step_projected)
 
 
 def pool(

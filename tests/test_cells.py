@@ -99,3 +99,31 @@ def test_error_params_not_a_dict_or_wrong_dtype():
     params["b"] = params["b"].astype(jnp.int32)
     with pytest.raises(TypeError, match=r"params\['b'\] must be a real floating-point array"):
         cell.check_params(params)
+
+
+@pytest.mark.parametrize("make", [jaxrnn.lstm, jaxrnn.gru, jaxrnn.mingru])
+def test_a_replaced_step_is_what_unroll_runs(make):
+    # Any wrapper goes through replace_step, which drops the fast paths derived from the old
+    # step (the fused LSTM/GRU passes, the parallel scan), so the new step is never bypassed.
+    from jaxrnn.cells.base import hidden_state
+    from jaxrnn.cells.base import replace_step
+    from jaxrnn.cells.base import with_hidden_state
+
+    cell = make(8)
+    params = cell.init(jax.random.key(0), input_size=3)
+    xs = jax.random.normal(jax.random.key(1), (2, 5, 3))
+
+    def doubled(params, carry, px):
+        carry, _ = cell.step_projected(params, carry, px)
+        h = 2 * hidden_state(carry)
+        return with_hidden_state(carry, h), h
+
+    wrapped = replace_step(cell, doubled, name=f"doubled_{cell.name}")
+    assert wrapped.fused is None and wrapped.linear is None and wrapped.output is cell.output
+    _, ys = jaxrnn.unroll(wrapped, params, xs)
+    carry = cell.initial_carry(params, (2,))
+    expected = []
+    for t in range(5):
+        carry, y = doubled(params, carry, cell.project(params, xs[:, t]))
+        expected.append(y)
+    np.testing.assert_allclose(ys, jnp.stack(expected, axis=1), rtol=1e-5, atol=1e-6)

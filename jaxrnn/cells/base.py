@@ -79,6 +79,49 @@ class LinearRecurrence(NamedTuple):
     readout: Callable[[Params, Array, Any], Array]
 
 
+def replace_step(cell: Cell, step_projected: Callable, **fields: Any) -> Cell:
+    """``cell`` with another recurrent half ``step_projected``: the one way to wrap a step.
+
+    ``step`` is rebuilt from ``project`` and the new ``step_projected``; the fast paths derived
+    from the old step (``linear``: the parallel scan, ``fused``: the hand-written sequence
+    passes) are dropped, so `jaxrnn.unroll` runs the new step exactly as written. ``output``
+    is kept: it reads the carry, whose structure a wrapper keeps. ``fields`` replaces any other
+    field (``project``, ``check_params``, ``name``).
+
+    Examples:
+      >>> import jaxrnn
+      >>> from jaxrnn.cells.base import replace_step
+      >>> cell = jaxrnn.lstm(4)
+      >>> noisy = replace_step(cell, cell.step_projected, name="noisy_lstm")
+      >>> noisy.fused is None and noisy.output is cell.output
+      True
+    """
+    project = fields.pop("project", cell.project)
+
+    def step(params: Params, carry: Carry, x: Array) -> tuple[Carry, Array]:
+        return step_projected(params, carry, project(params, x))
+
+    return cell._replace(
+        step=step,
+        step_projected=step_projected,
+        project=project,
+        linear=None,
+        fused=None,
+        **fields,
+    )
+
+
+def hidden_state(carry: Carry) -> Array:
+    """The hidden state ``h`` of a carry: ``carry.h`` for carries with named parts (LSTM),
+    the carry itself for the one-array carries of the other cells."""
+    return carry.h if hasattr(carry, "h") else carry
+
+
+def with_hidden_state(carry: Carry, h: Array) -> Carry:
+    """``carry`` with its hidden state replaced by ``h`` (the inverse of `hidden_state`)."""
+    return carry._replace(h=h) if hasattr(carry, "h") else h
+
+
 def linear_cell_functions(recurrence: LinearRecurrence, project: Callable):
     """``(step_projected, step)`` of a cell defined by a `LinearRecurrence`."""
 
