@@ -36,7 +36,8 @@ from jaxrnn.layers import pool
 from jaxrnn.layers import rnn
 from jaxrnn.layers import stacked
 from jaxrnn.layers import with_recurrent_dropout
-from jaxrnn.unroll import unroll
+from jaxrnn.scan import linear_scan
+from jaxrnn.scan import unroll
 
 __version__ = "0.1.0"
 
@@ -70,6 +71,7 @@ __all__ = (
     "gradient_norms",
     "gru",
     "interop",
+    "linear_scan",
     "lru",
     "lstm",
     "many_to_many",

@@ -17,11 +17,11 @@ from jaxrnn.cells.base import add_bias
 from jaxrnn.cells.base import hidden_state
 from jaxrnn.cells.base import replace_step
 from jaxrnn.cells.base import with_hidden_state
+from jaxrnn.scan import unroll
 from jaxrnn.typing import Activation
 from jaxrnn.typing import Array
 from jaxrnn.typing import Carry
 from jaxrnn.typing import Params
-from jaxrnn.unroll import unroll
 
 
 def elman_bptt(

@@ -18,12 +18,12 @@ from jaxrnn.cells.base import hidden_state
 from jaxrnn.cells.base import replace_step
 from jaxrnn.cells.base import with_hidden_state
 from jaxrnn.checks import check_size
+from jaxrnn.scan import check_seq_lengths
+from jaxrnn.scan import unroll as _unroll  # `rnn` has an argument named `unroll`
 from jaxrnn.typing import Array
 from jaxrnn.typing import Carry
 from jaxrnn.typing import Params
 from jaxrnn.typing import PRNGKey
-from jaxrnn.unroll import check_seq_lengths
-from jaxrnn.unroll import unroll as _unroll  # `rnn` has an argument named `unroll`
 
 
 class Layer(NamedTuple):

@@ -48,3 +48,13 @@ def test_submodules_are_attributes_of_a_fresh_import():
         "from_torch",
     ]
     assert "train" in dir(jaxrnn) and "decode" in dir(jaxrnn)
+
+
+def test_the_scan_module_and_the_unroll_function_have_different_names():
+    # The module used to be jaxrnn/unroll.py, shadowed by the function jaxrnn.unroll, so
+    # jaxrnn.unroll.linear_scan (as the README wrote it) could not be reached.
+    import jaxrnn.scan
+
+    assert inspect.ismodule(jaxrnn.scan) and inspect.isfunction(jaxrnn.unroll)
+    assert jaxrnn.linear_scan is jaxrnn.scan.linear_scan
+    assert jaxrnn.unroll is jaxrnn.scan.unroll

@@ -118,7 +118,7 @@ def valid_steps(lengths: Array, num_steps: int) -> Array:
     """``(t, *batch)`` bool: True where step ``t`` of a sequence is within its length.
 
     Examples:
-      >>> from jaxrnn.unroll import valid_steps
+      >>> from jaxrnn.scan import valid_steps
       >>> import jax.numpy as jnp
       >>> valid_steps(jnp.array([2, 0]), 3).tolist()
       [[True, False], [True, False], [False, False]]
@@ -232,7 +232,7 @@ def linear_scan(a: Array, b: Array, *, reverse: bool = False, method: str | None
       ``(t, ...)`` states ``h_t``.
 
     Examples:
-      >>> from jaxrnn.unroll import linear_scan
+      >>> from jaxrnn.scan import linear_scan
       >>> import jax.numpy as jnp
       >>> linear_scan(jnp.full(4, 0.5), jnp.ones(4))
       Array([1.   , 1.5  , 1.75 , 1.875], dtype=float32)
@@ -339,7 +339,7 @@ def check_seq_lengths(seq_lengths: Any, batch_shape: tuple[int, ...], num_steps:
       ``seq_lengths`` as a ``(b,)`` integer array, or None.
 
     Examples:
-      >>> from jaxrnn.unroll import check_seq_lengths
+      >>> from jaxrnn.scan import check_seq_lengths
       >>> import jax.numpy as jnp
       >>> check_seq_lengths(jnp.array([3, 1]), batch_shape=(2,), num_steps=3)
       Array([3, 1], dtype=int32)
