@@ -10,8 +10,8 @@ TEST_WORKERS ?= 2
 # Real data sets live next to the project; tests that need one skip when it is absent.
 export JAXRNN_DATA ?= ../shared/data
 # Let glibc back XLA's large temporary buffers with transparent huge pages: without it every
-# jitted call page-faults its fresh buffers 4 KiB at a time (measured: the test suite 561 ->
-# 518 s, 18M -> 2.5M page faults; see benchmarks/README.md). glibc < 2.35 ignores it.
+# jitted call page-faults its fresh buffers 4 KiB at a time (benchmarks/README.md has the
+# measurements). glibc < 2.35 ignores it.
 export GLIBC_TUNABLES ?= glibc.malloc.hugetlb=1
 
 .PHONY: demo test docs serve-docs lint format clean

@@ -1,26 +1,20 @@
 """Hand-written backward passes for whole LSTM and GRU sequences (`jax.custom_vjp`).
 
-Measured on XLA's CPU backend (see ``benchmarks/README.md``), three things dominate the time
-of a recurrent scan: every per-step array the scan stacks, slicing a large ``(t, b, 4h)``
-array at every step, and small weight-gradient matrix products accumulated inside the
-backward loop. So these scans
+On XLA's CPU backend three things dominate the time of a recurrent scan: every per-step
+array the scan stacks, slicing a large ``(t, b, 4h)`` array at every step, and small
+weight-gradient products accumulated inside the backward loop. So these scans
 
 - read the raw inputs ``x_t`` inside the step rather than slicing a hoisted ``(t, b, 4h)``
   projection; the LSTM multiplies ``[x_t, h]`` by ``[W_ih; W_hh]``, one product per step;
 - save, for the backward pass, the state each step *starts* from (so no shifted copy is
-  needed: the backward loop carries the LSTM's ``c_t`` from the step after) and, from
-  ``h >= 64``, the gates as separate ``(t, b, h)`` arrays, so the backward loop has one
-  matrix product per step instead of recomputing the gates with two. Measured in one
-  process (train step ms, recompute -> store) at (b, t, i, h) = (64, 100, 32, 128),
-  (64, 100, 32, 512), (32, 500, 32, 128), (256, 50, 8, 64): LSTM 52 -> 52, 412 -> 335,
-  150 -> 133, 34 -> 33; GRU 43 -> 46, 311 -> 246, 136 -> 119, 29 -> 25. Smaller cells
-  recompute, where the products are cheap and memory is saved;
+  needed) and, from `STORE_GATES_FROM` units, the gates as separate ``(t, b, h)`` arrays, so
+  the backward loop has one matrix product per step instead of two;
 - form ``dW_ih``, ``dW_hh``, the bias gradients and ``dxs`` with one large product each per
-  chunk of steps (`chunk_length`: at most `CHUNK_BYTES` of stacked gate gradients), not
-  per step. Stacking the gate gradients of the whole sequence instead cost a freshly mapped,
-  zero-filled buffer per call, which the kernel faults in page by page (train step ms, one
-  chunk -> chunks: LSTM 45.8 -> 36.3, 122.5 -> 118.0 at (64, 100, 32, 128), (32, 500, 32,
-  128); GRU 46.1 -> 30.9, 117.6 -> 102.4).
+  chunk of steps (`chunk_length`: at most `CHUNK_BYTES` of stacked gate gradients), not per
+  step and not for the whole sequence at once (a buffer the kernel would fault in afresh at
+  every call).
+
+The measurements behind each choice are in ``benchmarks/README.md``.
 
 Values and gradients equal JAX autodiff of the plain scan (tested);
 ``jaxrnn.unroll(..., fused=False)`` is that reference. Inputs are time-major: ``xs (t, b, i)``
@@ -37,7 +31,7 @@ from jax.custom_derivatives import SymbolicZero
 from jaxrnn.cells.base import add_bias
 from jaxrnn.typing import Array
 
-STORE_GATES_FROM = 64  # hidden size from which LSTM and GRU store their gates (see above)
+STORE_GATES_FROM = 64  # hidden size from which LSTM and GRU store their gates
 
 
 def stores_gates(hidden_size: int) -> bool:
@@ -137,8 +131,7 @@ def _chunked(body, carry, sequences, reverse, step_bytes):
 
 def _joint_product(x, h, w_xh, b):
     """``x W_ih + h W_hh + b`` as one matrix product of ``[x, h]`` with ``[W_ih; W_hh]``: one
-    product per step instead of two (inference 9.5 -> 7.8 ms at (b, t, i, h) = (256, 50, 8,
-    64); no change beyond noise at the other benchmark sizes)."""
+    product per step instead of two (measured in benchmarks/README.md)."""
     return add_bias(jnp.concatenate([x, h], axis=-1) @ w_xh, b)
 
 
