@@ -173,7 +173,7 @@ def read_input_lines(path: str) -> list[str]:
       >>> import os, tempfile
       >>> from experiments.cli import read_input_lines
       >>> path = os.path.join(tempfile.mkdtemp(), "in.txt")
-      >>> _ = open(path, "w").write("one\r\n\nthree\n")
+      >>> _ = open(path, "w", newline="").write("one\\r\\n\\nthree\\n")
       >>> read_input_lines(path)
       ['one', '', 'three']
     """
