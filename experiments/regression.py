@@ -10,14 +10,13 @@ import jax.numpy as jnp
 
 import jaxrnn
 
-CELLS = {"elman": jaxrnn.elman, "lstm": jaxrnn.lstm, "gru": jaxrnn.gru}
+# The cell families these models are offered with (names of `jaxrnn.cells.FAMILIES`).
+CELLS = ("elman", "lstm", "gru")
 
 
 def make_cell(name: str, hidden_size: int) -> jaxrnn.Cell:
     """``jaxrnn.<name>(hidden_size)`` with a clear error for an unknown name."""
-    if name not in CELLS:
-        raise ValueError(f"cell must be one of {sorted(CELLS)}, got {name!r}")
-    return CELLS[name](hidden_size)
+    return jaxrnn.cells.by_name(name, hidden_size, allowed=CELLS)
 
 
 def init_params(cell: jaxrnn.Cell, key, input_size: int, output_size: int) -> dict[str, Any]:

@@ -10,11 +10,10 @@ from typing import Any
 import jax.numpy as jnp
 import numpy as np
 
+from jaxrnn.cells import FAMILIES
 from jaxrnn.cells.base import Cell
+from jaxrnn.cells.base import Family
 from jaxrnn.typing import Params
-
-_GATES = {"elman": 1, "lstm": 4, "gru": 3}
-_TORCH_NAMES = {"elman": "RNN", "lstm": "LSTM", "gru": "GRU"}
 
 
 def from_torch(
@@ -54,7 +53,8 @@ def from_torch(
       >>> params["w_ih"].shape
       (3, 16)
     """
-    gates = _gates_of(cell)
+    family = _family_of(cell, "from_torch")
+    gates = family.gates
     suffix = f"_l{layer}" + ("_reverse" if reverse else "")
     names = {
         part: f"{prefix}{part}{suffix}" for part in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
@@ -72,7 +72,7 @@ def from_torch(
     w_ih = _to_numpy(state_dict[names["weight_ih"]])
     w_hh = _to_numpy(state_dict[names["weight_hh"]])
     hidden = cell.hidden_size
-    torch_name = _TORCH_NAMES[cell.name]
+    torch_name = family.torch_module
     if w_hh.ndim != 2 or w_hh.shape != (gates * hidden, hidden):
         raise ValueError(
             f"state_dict[{names['weight_hh']!r}] must have shape ({gates * hidden}, {hidden}) for "
@@ -101,10 +101,7 @@ def from_torch(
                 f"got {value.shape}"
             )
 
-    if cell.name == "gru":
-        params = {"w_ih": w_ih.T, "b_ih": b_ih, "w_hh": w_hh.T, "b_hh": b_hh}
-    else:
-        params = {"w_ih": w_ih.T, "w_hh": w_hh.T, "b": b_ih + b_hh}
+    params = family.from_torch(w_ih, w_hh, b_ih, b_hh)
     params = {k: jnp.asarray(v, dtype) for k, v in params.items()}
     cell.check_params(params)
     return params
@@ -132,7 +129,7 @@ def from_flax(cell: Cell, variables: Mapping[str, Any]) -> Params:
       >>> params["w_hh"].shape
       (4, 12)
     """
-    _gates_of(cell)
+    family = _family_of(cell, "from_flax")
     if not isinstance(variables, Mapping):
         raise TypeError(
             "variables must be the dict that flax_cell.init returned, got "
@@ -142,22 +139,7 @@ def from_flax(cell: Cell, variables: Mapping[str, Any]) -> Params:
     if not isinstance(p, Mapping):
         raise TypeError(f"variables['params'] must be a dict of the cell's layers, got {p!r}")
     try:
-        if cell.name == "elman":
-            params = {"w_ih": p["i"]["kernel"], "w_hh": p["h"]["kernel"], "b": p["i"]["bias"]}
-        elif cell.name == "lstm":
-            params = {
-                "w_ih": _concat(p[f"i{g}"]["kernel"] for g in "ifgo"),
-                "w_hh": _concat(p[f"h{g}"]["kernel"] for g in "ifgo"),
-                "b": _concat(p[f"h{g}"]["bias"] for g in "ifgo"),
-            }
-        else:
-            hn_bias = p["hn"]["bias"]
-            params = {
-                "w_ih": _concat(p[f"i{g}"]["kernel"] for g in "rzn"),
-                "b_ih": _concat(p[f"i{g}"]["bias"] for g in "rzn"),
-                "w_hh": _concat(p[f"h{g}"]["kernel"] for g in "rzn"),
-                "b_hh": _concat([jnp.zeros_like(hn_bias), jnp.zeros_like(hn_bias), hn_bias]),
-            }
+        params = family.from_flax(p)
     except (KeyError, TypeError) as error:
         raise ValueError(
             f"variables do not look like those of the flax cell matching {cell!r}; "
@@ -188,45 +170,20 @@ def to_flax(cell: Cell, params: Params) -> dict[str, Any]:
       >>> sorted(variables["params"])
       ['hf', 'hg', 'hi', 'ho', 'if', 'ig', 'ii', 'io']
     """
-    _gates_of(cell)
+    family = _family_of(cell, "to_flax")
     cell.check_params(params)
-    if cell.name == "elman":
-        out = {
-            "i": {"kernel": params["w_ih"], "bias": params["b"]},
-            "h": {"kernel": params["w_hh"]},
-        }
-    elif cell.name == "lstm":
-        w_ih = jnp.split(params["w_ih"], 4, axis=-1)
-        w_hh = jnp.split(params["w_hh"], 4, axis=-1)
-        b = jnp.split(params["b"], 4)
-        out = {}
-        for n, g in enumerate("ifgo"):
-            out[f"i{g}"] = {"kernel": w_ih[n]}
-            out[f"h{g}"] = {"kernel": w_hh[n], "bias": b[n]}
-    else:
-        w_ih = jnp.split(params["w_ih"], 3, axis=-1)
-        w_hh = jnp.split(params["w_hh"], 3, axis=-1)
-        b_ih = jnp.split(params["b_ih"], 3)
-        b_hh = jnp.split(params["b_hh"], 3)
-        out = {
-            "ir": {"kernel": w_ih[0], "bias": b_ih[0] + b_hh[0]},
-            "iz": {"kernel": w_ih[1], "bias": b_ih[1] + b_hh[1]},
-            "in": {"kernel": w_ih[2], "bias": b_ih[2]},
-            "hr": {"kernel": w_hh[0]},
-            "hz": {"kernel": w_hh[1]},
-            "hn": {"kernel": w_hh[2], "bias": b_hh[2]},
-        }
+    out = family.to_flax(params)
     return {"params": out}
 
 
-def _gates_of(cell: Cell) -> int:
-    if not isinstance(cell, Cell) or cell.name not in _GATES:
-        raise TypeError(f"cell must be jaxrnn.elman, jaxrnn.lstm or jaxrnn.gru, got {cell!r}")
-    return _GATES[cell.name]
-
-
-def _concat(arrays) -> Any:
-    return jnp.concatenate(list(arrays), axis=-1)
+def _family_of(cell: Cell, converter: str) -> Family:
+    """The `Family` of ``cell``, if it has the ``converter`` (e.g. ``"from_torch"``)."""
+    family = FAMILIES.get(getattr(cell, "name", None)) if isinstance(cell, Cell) else None
+    if family is None or getattr(family, converter) is None:
+        able = [f"jaxrnn.{f.name}" for f in FAMILIES.values() if getattr(f, converter)]
+        listed = ", ".join(able[:-1]) + f" or {able[-1]}"
+        raise TypeError(f"cell must be {listed} (the cells {converter} knows), got {cell!r}")
+    return family
 
 
 def _to_numpy(value: Any) -> np.ndarray:

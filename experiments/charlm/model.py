@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import jaxrnn
 from jaxrnn import text
 
-CELLS = {"lstm": jaxrnn.lstm, "gru": jaxrnn.gru}
+CELLS = ("lstm", "gru")  # names of `jaxrnn.cells.FAMILIES` this model is offered with
 
 
 class Model(NamedTuple):
@@ -45,9 +45,10 @@ def make(config) -> Model:
       >>> logits.shape
       (3, 7, 40)
     """
-    if config.cell not in CELLS:
-        raise ValueError(f"cell must be one of {sorted(CELLS)}, got {config.cell!r}")
-    cells = [CELLS[config.cell](config.hidden_size) for _ in range(config.num_layers)]
+    cells = [
+        jaxrnn.cells.by_name(config.cell, config.hidden_size, allowed=CELLS)
+        for _ in range(config.num_layers)
+    ]
 
     def init(key, vocab_size: int) -> dict[str, Any]:
         keys = jax.random.split(key, config.num_layers + 2)

@@ -13,7 +13,7 @@ import jax.numpy as jnp
 
 import jaxrnn
 
-CELLS = {"lstm": jaxrnn.lstm, "gru": jaxrnn.gru, "elman": jaxrnn.elman}
+CELLS = ("lstm", "gru", "elman")  # names of `jaxrnn.cells.FAMILIES` this model is offered with
 
 
 class Model(NamedTuple):
@@ -44,8 +44,7 @@ def make(config) -> Model:
       >>> m.logits(params, jnp.ones((3, 6), jnp.int32), jnp.array([6, 2, 4])).shape
       (3, 2)
     """
-    if config.cell not in CELLS:
-        raise ValueError(f"cell must be one of {sorted(CELLS)}, got {config.cell!r}")
+    jaxrnn.cells.by_name(config.cell, config.hidden_size, allowed=CELLS)  # checks the name
     num_cells = config.num_layers * (2 if config.bidirectional else 1)
 
     def encoder(masks=None) -> jaxrnn.Layer:
@@ -54,7 +53,7 @@ def make(config) -> Model:
         masks = iter(masks or [])
 
         def cell():
-            c = CELLS[config.cell](config.hidden_size)
+            c = jaxrnn.cells.by_name(config.cell, config.hidden_size, allowed=CELLS)
             mask = next(masks, None)
             return c if mask is None else jaxrnn.with_recurrent_dropout(c, mask)
 

@@ -1,6 +1,14 @@
-"""Cell families: one file each with the maths of one step, its init and its carry."""
+"""Cell families: one file each with the maths of one step, its init, its carry, and its
+`Family` record (gate count, PyTorch/Flax names and weight converters); `FAMILIES` lists them.
+"""
 
+from jaxrnn.cells import elman as _elman
+from jaxrnn.cells import gru as _gru
+from jaxrnn.cells import lru as _lru
+from jaxrnn.cells import lstm as _lstm
+from jaxrnn.cells import minimal as _minimal
 from jaxrnn.cells.base import Cell
+from jaxrnn.cells.base import Family
 from jaxrnn.cells.base import LinearRecurrence
 from jaxrnn.cells.elman import elman
 from jaxrnn.cells.gru import gru
@@ -10,10 +18,45 @@ from jaxrnn.cells.lstm import lstm
 from jaxrnn.cells.minimal import mingru
 from jaxrnn.cells.minimal import minlstm
 
+FAMILIES: dict[str, Family] = {
+    family.name: family
+    for family in (
+        _elman.FAMILY,
+        _lstm.FAMILY,
+        _gru.FAMILY,
+        _minimal.MINGRU,
+        _minimal.MINLSTM,
+        _lru.FAMILY,
+    )
+}
+
+
+def by_name(name: str, hidden_size: int, *, allowed=None, **options) -> Cell:
+    """The cell of family ``name``: ``jaxrnn.<name>(hidden_size, **options)``, with a clear
+    error for a name outside ``allowed`` (default: every family in `FAMILIES`).
+
+    Examples:
+      >>> from jaxrnn.cells import by_name
+      >>> by_name("gru", 8)
+      jaxrnn.gru(hidden_size=8)
+      >>> by_name("mingru", 8, allowed=("lstm", "gru"))
+      Traceback (most recent call last):
+      ...
+      ValueError: cell must be one of ['gru', 'lstm'], got 'mingru'
+    """
+    names = sorted(FAMILIES if allowed is None else allowed)
+    if name not in names or name not in FAMILIES:
+        raise ValueError(f"cell must be one of {names}, got {name!r}")
+    return FAMILIES[name].make(hidden_size, **options)
+
+
 __all__ = [
+    "FAMILIES",
     "Cell",
+    "Family",
     "LSTMCarry",
     "LinearRecurrence",
+    "by_name",
     "elman",
     "gru",
     "lru",

@@ -65,6 +65,32 @@ class Cell(NamedTuple):
         return f"jaxrnn.{self.name}(hidden_size={self.hidden_size})"
 
 
+class Family(NamedTuple):
+    """What the library knows about a cell family besides its step, kept in the family's file.
+
+    Attributes:
+      name: the family's name, as in ``Cell.name`` (``"lstm"``).
+      make: its factory (`jaxrnn.lstm`).
+      gates: blocks of ``h`` columns in its ``w_ih`` and ``w_hh`` (LSTM 4, in the order i, f,
+        g, o), or None for cells without such matrices.
+      torch_module: the ``torch.nn`` module with the same maths (``"LSTM"``), or None.
+      flax_cell: the ``flax.linen`` cell with the same maths, or None.
+      from_torch: ``from_torch(w_ih, w_hh, b_ih, b_hh) -> params`` from PyTorch's layout
+        (``(g, i)`` and ``(g, h)`` weights, ``(g,)`` biases, numpy arrays), or None.
+      from_flax: ``from_flax(flax_params) -> params``, or None.
+      to_flax: ``to_flax(params) -> flax_params``, or None.
+    """
+
+    name: str
+    make: Callable[..., "Cell"]
+    gates: int | None = None
+    torch_module: str | None = None
+    flax_cell: str | None = None
+    from_torch: Callable[..., Params] | None = None
+    from_flax: Callable[[Mapping], Params] | None = None
+    to_flax: Callable[[Params], dict] | None = None
+
+
 class LinearRecurrence(NamedTuple):
     """The two halves of a step ``h_t = a_t * h_{t-1} + b_t``, ``y_t = readout(h_t, x_t)``.
 
@@ -237,6 +263,9 @@ def _guess_cell(params: Mapping) -> str:
     shape = getattr(w_hh, "shape", ())
     if len(shape) != 2 or shape[0] == 0 or shape[1] % shape[0]:
         return ""
+    from jaxrnn.cells import FAMILIES  # the families import this module
+
     ratio = shape[1] // shape[0]
-    family = {1: "an elman", 3: "a gru", 4: "an lstm"}.get(ratio)
-    return f"{family} cell with hidden_size={shape[0]}" if family else ""
+    names = [f.name for f in FAMILIES.values() if f.gates == ratio]
+    article = "an" if names and names[0][0] in "aefhilmnorsx" else "a"  # as the letters sound
+    return f"{article} {names[0]} cell with hidden_size={shape[0]}" if len(names) == 1 else ""

@@ -4,6 +4,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxrnn.cells.base import Cell
+from jaxrnn.cells.base import Family
 from jaxrnn.cells.base import add_bias
 from jaxrnn.cells.base import input_kernel
 from jaxrnn.cells.base import make_param_checker
@@ -87,3 +88,30 @@ def elman(hidden_size: int, *, activation: Activation = jnp.tanh) -> Cell:
         hidden_size=hidden_size,
         output=lambda h: h,
     )
+
+
+def _from_torch(w_ih, w_hh, b_ih, b_hh) -> Params:
+    return {"w_ih": w_ih.T, "w_hh": w_hh.T, "b": b_ih + b_hh}
+
+
+def _from_flax(p) -> Params:  # flax.linen.SimpleCell
+    return {"w_ih": p["i"]["kernel"], "w_hh": p["h"]["kernel"], "b": p["i"]["bias"]}
+
+
+def _to_flax(params: Params) -> dict:
+    return {
+        "i": {"kernel": params["w_ih"], "bias": params["b"]},
+        "h": {"kernel": params["w_hh"]},
+    }
+
+
+FAMILY = Family(
+    name="elman",
+    make=elman,
+    gates=1,
+    torch_module="RNN",
+    flax_cell="SimpleCell",
+    from_torch=_from_torch,
+    from_flax=_from_flax,
+    to_flax=_to_flax,
+)

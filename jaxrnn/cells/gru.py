@@ -5,6 +5,7 @@ import jax.numpy as jnp
 
 from jaxrnn.cells import fused as fused_scans
 from jaxrnn.cells.base import Cell
+from jaxrnn.cells.base import Family
 from jaxrnn.cells.base import add_bias
 from jaxrnn.cells.base import input_kernel
 from jaxrnn.cells.base import make_param_checker
@@ -104,3 +105,51 @@ def gru(hidden_size: int) -> Cell:
         fused=fused,
         output=lambda h: h,
     )
+
+
+def _concat(arrays):
+    return jnp.concatenate(list(arrays), axis=-1)
+
+
+def _from_torch(w_ih, w_hh, b_ih, b_hh) -> Params:
+    # The same convention (reset gate on h W_hn + b_hn), so both biases are kept apart.
+    return {"w_ih": w_ih.T, "b_ih": b_ih, "w_hh": w_hh.T, "b_hh": b_hh}
+
+
+def _from_flax(p) -> Params:  # flax.linen.GRUCell: no hidden bias on r and z
+    hn_bias = p["hn"]["bias"]
+    return {
+        "w_ih": _concat(p[f"i{g}"]["kernel"] for g in "rzn"),
+        "b_ih": _concat(p[f"i{g}"]["bias"] for g in "rzn"),
+        "w_hh": _concat(p[f"h{g}"]["kernel"] for g in "rzn"),
+        "b_hh": _concat([jnp.zeros_like(hn_bias), jnp.zeros_like(hn_bias), hn_bias]),
+    }
+
+
+def _to_flax(params: Params) -> dict:
+    # The hidden biases of r and z fold into Flax's input biases: they are added together
+    # before the sigmoid, so this is exact.
+    w_ih = jnp.split(params["w_ih"], 3, axis=-1)
+    w_hh = jnp.split(params["w_hh"], 3, axis=-1)
+    b_ih = jnp.split(params["b_ih"], 3)
+    b_hh = jnp.split(params["b_hh"], 3)
+    return {
+        "ir": {"kernel": w_ih[0], "bias": b_ih[0] + b_hh[0]},
+        "iz": {"kernel": w_ih[1], "bias": b_ih[1] + b_hh[1]},
+        "in": {"kernel": w_ih[2], "bias": b_ih[2]},
+        "hr": {"kernel": w_hh[0]},
+        "hz": {"kernel": w_hh[1]},
+        "hn": {"kernel": w_hh[2], "bias": b_hh[2]},
+    }
+
+
+FAMILY = Family(
+    name="gru",
+    make=gru,
+    gates=3,
+    torch_module="GRU",
+    flax_cell="GRUCell",
+    from_torch=_from_torch,
+    from_flax=_from_flax,
+    to_flax=_to_flax,
+)

@@ -8,6 +8,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxrnn.cells.base import Cell
+from jaxrnn.cells.base import Family
 from jaxrnn.cells.base import LinearRecurrence
 from jaxrnn.cells.base import linear_cell_functions
 from jaxrnn.cells.base import make_param_checker
@@ -143,3 +144,6 @@ def lru(
         hidden_size=hidden_size,
         linear=recurrence,
     )
+
+
+FAMILY = Family(name="lru", make=lru)

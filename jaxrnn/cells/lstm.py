@@ -7,6 +7,7 @@ import jax.numpy as jnp
 
 from jaxrnn.cells import fused as fused_scans
 from jaxrnn.cells.base import Cell
+from jaxrnn.cells.base import Family
 from jaxrnn.cells.base import add_bias
 from jaxrnn.cells.base import input_kernel
 from jaxrnn.cells.base import make_param_checker
@@ -114,3 +115,42 @@ def lstm(hidden_size: int, *, forget_bias: float = 1.0) -> Cell:
         fused=fused,
         output=lambda carry: carry.h,
     )
+
+
+def _concat(arrays):
+    return jnp.concatenate(list(arrays), axis=-1)
+
+
+def _from_torch(w_ih, w_hh, b_ih, b_hh) -> Params:
+    return {"w_ih": w_ih.T, "w_hh": w_hh.T, "b": b_ih + b_hh}  # the same gate order i, f, g, o
+
+
+def _from_flax(p) -> Params:  # flax.linen.LSTMCell and OptimizedLSTMCell
+    return {
+        "w_ih": _concat(p[f"i{g}"]["kernel"] for g in "ifgo"),
+        "w_hh": _concat(p[f"h{g}"]["kernel"] for g in "ifgo"),
+        "b": _concat(p[f"h{g}"]["bias"] for g in "ifgo"),
+    }
+
+
+def _to_flax(params: Params) -> dict:
+    w_ih = jnp.split(params["w_ih"], 4, axis=-1)
+    w_hh = jnp.split(params["w_hh"], 4, axis=-1)
+    b = jnp.split(params["b"], 4)
+    out = {}
+    for n, g in enumerate("ifgo"):
+        out[f"i{g}"] = {"kernel": w_ih[n]}
+        out[f"h{g}"] = {"kernel": w_hh[n], "bias": b[n]}
+    return out
+
+
+FAMILY = Family(
+    name="lstm",
+    make=lstm,
+    gates=4,
+    torch_module="LSTM",
+    flax_cell="LSTMCell",
+    from_torch=_from_torch,
+    from_flax=_from_flax,
+    to_flax=_to_flax,
+)

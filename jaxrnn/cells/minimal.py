@@ -5,6 +5,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxrnn.cells.base import Cell
+from jaxrnn.cells.base import Family
 from jaxrnn.cells.base import LinearRecurrence
 from jaxrnn.cells.base import add_bias
 from jaxrnn.cells.base import input_kernel
@@ -133,3 +134,7 @@ def minlstm(hidden_size: int) -> Cell:
         return f / total, i / total * candidate
 
     return _make("minlstm", hidden_size, 3, coefficients)
+
+
+MINGRU = Family(name="mingru", make=mingru)
+MINLSTM = Family(name="minlstm", make=minlstm)
