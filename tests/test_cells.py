@@ -143,3 +143,11 @@ def test_every_family_is_listed_with_its_factory_and_built_by_name():
         assert params["w_hh"].shape == (5, FAMILIES[name].gates * 5)
     with pytest.raises(ValueError, match=r"cell must be one of \['gru', 'lstm'\], got 'elman'"):
         by_name("elman", 4, allowed=("lstm", "gru"))
+
+
+@pytest.mark.parametrize("make", [jaxrnn.lstm, jaxrnn.gru])
+def test_store_gates_is_an_option_checked_like_the_others(make):
+    # It replaces a module global that tests had to monkeypatch.
+    assert make(8, store_gates=True).fused is not None
+    with pytest.raises(TypeError, match="store_gates must be None, True or False, got 'yes'"):
+        make(8, store_gates="yes")

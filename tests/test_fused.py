@@ -14,8 +14,8 @@ B, T, F, H = 4, 9, 3, 6
 
 
 @functools.cache
-def setup(name, dtype=jnp.float32):
-    cell = getattr(jaxrnn, name)(H)
+def setup(name, dtype=jnp.float32, store_gates=None):
+    cell = getattr(jaxrnn, name)(H, store_gates=store_gates)
     params = cell.init(jax.random.key(0), F, dtype=dtype)
     params = jax.tree.map(
         lambda p: p + 0.1 * jnp.sin(jnp.arange(p.size, dtype=dtype)).reshape(p.shape), params
@@ -34,13 +34,11 @@ def gate_policy(request, monkeypatch):
     """Both backward strategies at test sizes (recompute the gates, or store them), with the
     backward loop in chunks of 3 steps (t = 9) or in one chunk (what `chunk_length` picks
     for so short a sequence)."""
-    store_from = 1 if request.param.startswith("store") else 10**9
-    monkeypatch.setattr(jaxrnn.cells.fused, "STORE_GATES_FROM", store_from)
     if "chunks of 3" in request.param:
         monkeypatch.setattr(jaxrnn.cells.fused, "chunk_length", lambda t, step_bytes: 3)
     else:
         assert jaxrnn.cells.fused.chunk_length(T, 4 * B * H * 4) == T
-    return request.param
+    return request.param.startswith("store")  # the cells' store_gates option
 
 
 # Direction x padding x which results the loss reads (an unread one has a symbolic-zero
@@ -58,7 +56,7 @@ CASES = [
 @pytest.mark.parametrize("name", ["lstm", "gru"])
 @pytest.mark.parametrize(("reverse", "with_lengths", "uses"), CASES)
 def test_fused_equals_autodiff(name, reverse, with_lengths, uses, gate_policy):
-    cell, params, xs, carry0 = setup(name)
+    cell, params, xs, carry0 = setup(name, store_gates=gate_policy)
     lengths = jnp.array([T, 5, 0, 1]) if with_lengths else None
 
     def loss(params, xs, carry0, fused):
@@ -89,7 +87,7 @@ def test_fused_equals_autodiff(name, reverse, with_lengths, uses, gate_policy):
 @pytest.mark.parametrize("name", ["lstm", "gru"])
 def test_fused_gradients_float64(name, gate_policy):
     with jax.enable_x64(True):
-        cell, params, xs, carry0 = setup(name, jnp.float64)
+        cell, params, xs, carry0 = setup(name, jnp.float64, store_gates=gate_policy)
         lengths = jnp.array([T, 3, 0, 7])
 
         def loss(params, xs, fused):

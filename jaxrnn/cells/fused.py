@@ -35,8 +35,7 @@ STORE_GATES_FROM = 64  # hidden size from which LSTM and GRU store their gates
 
 
 def stores_gates(hidden_size: int) -> bool:
-    """Whether a cell of this size stores its gates (reads the threshold per call: tests
-    lower it to cover both backward strategies at small sizes).
+    """Whether a cell of this size stores its gates when its ``store_gates`` option is None.
 
     Examples:
       >>> from jaxrnn.cells.fused import stores_gates

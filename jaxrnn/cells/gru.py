@@ -19,7 +19,7 @@ from jaxrnn.typing import Params
 from jaxrnn.typing import PRNGKey
 
 
-def gru(hidden_size: int) -> Cell:
+def gru(hidden_size: int, *, store_gates: bool | None = None) -> Cell:
     r"""The GRU cell, with the reset gate applied to the hidden projection *including* its bias.
 
     $$
@@ -37,6 +37,10 @@ def gru(hidden_size: int) -> Cell:
 
     Args:
       hidden_size: ``h``.
+      store_gates: for the fused backward pass, keep the gate activations of every step
+        (True: one matrix product per backward step instead of two, more memory) or
+        recompute them (False); None decides by size (stored from
+        `jaxrnn.cells.fused.STORE_GATES_FROM` units, where storing measured faster).
 
     Returns:
       A `Cell`.
@@ -50,6 +54,9 @@ def gru(hidden_size: int) -> Cell:
       (2, 4)
     """
     check_size("hidden_size", hidden_size)
+    if store_gates not in (None, True, False):
+        raise TypeError(f"store_gates must be None, True or False, got {store_gates!r}")
+    store = fused_scans.stores_gates(hidden_size) if store_gates is None else store_gates
 
     def shapes(input_size: int) -> dict[str, tuple[int, ...]]:
         return {
@@ -89,7 +96,6 @@ def gru(hidden_size: int) -> Cell:
         return step_projected(params, h, project(params, x))
 
     def fused(params: Params, xs: Array, h: Array, valid, reverse: bool):
-        store = fused_scans.stores_gates(hidden_size)
         w_ih, b_ih, w_hh, b_hh = (params[k] for k in ("w_ih", "b_ih", "w_hh", "b_hh"))
         return gru_scan(w_ih, b_ih, w_hh, b_hh, xs, h, valid, reverse, store)
 

@@ -28,7 +28,7 @@ class LSTMCarry(NamedTuple):
     c: Array  # (..., h) memory cell
 
 
-def lstm(hidden_size: int, *, forget_bias: float = 1.0) -> Cell:
+def lstm(hidden_size: int, *, forget_bias: float = 1.0, store_gates: bool | None = None) -> Cell:
     r"""The LSTM cell, gate order i, f, g, o as in PyTorch and Flax.
 
     $$
@@ -47,6 +47,10 @@ def lstm(hidden_size: int, *, forget_bias: float = 1.0) -> Cell:
     Args:
       hidden_size: ``h``.
       forget_bias: initial value of the forget-gate bias.
+      store_gates: for the fused backward pass, keep the gate activations of every step
+        (True: one matrix product per backward step instead of two, more memory) or
+        recompute them (False); None decides by size (stored from
+        `jaxrnn.cells.fused.STORE_GATES_FROM` units, where storing measured faster).
 
     Returns:
       A `Cell`.
@@ -60,6 +64,9 @@ def lstm(hidden_size: int, *, forget_bias: float = 1.0) -> Cell:
       ((4,), (4,))
     """
     check_size("hidden_size", hidden_size)
+    if store_gates not in (None, True, False):
+        raise TypeError(f"store_gates must be None, True or False, got {store_gates!r}")
+    store = fused_scans.stores_gates(hidden_size) if store_gates is None else store_gates
 
     def shapes(input_size: int) -> dict[str, tuple[int, ...]]:
         return {
@@ -97,7 +104,6 @@ def lstm(hidden_size: int, *, forget_bias: float = 1.0) -> Cell:
         return step_projected(params, carry, project(params, x))
 
     def fused(params: Params, xs: Array, carry: LSTMCarry, valid, reverse: bool):
-        store = fused_scans.stores_gates(hidden_size)
         h, c, ys = lstm_scan(
             params["w_ih"], params["b"], params["w_hh"], xs, carry.h, carry.c, valid, reverse, store
         )
