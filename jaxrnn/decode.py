@@ -167,7 +167,7 @@ def generate(
     temperature: float = 1.0,
     top_k: int | None = None,
     unroll: int = 1,
-) -> tuple[Array, Carry]:
+) -> tuple[Carry, Array]:
     """Generates ``length`` tokens after ``first_tokens`` with one `jax.lax.scan`.
 
     Each step feeds the previous token to ``step_fn`` and picks the next with `select`. Prime
@@ -185,13 +185,14 @@ def generate(
       unroll: steps per loop iteration of the scan (speed only).
 
     Returns:
-      ``(tokens (b, length) int32, final carry)``.
+      ``(final carry, tokens (b, length) int32)``: carry first, as `jaxrnn.unroll` and
+      `jax.lax.scan` return it.
 
     Examples:
       >>> from jaxrnn.decode import generate
       >>> import jax, jax.numpy as jnp
       >>> step = lambda carry, tok: (carry, jax.nn.one_hot((tok + 1) % 5, 5) * 10.0)
-      >>> tokens, _ = generate(step, (), jnp.array([0]), length=4)
+      >>> _, tokens = generate(step, (), jnp.array([0]), length=4)
       >>> tokens.tolist()
       [[1, 2, 3, 4]]
     """
@@ -210,7 +211,7 @@ def generate(
     (carry, _), tokens = jax.lax.scan(
         body, (carry, first_tokens), keys, length=length, unroll=unroll
     )
-    return jnp.swapaxes(tokens, 0, 1), carry
+    return carry, jnp.swapaxes(tokens, 0, 1)
 
 
 def beam_search(

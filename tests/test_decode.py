@@ -59,12 +59,12 @@ def test_a_traced_temperature_works_under_jit_and_zero_is_greedy(table):
             length=8,
             key=jax.random.key(4),
             temperature=temperature,
-        )[0]
+        )[1]
 
     # Then temperature 0 decodes greedily and 1.0 equals the eager sampler, with one compilation
-    greedy, _ = decode.generate(markov_step(table), (), jnp.array([0, 2]), length=8)
+    _, greedy = decode.generate(markov_step(table), (), jnp.array([0, 2]), length=8)
     np.testing.assert_array_equal(sample(0.0), greedy)
-    eager, _ = decode.generate(
+    _, eager = decode.generate(
         markov_step(table), (), jnp.array([0, 2]), length=8, key=jax.random.key(4)
     )
     np.testing.assert_array_equal(sample(1.0), eager)
@@ -75,7 +75,7 @@ def test_a_bad_traced_temperature_is_reported_first(table, capfd):
     sample = jax.jit(
         lambda t: decode.generate(
             markov_step(table), (), jnp.array([0]), length=2, key=jax.random.key(0), temperature=t
-        )[0]
+        )[1]
     )
     with pytest.raises(Exception, match="temperature must be a finite number >= 0"):
         sample(jnp.float32(np.nan)).block_until_ready()
@@ -118,8 +118,8 @@ def test_beam_search_refuses_bad_sizes_and_float_tokens(table):
 
 def test_temperature_to_zero_equals_greedy(table):
     start = jnp.array([0, 2, 3])
-    greedy, _ = decode.generate(markov_step(table), (), start, length=12)
-    cold, _ = decode.generate(
+    _, greedy = decode.generate(markov_step(table), (), start, length=12)
+    _, cold = decode.generate(
         markov_step(table), (), start, length=12, key=jax.random.key(0), temperature=1e-4
     )
     np.testing.assert_array_equal(cold, greedy)
@@ -129,7 +129,7 @@ def test_sampling_is_seeded(table):
     start = jnp.array([0, 2])
     run = lambda seed: decode.generate(
         markov_step(table), (), start, length=30, key=jax.random.key(seed)
-    )[0]
+    )[1]
     np.testing.assert_array_equal(run(7), run(7))
     assert not np.array_equal(run(7), run(8))
 
@@ -173,7 +173,7 @@ def test_beam_search_with_a_wide_beam_finds_the_best_sequence(table, alpha):
 
 def test_beam_size_one_equals_greedy_up_to_eos(table):
     start = jnp.array([0, 2, 3, 4])
-    greedy, _ = decode.generate(markov_step(table), (), start, length=8)
+    _, greedy = decode.generate(markov_step(table), (), start, length=8)
     beam, _, lengths = decode.beam_search(
         markov_step(table), (), start, beam_size=1, max_length=8, eos_id=EOS
     )
@@ -203,5 +203,13 @@ def test_beam_search_threads_the_carry_of_each_hypothesis():
     tokens, _, _ = decode.beam_search(
         step, jnp.zeros(2, jnp.int32), jnp.array([2]), beam_size=2, max_length=3, eos_id=EOS
     )
-    greedy, _ = decode.generate(step, jnp.zeros(1, jnp.int32), jnp.array([2]), length=3)
+    _, greedy = decode.generate(step, jnp.zeros(1, jnp.int32), jnp.array([2]), length=3)
     np.testing.assert_array_equal(tokens[0, 0], greedy[0])
+
+
+def test_generate_returns_the_carry_first_as_unroll_does():
+    def step(carry, tokens):  # the carry counts the steps
+        return carry + 1, jax.nn.one_hot((tokens + 1) % V, V) * 3.0
+
+    carry, tokens = decode.generate(step, jnp.zeros(1, jnp.int32), jnp.array([0]), length=4)
+    assert int(carry[0]) == 4 and tokens.shape == (1, 4)

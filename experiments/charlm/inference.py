@@ -38,7 +38,7 @@ def sampler(config: Config, length: int, temperature: float, top_k: int | None =
         carry = m.initial_carry(params, prompt_ids.shape[0])
         if prompt_ids.shape[1] > 1:  # all but the last prompt character build the state
             carry, _ = m.apply(params, prompt_ids[:, :-1], carry)
-        tokens, _ = decode.generate(
+        _, tokens = decode.generate(
             m.step_fn(params),
             carry,
             prompt_ids[:, -1],

@@ -41,7 +41,7 @@ def decoders(config: Config):
     def greedy(params, ids, lengths):
         state, memory = m.encode(params, ids, lengths)
         bos = jnp.full((ids.shape[0],), text.Vocabulary.bos_id, jnp.int32)
-        tokens, _ = decode.generate(
+        _, tokens = decode.generate(
             m.step_fn(params), (state, memory), bos, length=config.max_decode_tokens
         )
         return tokens
