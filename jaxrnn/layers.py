@@ -9,6 +9,7 @@ from collections.abc import Callable
 from collections.abc import Sequence
 from typing import Any
 from typing import NamedTuple
+from typing import Protocol
 
 import jax
 import jax.numpy as jnp
@@ -24,6 +25,23 @@ from jaxrnn.typing import Array
 from jaxrnn.typing import Carry
 from jaxrnn.typing import Params
 from jaxrnn.typing import PRNGKey
+
+
+class ApplyFn(Protocol):
+    """The signature every layer's ``apply`` has (`rnn`, `stacked`, `bidirectional`), named
+    once: ``(params, xs (b, t, i), ...) -> (final_carry, ys (b, t, output_size))``."""
+
+    def __call__(
+        self,
+        params: Params,
+        xs: Array,
+        *,
+        seq_lengths: Array | None = None,
+        initial_carry: Carry | None = None,
+        reverse: bool = False,
+        time_major: bool = False,
+        dropout_key: PRNGKey | None = None,
+    ) -> tuple[Carry, Array]: ...
 
 
 class Layer(NamedTuple):
@@ -43,7 +61,7 @@ class Layer(NamedTuple):
 
     init: Callable[..., Params]
     initial_carry: Callable[..., Carry]
-    apply: Callable[..., tuple[Carry, Array]]
+    apply: ApplyFn
     output_size: int
     name: str
 
