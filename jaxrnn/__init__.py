@@ -7,8 +7,9 @@
 >>> ys.shape
 (2, 5, 16)
 
-The submodules `train`, `text`, `decode`, `distributed` and `interop` are attributes of the
-package (``jaxrnn.train.fit``), imported on first use so that ``import jaxrnn`` stays light.
+The submodules `train`, `text`, `decode` and `distributed` are attributes of the package
+(``jaxrnn.train.fit``), imported on first use so that ``import jaxrnn`` stays light;
+`interop` is imported with the package.
 """
 
 import importlib

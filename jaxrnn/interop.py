@@ -181,7 +181,7 @@ def _family_of(cell: Cell, converter: str) -> Family:
     family = FAMILIES.get(getattr(cell, "name", None)) if isinstance(cell, Cell) else None
     if family is None or getattr(family, converter) is None:
         able = [f"jaxrnn.{f.name}" for f in FAMILIES.values() if getattr(f, converter)]
-        listed = ", ".join(able[:-1]) + f" or {able[-1]}"
+        listed = " or ".join([", ".join(able[:-1]), able[-1]] if len(able) > 1 else able)
         raise TypeError(f"cell must be {listed} (the cells {converter} knows), got {cell!r}")
     return family
 

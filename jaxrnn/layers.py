@@ -29,7 +29,8 @@ from jaxrnn.typing import PRNGKey
 
 class ApplyFn(Protocol):
     """The signature every layer's ``apply`` has (`rnn`, `stacked`, `bidirectional`), named
-    once: ``(params, xs (b, t, i), ...) -> (final_carry, ys (b, t, output_size))``."""
+    once: ``(params, xs (b, t, i), ...) -> (final_carry, ys (b, t, output_size))``, or
+    ``(t, b, ...)`` for both with ``time_major=True``."""
 
     def __call__(
         self,

@@ -151,3 +151,15 @@ def test_store_gates_is_an_option_checked_like_the_others(make):
     assert make(8, store_gates=True).fused is not None
     with pytest.raises(TypeError, match="store_gates must be None, True or False, got 'yes'"):
         make(8, store_gates="yes")
+
+
+def test_store_gates_and_by_name_refuse_lookalikes():
+    from jaxrnn.cells import by_name
+
+    for bad in (0, 1, 1.0, np.True_):
+        with pytest.raises(TypeError, match="store_gates must be None, True or False"):
+            jaxrnn.lstm(4, store_gates=bad)
+    with pytest.raises(ValueError, match="allowed must name families"):
+        by_name("lstm", 4, allowed="lstm")
+    with pytest.raises(ValueError, match="allowed must name families"):
+        by_name("foo", 4, allowed=("lstm", "foo"))

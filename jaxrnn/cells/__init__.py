@@ -44,8 +44,10 @@ def by_name(name: str, hidden_size: int, *, allowed=None, **options) -> Cell:
       ...
       ValueError: cell must be one of ['gru', 'lstm'], got 'mingru'
     """
+    if isinstance(allowed, str) or not set(allowed or ()) <= set(FAMILIES):
+        raise ValueError(f"allowed must name families of {sorted(FAMILIES)}, got {allowed!r}")
     names = sorted(FAMILIES if allowed is None else allowed)
-    if name not in names or name not in FAMILIES:
+    if name not in names:
         raise ValueError(f"cell must be one of {names}, got {name!r}")
     return FAMILIES[name].make(hidden_size, **options)
 

@@ -71,8 +71,8 @@ class Family(NamedTuple):
     Attributes:
       name: the family's name, as in ``Cell.name`` (``"lstm"``).
       make: its factory (`jaxrnn.lstm`).
-      gates: blocks of ``h`` columns in its ``w_ih`` and ``w_hh`` (LSTM 4, in the order i, f,
-        g, o), or None for cells without such matrices.
+      gates: blocks of ``h`` columns in ``w_hh`` (and ``w_ih``) of the classic cells (LSTM 4,
+        in the order i, f, g, o); None for cells without ``w_hh``.
       torch_module: the ``torch.nn`` module with the same maths (``"LSTM"``), or None.
       flax_cell: the ``flax.linen`` cell with the same maths, or None.
       from_torch: ``from_torch(w_ih, w_hh, b_ih, b_hh) -> params`` from PyTorch's layout

@@ -7,7 +7,8 @@ weight-gradient products accumulated inside the backward loop. So these scans
 - read the raw inputs ``x_t`` inside the step rather than slicing a hoisted ``(t, b, 4h)``
   projection; the LSTM multiplies ``[x_t, h]`` by ``[W_ih; W_hh]``, one product per step;
 - save, for the backward pass, the state each step *starts* from (so no shifted copy is
-  needed) and, from `STORE_GATES_FROM` units, the gates as separate ``(t, b, h)`` arrays, so
+  needed) and, when the cell's ``store_gates`` option says so (by default from
+  `STORE_GATES_FROM` units), the gates as separate ``(t, b, h)`` arrays, so
   the backward loop has one matrix product per step instead of two;
 - form ``dW_ih``, ``dW_hh``, the bias gradients and ``dxs`` with one large product each per
   chunk of steps (`chunk_length`: at most `CHUNK_BYTES` of stacked gate gradients), not per

@@ -54,7 +54,7 @@ def gru(hidden_size: int, *, store_gates: bool | None = None) -> Cell:
       (2, 4)
     """
     check_size("hidden_size", hidden_size)
-    if store_gates not in (None, True, False):
+    if store_gates is not None and not isinstance(store_gates, bool):
         raise TypeError(f"store_gates must be None, True or False, got {store_gates!r}")
     store = fused_scans.stores_gates(hidden_size) if store_gates is None else store_gates
 

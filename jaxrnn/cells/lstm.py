@@ -64,7 +64,7 @@ def lstm(hidden_size: int, *, forget_bias: float = 1.0, store_gates: bool | None
       ((4,), (4,))
     """
     check_size("hidden_size", hidden_size)
-    if store_gates not in (None, True, False):
+    if store_gates is not None and not isinstance(store_gates, bool):
         raise TypeError(f"store_gates must be None, True or False, got {store_gates!r}")
     store = fused_scans.stores_gates(hidden_size) if store_gates is None else store_gates
 
