@@ -56,14 +56,15 @@ class Layer(NamedTuple):
         and ``ys`` ``(b, t, output_size)``, following the conventions of `jaxrnn.unroll`.
         Dropout is applied only when ``dropout_key`` is given (training); without it the
         layer is deterministic (evaluation).
-      output_size: the size of the last axis of ``ys``.
+      output_size: the size of the last axis of ``ys`` (a pair of sizes for a bidirectional
+        layer with ``merge=None``, whose ``ys`` is a pair).
       name: a short description, e.g. ``"stacked(lstm(64), lstm(64))"``.
     """
 
     init: Callable[..., Params]
     initial_carry: Callable[..., Carry]
     apply: ApplyFn
-    output_size: int
+    output_size: int | tuple[int, int]
     name: str
 
     def __repr__(self) -> str:
@@ -175,6 +176,12 @@ def stacked(layers: Sequence[Cell | Layer], *, dropout: float = 0.0) -> Layer:
     layers = tuple(as_layer(layer) for layer in layers)
     if not layers:
         raise ValueError("layers must hold at least one cell or layer, got an empty sequence")
+    for n, layer in enumerate(layers[:-1]):
+        if not isinstance(layer.output_size, int):
+            raise ValueError(
+                f"layers[{n}] ({layer!r}) returns two unmerged outputs (merge=None), which the "
+                "layer above cannot read; only the last layer of a stack may leave them unmerged"
+            )
     _check_rate(dropout)
 
     def init(key: PRNGKey, input_size: int, *, dtype=jnp.float32) -> Params:
@@ -236,7 +243,7 @@ def bidirectional(
     forward: Cell | Layer,
     backward: Cell | Layer | None = None,
     *,
-    merge: str | Callable[[Array, Array], Array] = "concat",
+    merge: str | Callable[[Array, Array], Array] | None = "concat",
 ) -> Layer:
     """Reads each sequence both ways and merges the two outputs at every position.
 
@@ -249,8 +256,10 @@ def bidirectional(
       forward: the left-to-right cell or layer.
       backward: the right-to-left one; a fresh copy of ``forward``'s kind if None (the two
         never share params).
-      merge: ``"concat"`` (features ``hf + hb``), ``"sum"``, or a function
-        ``merge(ys_forward, ys_backward) -> ys``.
+      merge: ``"concat"`` (features ``hf + hb``), ``"sum"``, a function
+        ``merge(ys_forward, ys_backward) -> ys``, or None for both directions unmerged:
+        ``ys`` is then the pair ``(ys_forward, ys_backward)`` and ``output_size`` the pair of
+        widths (Keras ``merge_mode=None``); such a layer can only be the last of a stack.
 
     Returns:
       A `Layer`; params are ``{"forward": ..., "backward": ...}``, carries a
@@ -266,15 +275,20 @@ def bidirectional(
     """
     fwd = as_layer(forward)
     bwd = as_layer(forward if backward is None else backward)
-    if merge == "concat":
+    if merge is None:
+        merge_fn = lambda a, b: (a, b)
+    elif merge == "concat":
         merge_fn = lambda a, b: jnp.concatenate([a, b], axis=-1)
     elif merge == "sum":
         merge_fn = jnp.add
     elif callable(merge):
         merge_fn = merge
     else:
-        raise ValueError(f"merge must be 'concat', 'sum' or a function, got {merge!r}")
-    output_size = _merged_size(merge, merge_fn, fwd.output_size, bwd.output_size)
+        raise ValueError(f"merge must be 'concat', 'sum', a function or None, got {merge!r}")
+    if merge is None:
+        output_size = (fwd.output_size, bwd.output_size)
+    else:
+        output_size = _merged_size(merge, merge_fn, fwd.output_size, bwd.output_size)
 
     def init(key: PRNGKey, input_size: int, *, dtype=jnp.float32) -> Params:
         k_fwd, k_bwd = jax.random.split(key)

@@ -166,7 +166,7 @@ def test_layer_errors():
         jaxrnn.stacked([])
     with pytest.raises(ValueError, match=r"dropout rate must be in \[0, 1\), got 1.0"):
         jaxrnn.stacked([jaxrnn.lstm(2)], dropout=1.0)
-    with pytest.raises(ValueError, match="merge must be 'concat', 'sum' or a function"):
+    with pytest.raises(ValueError, match="merge must be 'concat', 'sum', a function or None"):
         jaxrnn.bidirectional(jaxrnn.lstm(2), merge="avg")
     deep = jaxrnn.stacked([jaxrnn.lstm(2), jaxrnn.lstm(2)])
     params = deep.init(jax.random.key(0), F)
@@ -223,3 +223,35 @@ def test_recurrent_dropout_mask_of_the_wrong_shape_is_named():
         match=rf"mask must have the shape of the hidden state \({B}, 4\).*\({B + 1}, 4\)",
     ):
         jaxrnn.unroll(dropped, params, inputs())
+
+
+def test_bidirectional_can_return_both_directions_unmerged():
+    # Keras merge_mode=None: (ys_forward, ys_backward); it used to fail inside layers.py.
+    xs = jax.random.normal(jax.random.key(1), (3, 6, 2))
+    lengths = jnp.array([6, 4, 0])
+    pair = jaxrnn.bidirectional(jaxrnn.gru(4), jaxrnn.lstm(5), merge=None)
+    joined = jaxrnn.bidirectional(jaxrnn.gru(4), jaxrnn.lstm(5))
+    params = pair.init(jax.random.key(0), input_size=2)
+    assert pair.output_size == (4, 5)
+
+    def both(params, xs):
+        return pair.apply(params, xs, seq_lengths=lengths)
+
+    carry, (ys_f, ys_b) = jax.jit(both)(params, xs)
+    carry_joined, ys = joined.apply(params, xs, seq_lengths=lengths)
+    np.testing.assert_allclose(jnp.concatenate([ys_f, ys_b], axis=-1), ys, rtol=1e-6)
+    chex.assert_trees_all_close(carry, carry_joined)
+    # Gradients through each direction, and vmap over an extra batch axis.
+    loss = lambda p: jnp.sum(both(p, xs)[1][0] ** 2) + jnp.sum(jnp.sin(both(p, xs)[1][1]))
+    grads = jax.grad(loss)(params)
+    assert all(bool(jnp.all(jnp.isfinite(g))) for g in jax.tree.leaves(grads))
+    assert float(jnp.abs(grads["backward"]["w_hh"]).sum()) > 0
+    batched = jax.vmap(lambda x: pair.apply(params, x)[1])(jnp.stack([xs, xs]))
+    assert batched[0].shape == (2, 3, 6, 4) and batched[1].shape == (2, 3, 6, 5)
+    # On top of a stack it is fine; below another layer it is refused.
+    top = jaxrnn.stacked([jaxrnn.gru(3), pair])
+    assert top.output_size == (4, 5)
+    _, (f, b) = top.apply(top.init(jax.random.key(2), input_size=2), xs, seq_lengths=lengths)
+    assert f.shape == (3, 6, 4) and b.shape == (3, 6, 5)
+    with pytest.raises(ValueError, match=r"layers\[0\] .* returns two unmerged outputs"):
+        jaxrnn.stacked([pair, jaxrnn.gru(3)])
