@@ -163,3 +163,50 @@ def test_store_gates_and_by_name_refuse_lookalikes():
         by_name("lstm", 4, allowed="lstm")
     with pytest.raises(ValueError, match="allowed must name families"):
         by_name("foo", 4, allowed=("lstm", "foo"))
+
+
+def _keras_gru_reset_before(params, xs, h0):
+    """Keras GRU(reset_after=False) in numpy: the reset gate multiplies h before W_hn."""
+    p = {k: np.asarray(v, np.float64) for k, v in params.items()}
+    sig = lambda v: 1 / (1 + np.exp(-v))
+    h, n_h, ys = np.asarray(h0, np.float64), h0.shape[-1], []
+    for t in range(xs.shape[1]):
+        a = np.asarray(xs[:, t], np.float64) @ p["w_ih"] + p["b_ih"]
+        u = h @ p["w_hh"][:, : 2 * n_h] + p["b_hh"][: 2 * n_h]
+        r = sig(a[:, :n_h] + u[:, :n_h])
+        z = sig(a[:, n_h : 2 * n_h] + u[:, n_h:])
+        n = np.tanh(a[:, 2 * n_h :] + (r * h) @ p["w_hh"][:, 2 * n_h :] + p["b_hh"][2 * n_h :])
+        h = (1 - z) * n + z * h
+        ys.append(h)
+    return h, np.stack(ys, axis=1)
+
+
+def test_gru_with_the_reset_gate_before_the_product_matches_keras_convention():
+    cell = jaxrnn.gru(5, reset_after=False)
+    params = cell.init(jax.random.key(0), input_size=3)
+    params = jax.tree.map(lambda p: p + 0.3 * jnp.cos(jnp.arange(p.size)).reshape(p.shape), params)
+    xs = jax.random.normal(jax.random.key(1), (4, 7, 3))
+    h0 = jax.random.normal(jax.random.key(2), (4, 5))
+    h, ys = jax.jit(lambda p, x, c: jaxrnn.unroll(cell, p, x, initial_carry=c))(params, xs, h0)
+    h_ref, ys_ref = _keras_gru_reset_before(params, xs, h0)
+    np.testing.assert_allclose(ys, ys_ref, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(h, h_ref, rtol=1e-5, atol=1e-6)
+    # It differs from the default convention, has no fused pass, and the converters refuse it.
+    _, ys_after = jaxrnn.unroll(jaxrnn.gru(5), params, xs, initial_carry=h0)
+    assert float(jnp.abs(ys_after - ys).max()) > 1e-3
+    assert cell.fused is None and cell.name == "gru_reset_before"
+    with pytest.raises(TypeError, match="cell must be"):
+        jaxrnn.interop.to_flax(cell, params)
+    # Padding, layers, gradients and vmap work as for every cell.
+    lengths = jnp.array([7, 3, 1, 0])
+    bi = jaxrnn.bidirectional(cell)
+    bi_params = bi.init(jax.random.key(3), input_size=3)
+    grads = jax.grad(lambda p: jnp.sum(bi.apply(p, xs, seq_lengths=lengths)[1] ** 2))(bi_params)
+    assert all(bool(jnp.all(jnp.isfinite(g))) for g in jax.tree.leaves(grads))
+    _, short = jaxrnn.unroll(cell, params, xs[1:2, :3], initial_carry=h0[1:2])
+    _, padded = jaxrnn.unroll(cell, params, xs, initial_carry=h0, seq_lengths=lengths)
+    np.testing.assert_allclose(padded[1, :3], short[0], rtol=1e-6)
+    stacked = jax.vmap(lambda x: jaxrnn.unroll(cell, params, x)[1])(jnp.stack([xs, xs]))
+    assert stacked.shape == (2, 4, 7, 5)
+    with pytest.raises(TypeError, match="reset_after must be True or False"):
+        jaxrnn.gru(5, reset_after=0)

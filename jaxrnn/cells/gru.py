@@ -19,7 +19,7 @@ from jaxrnn.typing import Params
 from jaxrnn.typing import PRNGKey
 
 
-def gru(hidden_size: int, *, store_gates: bool | None = None) -> Cell:
+def gru(hidden_size: int, *, reset_after: bool = True, store_gates: bool | None = None) -> Cell:
     r"""The GRU cell, with the reset gate applied to the hidden projection *including* its bias.
 
     $$
@@ -35,8 +35,16 @@ def gru(hidden_size: int, *, store_gates: bool | None = None) -> Cell:
     z; those add to ``b_ih`` exactly). Params ``{"w_ih": (i, 3h), "b_ih": (3h,),
     "w_hh": (h, 3h), "b_hh": (3h,)}``; the carry is ``h`` of shape ``(..., h)``.
 
+    With ``reset_after=False`` the reset gate applies to the hidden state *before* its
+    product, ``n = tanh(a_n + (r ⊙ h_{t-1}) W_{hn} + b_{hn})``: the convention of Keras'
+    ``GRU(reset_after=False)``, TF1 and the original paper (Cho et al. 2014). That cell is
+    named ``"gru_reset_before"`` (the PyTorch/Flax converters refuse it, their GRUs reset
+    after) and has no fused backward pass: it trains through the plain scan.
+
     Args:
       hidden_size: ``h``.
+      reset_after: True (default) resets ``h W_hn + b_hn`` as above; False resets ``h``
+        before the product.
       store_gates: for the fused backward pass, keep the gate activations of every step
         (True: one matrix product per backward step instead of two, more memory) or
         recompute them (False); None decides by size (stored from
@@ -54,6 +62,8 @@ def gru(hidden_size: int, *, store_gates: bool | None = None) -> Cell:
       (2, 4)
     """
     check_size("hidden_size", hidden_size)
+    if not isinstance(reset_after, bool):
+        raise TypeError(f"reset_after must be True or False, got {reset_after!r}")
     if store_gates is not None and not isinstance(store_gates, bool):
         raise TypeError(f"store_gates must be None, True or False, got {store_gates!r}")
     store = fused_scans.stores_gates(hidden_size) if store_gates is None else store_gates
@@ -85,10 +95,18 @@ def gru(hidden_size: int, *, store_gates: bool | None = None) -> Cell:
 
     def step_projected(params: Params, h: Array, px: Array) -> tuple[Array, Array]:
         a_r, a_z, a_n = jnp.split(px, 3, axis=-1)
-        u_r, u_z, u_n = jnp.split(add_bias(h @ params["w_hh"], params["b_hh"]), 3, axis=-1)
-        r = jax.nn.sigmoid(a_r + u_r)
-        z = jax.nn.sigmoid(a_z + u_z)
-        n = jnp.tanh(a_n + r * u_n)
+        if reset_after:
+            u_r, u_z, u_n = jnp.split(add_bias(h @ params["w_hh"], params["b_hh"]), 3, axis=-1)
+            r = jax.nn.sigmoid(a_r + u_r)
+            z = jax.nn.sigmoid(a_z + u_z)
+            n = jnp.tanh(a_n + r * u_n)
+        else:
+            w_rz, w_n = params["w_hh"][:, : 2 * hidden_size], params["w_hh"][:, 2 * hidden_size :]
+            b_rz, b_n = params["b_hh"][: 2 * hidden_size], params["b_hh"][2 * hidden_size :]
+            u_r, u_z = jnp.split(add_bias(h @ w_rz, b_rz), 2, axis=-1)
+            r = jax.nn.sigmoid(a_r + u_r)
+            z = jax.nn.sigmoid(a_z + u_z)
+            n = jnp.tanh(a_n + add_bias((r * h) @ w_n, b_n))
         h = (1.0 - z) * n + z * h
         return h, h
 
@@ -99,16 +117,17 @@ def gru(hidden_size: int, *, store_gates: bool | None = None) -> Cell:
         w_ih, b_ih, w_hh, b_hh = (params[k] for k in ("w_ih", "b_ih", "w_hh", "b_hh"))
         return gru_scan(w_ih, b_ih, w_hh, b_hh, xs, h, valid, reverse, store)
 
+    name = "gru" if reset_after else "gru_reset_before"
     return Cell(
         init=init,
         initial_carry=initial_carry,
         step=step,
         project=project,
         step_projected=step_projected,
-        check_params=make_param_checker("gru", hidden_size, shapes),
-        name="gru",
+        check_params=make_param_checker(name, hidden_size, shapes),
+        name=name,
         hidden_size=hidden_size,
-        fused=fused,
+        fused=fused if reset_after else None,  # the hand-written pass resets after
         output=lambda h: h,
     )
 
