@@ -482,9 +482,9 @@ def pool(
     """
     if method not in ("last", "mean", "max"):
         raise ValueError(f"method must be 'last', 'mean' or 'max', got {method!r}")
-    if ys.ndim not in (2, 3):
+    if ys.ndim < 2:
         raise ValueError(f"ys must have rank 3 (batch, time, features), got shape {ys.shape}")
-    ys_t = ys if (time_major or ys.ndim == 2) else jnp.swapaxes(ys, 0, 1)  # (t, b, h)
+    ys_t = ys if (time_major or ys.ndim == 2) else jnp.moveaxis(ys, -2, 0)  # (t, *batch, h)
     num_steps = ys_t.shape[0]
     lengths = check_seq_lengths(seq_lengths, ys_t.shape[1:-1], num_steps)
     if lengths is None:

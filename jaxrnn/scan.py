@@ -1,6 +1,7 @@
 """Turning a step into a sequence: `lax.scan`, lengths and masking, reverse, time-major."""
 
 import functools
+import math
 from typing import Any
 
 import jax
@@ -45,9 +46,12 @@ def unroll(
       cell: a `Cell`, e.g. ``jaxrnn.lstm(128)``.
       params: the cell's params, from ``cell.init``.
       xs: inputs ``(b, t, i)``, or ``(t, b, i)`` with ``time_major=True``, or ``(t, i)`` for a
-        single unbatched sequence. Must have the params' dtype.
+        single unbatched sequence; several batch axes ``(b1, b2, ..., t, i)`` work too (one
+        scan over the flattened batch, no vmap), with lengths and carries shaped
+        ``(b1, b2, ...)``. Must have the params' dtype.
       initial_carry: the carry before the first step; zeros (``cell.initial_carry``) if None.
-      seq_lengths: ``(b,)`` integer valid lengths in ``[0, t]`` (``()`` for unbatched ``xs``);
+      seq_lengths: ``(b,)`` (the batch axes) integer valid lengths in ``[0, t]`` (``()`` for
+        unbatched ``xs``);
         None means every sequence is ``t`` long.
       reverse: read each sequence backwards.
       time_major: ``xs`` and ``ys`` are ``(t, b, ...)`` instead of ``(b, t, ...)``.
@@ -87,6 +91,11 @@ def unroll(
     dtype = jax.tree.leaves(params)[0].dtype
     xs = _check_xs(xs, input_size, dtype, time_major)
     _check_options(unroll, mode, remat, reverse, time_major)
+    if xs.ndim > 3:
+        options = dict(reverse=reverse, unroll=unroll, mode=mode, remat=remat, fused=fused)
+        return _unroll_many_batch_axes(
+            cell, params, xs, initial_carry, seq_lengths, time_major, options
+        )
     xs_t = xs if (time_major or xs.ndim == 2) else jnp.swapaxes(xs, 0, 1)
     num_steps, batch_shape = xs_t.shape[0], xs_t.shape[1:-1]
     lengths = check_seq_lengths(seq_lengths, batch_shape, num_steps)
@@ -299,15 +308,58 @@ def _check_cell(cell: Any) -> None:
         )
 
 
+def _unroll_many_batch_axes(cell, params, xs, initial_carry, seq_lengths, time_major, options):
+    """`unroll` over ``xs (*batch, t, i)`` (or ``(t, *batch, i)``) with several batch axes: the
+    batch axes are flattened into one, unrolled, and restored (no vmap, one scan)."""
+    batch = xs.shape[1:-1] if time_major else xs.shape[:-2]
+    size = math.prod(batch)
+    flat_xs = xs.reshape(
+        (xs.shape[0], size, xs.shape[-1]) if time_major else (size, *xs.shape[-2:])
+    )
+    lengths = None
+    if seq_lengths is not None:
+        lengths = jnp.asarray(seq_lengths)
+        if lengths.shape != batch:
+            raise ValueError(
+                f"seq_lengths must have shape {batch} (the batch axes of xs {tuple(xs.shape)}), "
+                f"got {tuple(lengths.shape)}"
+            )
+        lengths = lengths.reshape(size)
+    carry = None
+    if initial_carry is not None:
+        for leaf in jax.tree.leaves(initial_carry):
+            if tuple(leaf.shape[: len(batch)]) != batch:
+                raise ValueError(
+                    f"initial_carry leaves must start with the batch axes {batch} of xs, got a "
+                    f"leaf of shape {tuple(leaf.shape)}"
+                )
+        carry = jax.tree.map(lambda c: c.reshape((size, *c.shape[len(batch) :])), initial_carry)
+    final, ys = unroll(
+        cell,
+        params,
+        flat_xs,
+        initial_carry=carry,
+        seq_lengths=lengths,
+        time_major=time_major,
+        **options,
+    )
+    final = jax.tree.map(lambda c: c.reshape((*batch, *c.shape[1:])), final)
+    if time_major:
+        return final, ys.reshape((ys.shape[0], *batch, ys.shape[-1]))
+    return final, ys.reshape((*batch, *ys.shape[1:]))
+
+
 def _check_xs(xs: Any, input_size: int, dtype, time_major: bool) -> Array:
-    """``xs`` as an array of rank 2 or 3 with ``input_size`` features and the params' dtype."""
+    """``xs`` as an array of rank 2 or more with ``input_size`` features and the params'
+    dtype."""
     if not hasattr(xs, "ndim"):
         xs = jnp.asarray(xs)
-    layout = "(time, batch, %d)" if time_major else "(batch, time, %d)"
+    layout = "(time, *batch, %d)" if time_major else "(*batch, time, %d)"
     expected = f"{layout % input_size} or (time, {input_size})"
-    if xs.ndim not in (2, 3):
+    if xs.ndim < 2:
         raise ValueError(
-            f"xs must have rank 3, shape {expected}, got rank {xs.ndim} with shape {xs.shape}"
+            f"xs must have rank 2 or more, shape {expected}, got rank {xs.ndim} with shape "
+            f"{xs.shape}"
         )
     if xs.shape[-1] != input_size:
         raise ValueError(

@@ -279,15 +279,15 @@ class TestJit(chex.TestCase):
 
 def test_error_xs_rank():
     cell, params, xs = make("lstm")
-    with pytest.raises(ValueError, match=r"xs must have rank 3.*got rank 4"):
-        jaxrnn.unroll(cell, params, xs[None])
+    with pytest.raises(ValueError, match=r"xs must have rank 2 or more.*got rank 1"):
+        jaxrnn.unroll(cell, params, xs[0, 0])
 
 
 def test_error_xs_features():
     cell, params, xs = make("lstm")
     with pytest.raises(
         ValueError,
-        match=r"xs must have shape \(batch, time, 3\).*input_size=3"
+        match=r"xs must have shape \(\*batch, time, 3\).*input_size=3"
         r".*got \(4, 7, 2\)",
     ):
         jaxrnn.unroll(cell, params, xs[..., :2])
@@ -401,3 +401,67 @@ def test_error_cell_not_a_cell():
     layer = jaxrnn.stacked([jaxrnn.lstm(H)])
     with pytest.raises(TypeError, match="cell must be a jaxrnn.Cell.*layer.apply"):
         jaxrnn.unroll(layer, None, jnp.zeros((1, 2, 3)))
+
+
+@pytest.mark.parametrize(
+    "name, options",
+    [
+        ("lstm", {}),
+        ("lstm", {"fused": False}),
+        ("gru", {"remat": 2}),
+        ("elman", {"reverse": True}),
+        ("mingru", {"mode": "parallel"}),
+    ],
+)
+def test_several_leading_batch_axes_equal_the_flattened_batch(name, options):
+    # Flax-style (b1, b2, t, i) inputs with (b1, b2) lengths, without a vmap.
+    cell = getattr(jaxrnn, name)(5)
+    params = cell.init(jax.random.key(0), input_size=3)
+    xs = jax.random.normal(jax.random.key(1), (2, 3, 6, 3))
+    lengths = jnp.array([[6, 4, 0], [1, 2, 5]])
+    carry0 = jax.tree.map(lambda c: c + 0.1, cell.initial_carry(params, (2, 3)))
+
+    def run(params, xs, lengths, carry0):
+        carry, ys = jaxrnn.unroll(
+            cell, params, xs, seq_lengths=lengths, initial_carry=carry0, **options
+        )
+        return jnp.sum(ys**2) + sum(jnp.sum(c) for c in jax.tree.leaves(carry)), (carry, ys)
+
+    flat = lambda a: a.reshape((6, *a.shape[2:]))
+    (v, (carry, ys)), g = jax.jit(jax.value_and_grad(run, has_aux=True))(
+        params, xs, lengths, carry0
+    )
+    (v_f, (carry_f, ys_f)), g_f = jax.value_and_grad(run, has_aux=True)(
+        params, flat(xs), lengths.reshape(6), jax.tree.map(flat, carry0)
+    )
+    assert ys.shape == (2, 3, 6, 5)
+    np.testing.assert_allclose(ys.reshape(6, 6, 5), ys_f, rtol=1e-6, atol=1e-6)
+    chex.assert_trees_all_close(jax.tree.map(flat, carry), carry_f, rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(v, v_f, rtol=1e-6)
+    chex.assert_trees_all_close(g, g_f, rtol=1e-5, atol=1e-6)
+
+
+def test_several_batch_axes_through_layers_heads_and_time_major():
+    xs = jax.random.normal(jax.random.key(1), (2, 3, 6, 3))
+    lengths = jnp.array([[6, 4, 0], [1, 2, 5]])
+    layer = jaxrnn.stacked([jaxrnn.bidirectional(jaxrnn.gru(4)), jaxrnn.lstm(5)])
+    params = layer.init(jax.random.key(0), input_size=3)
+    _, ys = layer.apply(params, xs, seq_lengths=lengths)
+    _, ys_flat = layer.apply(params, xs.reshape(6, 6, 3), seq_lengths=lengths.reshape(6))
+    np.testing.assert_allclose(ys.reshape(6, 6, 5), ys_flat, rtol=1e-6, atol=1e-6)
+    last = jaxrnn.many_to_one(layer, params, xs, seq_lengths=lengths)
+    np.testing.assert_allclose(
+        last.reshape(6, 5),
+        jaxrnn.many_to_one(layer, params, xs.reshape(6, 6, 3), seq_lengths=lengths.reshape(6)),
+        rtol=1e-6,
+        atol=1e-6,
+    )
+    cell = jaxrnn.lstm(5)
+    p = cell.init(jax.random.key(2), input_size=3)
+    _, batch_major = jaxrnn.unroll(cell, p, xs, seq_lengths=lengths)
+    _, time_major = jaxrnn.unroll(
+        cell, p, jnp.moveaxis(xs, 2, 0), seq_lengths=lengths, time_major=True
+    )
+    np.testing.assert_allclose(jnp.moveaxis(time_major, 0, 2), batch_major, rtol=1e-6)
+    with pytest.raises(ValueError, match=r"seq_lengths must have shape \(2, 3\).*got \(6,\)"):
+        jaxrnn.unroll(cell, p, xs, seq_lengths=lengths.reshape(6))
