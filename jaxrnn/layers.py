@@ -38,6 +38,7 @@ class ApplyFn(Protocol):
         xs: Array,
         *,
         seq_lengths: Array | None = None,
+        mask: Array | None = None,
         initial_carry: Carry | None = None,
         reverse: bool = False,
         time_major: bool = False,
@@ -51,7 +52,7 @@ class Layer(NamedTuple):
     Attributes:
       init: ``init(key, input_size, *, dtype=jnp.float32) -> params``.
       initial_carry: ``initial_carry(params, batch_shape=()) -> carry``.
-      apply: ``apply(params, xs, *, seq_lengths=None, initial_carry=None, reverse=False,
+      apply: ``apply(params, xs, *, seq_lengths=None, mask=None, initial_carry=None, reverse=False,
         time_major=False, dropout_key=None) -> (final_carry, ys)`` with ``xs`` ``(b, t, i)``
         and ``ys`` ``(b, t, output_size)``, following the conventions of `jaxrnn.unroll`.
         Dropout is applied only when ``dropout_key`` is given (training); without it the
@@ -110,6 +111,7 @@ def rnn(cell: Cell, *, reverse: bool = False, unroll: int = 1) -> Layer:
         xs,
         *,
         seq_lengths=None,
+        mask=None,
         initial_carry=None,
         reverse=False,
         time_major=False,
@@ -122,6 +124,7 @@ def rnn(cell: Cell, *, reverse: bool = False, unroll: int = 1) -> Layer:
             xs,
             initial_carry=initial_carry,
             seq_lengths=seq_lengths,
+            mask=mask,
             reverse=reverse != layer_reverse,
             time_major=time_major,
             unroll=steps_per_iteration,
@@ -202,6 +205,7 @@ def stacked(layers: Sequence[Cell | Layer], *, dropout: float = 0.0) -> Layer:
         xs,
         *,
         seq_lengths=None,
+        mask=None,
         initial_carry=None,
         reverse=False,
         time_major=False,
@@ -219,6 +223,7 @@ def stacked(layers: Sequence[Cell | Layer], *, dropout: float = 0.0) -> Layer:
                 params[n],
                 xs,
                 seq_lengths=seq_lengths,
+                mask=mask,
                 initial_carry=None if initial_carry is None else initial_carry[n],
                 reverse=reverse,
                 time_major=time_major,
@@ -308,6 +313,7 @@ def bidirectional(
         xs,
         *,
         seq_lengths=None,
+        mask=None,
         initial_carry=None,
         reverse=False,
         time_major=False,
@@ -333,6 +339,7 @@ def bidirectional(
             params["forward"],
             xs,
             seq_lengths=seq_lengths,
+            mask=mask,
             initial_carry=carry0[0],
             reverse=reverse,
             time_major=time_major,
@@ -342,6 +349,7 @@ def bidirectional(
             params["backward"],
             xs,
             seq_lengths=seq_lengths,
+            mask=mask,
             initial_carry=carry0[1],
             reverse=not reverse,
             time_major=time_major,

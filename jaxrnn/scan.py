@@ -22,6 +22,7 @@ def unroll(
     *,
     initial_carry: Carry | None = None,
     seq_lengths: Array | None = None,
+    mask: Array | None = None,
     reverse: bool = False,
     time_major: bool = False,
     unroll: int = 1,
@@ -53,6 +54,11 @@ def unroll(
       seq_lengths: ``(b,)`` (the batch axes) integer valid lengths in ``[0, t]`` (``()`` for
         unbatched ``xs``);
         None means every sequence is ``t`` long.
+      mask: a general mask, bool ``(b, t)`` (``(t, b)`` if time-major, ``(t,)`` unbatched),
+        True on the steps to run: a False step leaves the carry unchanged, outputs zero, and
+        its input never reaches the arithmetic, wherever it is (Keras masks with holes).
+        With ``reverse=True`` the True steps are read from last to first. Combined with
+        ``seq_lengths`` (both must hold); ``seq_lengths`` is the faster common case.
       reverse: read each sequence backwards.
       time_major: ``xs`` and ``ys`` are ``(t, b, ...)`` instead of ``(b, t, ...)``.
       unroll: passed to `jax.lax.scan`: how many steps one loop iteration runs.
@@ -94,13 +100,16 @@ def unroll(
     if xs.ndim > 3:
         options = dict(reverse=reverse, unroll=unroll, mode=mode, remat=remat, fused=fused)
         return _unroll_many_batch_axes(
-            cell, params, xs, initial_carry, seq_lengths, time_major, options
+            cell, params, xs, initial_carry, seq_lengths, mask, time_major, options
         )
     xs_t = xs if (time_major or xs.ndim == 2) else jnp.swapaxes(xs, 0, 1)
     num_steps, batch_shape = xs_t.shape[0], xs_t.shape[1:-1]
     lengths = check_seq_lengths(seq_lengths, batch_shape, num_steps)
     carry = _check_initial_carry(cell, params, initial_carry, batch_shape)
     valid = None if lengths is None else valid_steps(lengths, num_steps)
+    if mask is not None:
+        steps = _check_mask(mask, xs_t.shape[:-1], time_major or xs.ndim == 2)
+        valid = steps if valid is None else valid & steps
     if valid is not None:
         # Padding must never reach the arithmetic: a NaN or inf there would leave the outputs
         # clean (they are masked) but make the gradients NaN (0 * nan in the backward pass).
@@ -308,7 +317,25 @@ def _check_cell(cell: Any) -> None:
         )
 
 
-def _unroll_many_batch_axes(cell, params, xs, initial_carry, seq_lengths, time_major, options):
+def _check_mask(mask: Any, time_major_shape: tuple[int, ...], time_major: bool) -> Array:
+    """``mask`` as a bool ``(t, *batch)`` array, checked against the inputs' shape."""
+    mask = jnp.asarray(mask)
+    t, batch = time_major_shape[0], time_major_shape[1:]
+    expected = (t, *batch) if time_major else (*batch, t)
+    if mask.dtype != jnp.bool_:
+        raise TypeError(f"mask must be a bool array of shape {expected}, got dtype {mask.dtype}")
+    if tuple(mask.shape) != expected:
+        raise ValueError(
+            f"mask must have shape {expected} (one entry per step of each sequence, "
+            f"{'time-major' if time_major else 'batch-major'}), got {tuple(mask.shape)}; "
+            "nothing is broadcast silently"
+        )
+    return mask if time_major else jnp.moveaxis(mask, -1, 0)
+
+
+def _unroll_many_batch_axes(
+    cell, params, xs, initial_carry, seq_lengths, mask, time_major, options
+):
     """`unroll` over ``xs (*batch, t, i)`` (or ``(t, *batch, i)``) with several batch axes: the
     batch axes are flattened into one, unrolled, and restored (no vmap, one scan)."""
     batch = xs.shape[1:-1] if time_major else xs.shape[:-2]
@@ -334,12 +361,20 @@ def _unroll_many_batch_axes(cell, params, xs, initial_carry, seq_lengths, time_m
                     f"leaf of shape {tuple(leaf.shape)}"
                 )
         carry = jax.tree.map(lambda c: c.reshape((size, *c.shape[len(batch) :])), initial_carry)
+    flat_mask = None
+    if mask is not None:
+        mask = jnp.asarray(mask)
+        want = (xs.shape[0], *batch) if time_major else (*batch, xs.shape[-2])
+        if tuple(mask.shape) != want:
+            raise ValueError(f"mask must have shape {want}, got {tuple(mask.shape)}")
+        flat_mask = mask.reshape((want[0], size) if time_major else (size, want[-1]))
     final, ys = unroll(
         cell,
         params,
         flat_xs,
         initial_carry=carry,
         seq_lengths=lengths,
+        mask=flat_mask,
         time_major=time_major,
         **options,
     )

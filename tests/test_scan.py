@@ -465,3 +465,73 @@ def test_several_batch_axes_through_layers_heads_and_time_major():
     np.testing.assert_allclose(jnp.moveaxis(time_major, 0, 2), batch_major, rtol=1e-6)
     with pytest.raises(ValueError, match=r"seq_lengths must have shape \(2, 3\).*got \(6,\)"):
         jaxrnn.unroll(cell, p, xs, seq_lengths=lengths.reshape(6))
+
+
+MASK = np.array([[1, 1, 0, 1, 0, 1], [1, 0, 0, 1, 1, 0], [0, 0, 0, 0, 0, 0]], bool)
+
+
+def _masked_loop(cell, params, xs, mask, reverse):
+    """The reference: a Python loop that runs step t only where mask[:, t] is True."""
+    carry = cell.initial_carry(params, (xs.shape[0],))
+    ys = [None] * xs.shape[1]
+    for t in reversed(range(xs.shape[1])) if reverse else range(xs.shape[1]):
+        new, y = cell.step(params, carry, xs[:, t])
+        ok = mask[:, t][:, None]
+        carry = jax.tree.map(lambda n, o, ok=ok: jnp.where(ok, n, o), new, carry)
+        ys[t] = jnp.where(ok, y, 0.0)
+    return carry, jnp.stack(ys, axis=1)
+
+
+@pytest.mark.parametrize(
+    "name, options",
+    [
+        ("lstm", {}),
+        ("gru", {"fused": False}),
+        ("gru", {"remat": 4}),
+        ("mingru", {"mode": "parallel"}),
+        ("elman", {}),
+    ],
+)
+@pytest.mark.parametrize("reverse", [False, True])
+def test_a_mask_with_holes_skips_exactly_its_false_steps(name, options, reverse):
+    cell = getattr(jaxrnn, name)(4)
+    params = cell.init(jax.random.key(0), input_size=3)
+    xs = jax.random.normal(jax.random.key(1), (3, 6, 3))
+    # Anything at a masked step, NaN included, changes neither values nor gradients.
+    poisoned = jnp.where(jnp.asarray(MASK)[..., None], xs, jnp.nan)
+
+    def loss(fn):
+        def value(params):
+            carry, ys = fn(params)
+            return jnp.sum(jnp.sin(ys)) + sum(jnp.sum(c**2) for c in jax.tree.leaves(carry))
+
+        return jax.value_and_grad(value)(params)
+
+    masked = lambda p: jaxrnn.unroll(
+        cell, p, poisoned, mask=jnp.asarray(MASK), reverse=reverse, **options
+    )
+    reference = lambda p: _masked_loop(cell, p, xs, jnp.asarray(MASK), reverse)
+    (v, g), (v_ref, g_ref) = loss(jax.jit(masked)), loss(reference)
+    np.testing.assert_allclose(v, v_ref, rtol=1e-5, atol=1e-5)
+    chex.assert_trees_all_close(g, g_ref, rtol=1e-4, atol=1e-6)
+    _, ys = masked(params)
+    assert float(jnp.abs(ys[~jnp.asarray(MASK)]).max()) == 0.0
+
+
+def test_mask_combines_with_lengths_passes_through_layers_and_names_bad_shapes():
+    cell = jaxrnn.lstm(4)
+    params = cell.init(jax.random.key(0), input_size=3)
+    xs = jax.random.normal(jax.random.key(1), (3, 6, 3))
+    lengths = jnp.array([4, 6, 2])
+    both = jaxrnn.unroll(cell, params, xs, mask=jnp.asarray(MASK), seq_lengths=lengths)
+    steps = jnp.asarray(MASK) & (jnp.arange(6)[None] < lengths[:, None])
+    chex.assert_trees_all_close(both, jaxrnn.unroll(cell, params, xs, mask=steps))
+    bi = jaxrnn.bidirectional(jaxrnn.gru(4))
+    bi_params = bi.init(jax.random.key(2), input_size=3)
+    _, ys = bi.apply(bi_params, xs, mask=jnp.asarray(MASK))
+    fwd = jaxrnn.unroll(jaxrnn.gru(4), bi_params["forward"], xs, mask=jnp.asarray(MASK))
+    np.testing.assert_allclose(ys[..., :4], fwd[1], rtol=1e-6)
+    with pytest.raises(ValueError, match=r"mask must have shape \(3, 6\).*got \(6, 3\)"):
+        jaxrnn.unroll(cell, params, xs, mask=jnp.asarray(MASK.T))
+    with pytest.raises(TypeError, match="mask must be a bool array"):
+        jaxrnn.unroll(cell, params, xs, mask=jnp.asarray(MASK, jnp.int32))
