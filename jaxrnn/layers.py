@@ -155,7 +155,9 @@ def as_layer(model: Cell | Layer) -> Layer:
     raise TypeError(f"expected a jaxrnn.Cell or jaxrnn.Layer, got {type(model).__name__}")
 
 
-def stacked(layers: Sequence[Cell | Layer], *, dropout: float = 0.0) -> Layer:
+def stacked(
+    layers: Sequence[Cell | Layer], *, dropout: float = 0.0, variational: bool = False
+) -> Layer:
     """A deep RNN: each layer reads the outputs of the one below.
 
     Dropout with rate ``dropout`` is applied to the outputs *between* layers (not after the
@@ -164,6 +166,8 @@ def stacked(layers: Sequence[Cell | Layer], *, dropout: float = 0.0) -> Layer:
     Args:
       layers: cells or layers, bottom first.
       dropout: drop probability in ``[0, 1)`` between layers.
+      variational: one dropout mask per sequence for all time steps (Gal & Ghahramani 2016;
+        Keras ``dropout=`` on an RNN) instead of a fresh one at every position.
 
     Returns:
       A `Layer`; params and carries are tuples with one entry per layer.
@@ -186,6 +190,8 @@ def stacked(layers: Sequence[Cell | Layer], *, dropout: float = 0.0) -> Layer:
                 "layer above cannot read; only the last layer of a stack may leave them unmerged"
             )
     _check_rate(dropout)
+    if not isinstance(variational, bool):
+        raise TypeError(f"variational must be True or False, got {variational!r}")
 
     def init(key: PRNGKey, input_size: int, *, dtype=jnp.float32) -> Params:
         params = []
@@ -231,7 +237,9 @@ def stacked(layers: Sequence[Cell | Layer], *, dropout: float = 0.0) -> Layer:
             )
             carries.append(carry)
             if dropout_key is not None and dropout > 0 and n < len(layers) - 1:
-                xs = dropout_apply(keys[2 * n + 1], xs, dropout)
+                time_axis = 0 if time_major or xs.ndim == 2 else xs.ndim - 2
+                shared = (time_axis,) if variational else ()
+                xs = dropout_apply(keys[2 * n + 1], xs, dropout, shared_axes=shared)
         return tuple(carries), xs
 
     name = "stacked(" + ", ".join(layer.name for layer in layers) + ")"
@@ -387,13 +395,17 @@ def _merged_size(merge, merge_fn, forward_size: int, backward_size: int) -> int:
     return out.shape[-1]
 
 
-def dropout_apply(key: PRNGKey, xs: Array, rate: float) -> Array:
+def dropout_apply(
+    key: PRNGKey, xs: Array, rate: float, *, shared_axes: Sequence[int] = ()
+) -> Array:
     """Inverted dropout: zeroes each entry with probability ``rate``, scales the rest up.
 
     Args:
       key: PRNG key.
       xs: any array.
       rate: drop probability in ``[0, 1)``.
+      shared_axes: axes along which one draw is shared, e.g. the time axis for variational
+        dropout (the same features dropped at every step of a sequence).
 
     Returns:
       An array like ``xs`` whose expectation is ``xs``.
@@ -403,11 +415,16 @@ def dropout_apply(key: PRNGKey, xs: Array, rate: float) -> Array:
       >>> import jax, jax.numpy as jnp
       >>> dropout_apply(jax.random.key(0), jnp.ones(4), 0.0)
       Array([1., 1., 1., 1.], dtype=float32)
+      >>> same = dropout_apply(jax.random.key(0), jnp.ones((2, 5, 3)), 0.5, shared_axes=(1,))
+      >>> bool(jnp.all(same == same[:, :1]))
+      True
     """
     _check_rate(rate)
     if rate == 0:
         return xs
-    keep = jax.random.bernoulli(key, 1.0 - rate, xs.shape)
+    shared = {axis % xs.ndim for axis in shared_axes}
+    shape = tuple(1 if axis in shared else n for axis, n in enumerate(xs.shape))
+    keep = jax.random.bernoulli(key, 1.0 - rate, shape)
     return jnp.where(keep, xs / (1.0 - rate), jnp.zeros_like(xs))
 
 

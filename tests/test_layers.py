@@ -255,3 +255,27 @@ def test_bidirectional_can_return_both_directions_unmerged():
     assert f.shape == (3, 6, 4) and b.shape == (3, 6, 5)
     with pytest.raises(ValueError, match=r"layers\[0\] .* returns two unmerged outputs"):
         jaxrnn.stacked([pair, jaxrnn.gru(3)])
+
+
+@pytest.mark.parametrize("time_major", [False, True])
+def test_variational_dropout_between_layers_drops_the_same_features_at_every_step(time_major):
+    seen = []
+    probe = jaxrnn.Layer(  # records what the top layer reads
+        init=lambda key, input_size, dtype=jnp.float32: {},
+        initial_carry=lambda params, batch_shape=(): (),
+        apply=lambda params, xs, **kwargs: (seen.append(xs), ((), xs))[1],
+        output_size=8,
+        name="probe",
+    )
+    xs = jnp.ones((6, 4, 3)) if time_major else jnp.ones((4, 6, 3))
+    for variational in (True, False):
+        seen.clear()
+        deep = jaxrnn.stacked([jaxrnn.gru(8), probe], dropout=0.5, variational=variational)
+        params = deep.init(jax.random.key(0), input_size=3)
+        deep.apply(params, xs, time_major=time_major, dropout_key=jax.random.key(1))
+        dropped = np.asarray(seen[0] == 0)
+        per_step = dropped.swapaxes(0, 1) if time_major else dropped  # (b, t, h)
+        same_every_step = bool(np.all(per_step == per_step[:, :1]))
+        assert same_every_step == variational and 0.2 < dropped.mean() < 0.8
+    with pytest.raises(TypeError, match="variational must be True or False"):
+        jaxrnn.stacked([jaxrnn.gru(8)], variational="yes")
