@@ -24,6 +24,7 @@ from jaxrnn.cells import elman
 from jaxrnn.cells import gru
 from jaxrnn.cells import lru
 from jaxrnn.cells import lstm
+from jaxrnn.cells import mgu
 from jaxrnn.cells import mingru
 from jaxrnn.cells import minlstm
 from jaxrnn.layers import BidirectionalCarry
@@ -77,6 +78,7 @@ __all__ = (
     "lstm",
     "many_to_many",
     "many_to_one",
+    "mgu",
     "mingru",
     "minlstm",
     "pool",

@@ -133,12 +133,12 @@ def test_every_family_is_listed_with_its_factory_and_built_by_name():
     from jaxrnn.cells import FAMILIES
     from jaxrnn.cells import by_name
 
-    assert set(FAMILIES) == {"elman", "lstm", "gru", "mingru", "minlstm", "lru"}
+    assert set(FAMILIES) == {"elman", "lstm", "gru", "mgu", "mingru", "minlstm", "lru"}
     for name, family in FAMILIES.items():
         assert family.make is getattr(jaxrnn, name)
         assert by_name(name, 3).name == name
     # The gate count is the width of w_hh over h for the classic cells.
-    for name in ("elman", "lstm", "gru"):
+    for name in ("elman", "lstm", "gru", "mgu"):
         params = by_name(name, 5).init(jax.random.key(0), input_size=2)
         assert params["w_hh"].shape == (5, FAMILIES[name].gates * 5)
     with pytest.raises(ValueError, match=r"cell must be one of \['gru', 'lstm'\], got 'elman'"):

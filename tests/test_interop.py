@@ -13,6 +13,7 @@ FLAX_CELLS = {
     "elman": (jaxrnn.elman, [nn.SimpleCell]),
     "lstm": (jaxrnn.lstm, [nn.LSTMCell, nn.OptimizedLSTMCell]),
     "gru": (jaxrnn.gru, [nn.GRUCell]),
+    "mgu": (jaxrnn.mgu, [nn.MGUCell]),
 }
 
 
@@ -70,7 +71,9 @@ def test_from_flax_errors():
         r"matching jaxrnn.lstm\(hidden_size=5\)",
     ):
         jaxrnn.interop.from_flax(jaxrnn.lstm(H), {"params": {"i": {}, "h": {}}})
-    with pytest.raises(TypeError, match="cell must be jaxrnn.elman, jaxrnn.lstm or jaxrnn.gru"):
+    with pytest.raises(
+        TypeError, match="cell must be jaxrnn.elman, jaxrnn.lstm, jaxrnn.gru or jaxrnn.mgu"
+    ):
         jaxrnn.interop.to_flax(jaxrnn.stacked([jaxrnn.lstm(2)]), {})
 
 
@@ -135,3 +138,22 @@ def test_from_torch_refuses_one_bias_without_the_other(present):
     missing = "bias_hh_l0" if present == "bias_ih_l0" else "bias_ih_l0"
     with pytest.raises(ValueError, match=rf"has '{present}' but no '{missing}'"):
         jaxrnn.interop.from_torch(jaxrnn.lstm(h), state)
+
+
+def test_mgu_gradients_equal_flax_mgucell_on_converted_weights():
+    flax_cell = nn.MGUCell(features=H)
+    xs = jax.random.normal(jax.random.key(1), (B, T, F))
+    variables = flax_cell.init(jax.random.key(0), jnp.zeros((B, H)), xs[:, 0])
+    variables = jax.tree.map(
+        lambda v: v + 0.05 * jnp.cos(jnp.arange(v.size)).reshape(v.shape), variables
+    )
+    cell = jaxrnn.mgu(H)
+    params = jaxrnn.interop.from_flax(cell, variables)
+    ours = lambda xs: jnp.sum(jnp.sin(jaxrnn.unroll(cell, params, xs)[1]))
+    theirs = lambda xs: jnp.sum(
+        jnp.sin(flax_unroll(flax_cell, variables, xs, jnp.zeros((B, H)))[1])
+    )
+    np.testing.assert_allclose(jax.grad(ours)(xs), jax.grad(theirs)(xs), rtol=1e-5, atol=1e-6)
+    # Its init follows Flax's: forget bias 1, the rest 0.
+    fresh = cell.init(jax.random.key(3), F)
+    np.testing.assert_array_equal(fresh["b_ih"], jnp.r_[jnp.ones(H), jnp.zeros(H)])

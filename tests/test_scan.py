@@ -14,7 +14,7 @@ from jax.test_util import check_grads
 
 import jaxrnn
 
-CELLS = {"elman": jaxrnn.elman, "lstm": jaxrnn.lstm, "gru": jaxrnn.gru}
+CELLS = {"elman": jaxrnn.elman, "lstm": jaxrnn.lstm, "gru": jaxrnn.gru, "mgu": jaxrnn.mgu}
 B, T, F, H = 4, 7, 3, 5
 
 

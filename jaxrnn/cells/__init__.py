@@ -6,6 +6,7 @@ from jaxrnn.cells import elman as _elman
 from jaxrnn.cells import gru as _gru
 from jaxrnn.cells import lru as _lru
 from jaxrnn.cells import lstm as _lstm
+from jaxrnn.cells import mgu as _mgu
 from jaxrnn.cells import minimal as _minimal
 from jaxrnn.cells.base import Cell
 from jaxrnn.cells.base import Family
@@ -15,6 +16,7 @@ from jaxrnn.cells.gru import gru
 from jaxrnn.cells.lru import lru
 from jaxrnn.cells.lstm import LSTMCarry
 from jaxrnn.cells.lstm import lstm
+from jaxrnn.cells.mgu import mgu
 from jaxrnn.cells.minimal import mingru
 from jaxrnn.cells.minimal import minlstm
 
@@ -24,6 +26,7 @@ FAMILIES: dict[str, Family] = {
         _elman.FAMILY,
         _lstm.FAMILY,
         _gru.FAMILY,
+        _mgu.FAMILY,
         _minimal.MINGRU,
         _minimal.MINLSTM,
         _lru.FAMILY,
@@ -63,6 +66,7 @@ __all__ = [
     "gru",
     "lru",
     "lstm",
+    "mgu",
     "mingru",
     "minlstm",
 ]
