@@ -199,6 +199,11 @@ def add_bias(y: Array, bias: Array) -> Array:
     return y + bias.reshape((1,) * (y.ndim - 1) + bias.shape)
 
 
+def concat_gates(arrays) -> Array:
+    """Per-gate blocks joined along the last axis, in order (the weight converters' layout)."""
+    return jnp.concatenate(list(arrays), axis=-1)
+
+
 def make_param_checker(
     name: str,
     hidden_size: int,

@@ -7,6 +7,7 @@ from jaxrnn.cells import fused as fused_scans
 from jaxrnn.cells.base import Cell
 from jaxrnn.cells.base import Family
 from jaxrnn.cells.base import add_bias
+from jaxrnn.cells.base import concat_gates
 from jaxrnn.cells.base import input_kernel
 from jaxrnn.cells.base import make_param_checker
 from jaxrnn.cells.base import orthogonal_blocks
@@ -132,10 +133,6 @@ def gru(hidden_size: int, *, reset_after: bool = True, store_gates: bool | None 
     )
 
 
-def _concat(arrays):
-    return jnp.concatenate(list(arrays), axis=-1)
-
-
 def _from_torch(w_ih, w_hh, b_ih, b_hh) -> Params:
     # The same convention (reset gate on h W_hn + b_hn), so both biases are kept apart.
     return {"w_ih": w_ih.T, "b_ih": b_ih, "w_hh": w_hh.T, "b_hh": b_hh}
@@ -144,10 +141,10 @@ def _from_torch(w_ih, w_hh, b_ih, b_hh) -> Params:
 def _from_flax(p) -> Params:  # flax.linen.GRUCell: no hidden bias on r and z
     hn_bias = p["hn"]["bias"]
     return {
-        "w_ih": _concat(p[f"i{g}"]["kernel"] for g in "rzn"),
-        "b_ih": _concat(p[f"i{g}"]["bias"] for g in "rzn"),
-        "w_hh": _concat(p[f"h{g}"]["kernel"] for g in "rzn"),
-        "b_hh": _concat([jnp.zeros_like(hn_bias), jnp.zeros_like(hn_bias), hn_bias]),
+        "w_ih": concat_gates(p[f"i{g}"]["kernel"] for g in "rzn"),
+        "b_ih": concat_gates(p[f"i{g}"]["bias"] for g in "rzn"),
+        "w_hh": concat_gates(p[f"h{g}"]["kernel"] for g in "rzn"),
+        "b_hh": concat_gates([jnp.zeros_like(hn_bias), jnp.zeros_like(hn_bias), hn_bias]),
     }
 
 

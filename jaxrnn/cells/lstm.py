@@ -9,6 +9,7 @@ from jaxrnn.cells import fused as fused_scans
 from jaxrnn.cells.base import Cell
 from jaxrnn.cells.base import Family
 from jaxrnn.cells.base import add_bias
+from jaxrnn.cells.base import concat_gates
 from jaxrnn.cells.base import input_kernel
 from jaxrnn.cells.base import make_param_checker
 from jaxrnn.cells.base import orthogonal_blocks
@@ -123,19 +124,15 @@ def lstm(hidden_size: int, *, forget_bias: float = 1.0, store_gates: bool | None
     )
 
 
-def _concat(arrays):
-    return jnp.concatenate(list(arrays), axis=-1)
-
-
 def _from_torch(w_ih, w_hh, b_ih, b_hh) -> Params:
     return {"w_ih": w_ih.T, "w_hh": w_hh.T, "b": b_ih + b_hh}  # the same gate order i, f, g, o
 
 
 def _from_flax(p) -> Params:  # flax.linen.LSTMCell and OptimizedLSTMCell
     return {
-        "w_ih": _concat(p[f"i{g}"]["kernel"] for g in "ifgo"),
-        "w_hh": _concat(p[f"h{g}"]["kernel"] for g in "ifgo"),
-        "b": _concat(p[f"h{g}"]["bias"] for g in "ifgo"),
+        "w_ih": concat_gates(p[f"i{g}"]["kernel"] for g in "ifgo"),
+        "w_hh": concat_gates(p[f"h{g}"]["kernel"] for g in "ifgo"),
+        "b": concat_gates(p[f"h{g}"]["bias"] for g in "ifgo"),
     }
 
 
