@@ -9,12 +9,13 @@
 
 The submodules `train`, `text`, `decode` and `distributed` are attributes of the package
 (``jaxrnn.train.fit``), imported on first use so that ``import jaxrnn`` stays light;
-`interop` is imported with the package.
+`interop` and `packing` are imported with the package.
 """
 
 import importlib
 
 from jaxrnn import interop
+from jaxrnn import packing
 from jaxrnn.bptt import elman_bptt
 from jaxrnn.bptt import gradient_norms
 from jaxrnn.cells import Cell
@@ -81,6 +82,7 @@ __all__ = (
     "mgu",
     "mingru",
     "minlstm",
+    "packing",
     "pool",
     "rnn",
     "stacked",

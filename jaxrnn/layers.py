@@ -39,6 +39,7 @@ class ApplyFn(Protocol):
         *,
         seq_lengths: Array | None = None,
         mask: Array | None = None,
+        resets: Array | None = None,
         initial_carry: Carry | None = None,
         reverse: bool = False,
         time_major: bool = False,
@@ -52,8 +53,9 @@ class Layer(NamedTuple):
     Attributes:
       init: ``init(key, input_size, *, dtype=jnp.float32) -> params``.
       initial_carry: ``initial_carry(params, batch_shape=()) -> carry``.
-      apply: ``apply(params, xs, *, seq_lengths=None, mask=None, initial_carry=None, reverse=False,
-        time_major=False, dropout_key=None) -> (final_carry, ys)`` with ``xs`` ``(b, t, i)``
+      apply: ``apply(params, xs, *, seq_lengths=None, mask=None, resets=None,
+        initial_carry=None, reverse=False, time_major=False, dropout_key=None) ->
+        (final_carry, ys)`` with ``xs`` ``(b, t, i)``
         and ``ys`` ``(b, t, output_size)``, following the conventions of `jaxrnn.unroll`.
         Dropout is applied only when ``dropout_key`` is given (training); without it the
         layer is deterministic (evaluation).
@@ -112,6 +114,7 @@ def rnn(cell: Cell, *, reverse: bool = False, unroll: int = 1) -> Layer:
         *,
         seq_lengths=None,
         mask=None,
+        resets=None,
         initial_carry=None,
         reverse=False,
         time_major=False,
@@ -125,6 +128,7 @@ def rnn(cell: Cell, *, reverse: bool = False, unroll: int = 1) -> Layer:
             initial_carry=initial_carry,
             seq_lengths=seq_lengths,
             mask=mask,
+            resets=resets,
             reverse=reverse != layer_reverse,
             time_major=time_major,
             unroll=steps_per_iteration,
@@ -212,6 +216,7 @@ def stacked(
         *,
         seq_lengths=None,
         mask=None,
+        resets=None,
         initial_carry=None,
         reverse=False,
         time_major=False,
@@ -230,6 +235,7 @@ def stacked(
                 xs,
                 seq_lengths=seq_lengths,
                 mask=mask,
+                resets=resets,
                 initial_carry=None if initial_carry is None else initial_carry[n],
                 reverse=reverse,
                 time_major=time_major,
@@ -322,6 +328,7 @@ def bidirectional(
         *,
         seq_lengths=None,
         mask=None,
+        resets=None,
         initial_carry=None,
         reverse=False,
         time_major=False,
@@ -348,6 +355,7 @@ def bidirectional(
             xs,
             seq_lengths=seq_lengths,
             mask=mask,
+            resets=resets,
             initial_carry=carry0[0],
             reverse=reverse,
             time_major=time_major,
@@ -358,6 +366,7 @@ def bidirectional(
             xs,
             seq_lengths=seq_lengths,
             mask=mask,
+            resets=resets,
             initial_carry=carry0[1],
             reverse=not reverse,
             time_major=time_major,

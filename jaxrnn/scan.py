@@ -23,6 +23,7 @@ def unroll(
     initial_carry: Carry | None = None,
     seq_lengths: Array | None = None,
     mask: Array | None = None,
+    resets: Array | None = None,
     reverse: bool = False,
     time_major: bool = False,
     unroll: int = 1,
@@ -59,6 +60,14 @@ def unroll(
         its input never reaches the arithmetic, wherever it is (Keras masks with holes).
         With ``reverse=True`` the True steps are read from last to first. Combined with
         ``seq_lengths`` (both must hold); ``seq_lengths`` is the faster common case.
+      resets: packed sequences: bool, the shape of ``mask``, True where a new document starts
+        in the row. The carry goes back to the initial carry before each such step, so
+        several documents laid end to end in one row give the same numbers (values and
+        gradients) as each document run alone; `jaxrnn.packing` lays them out. With
+        ``reverse=True`` each document is read from its end back to its start. The final
+        carry is the one after the row's last document (its first, read in reverse); per
+        document results are read from ``ys`` at the documents' ends (`jaxrnn.packing.last`).
+        Resets past ``seq_lengths`` are ignored; a reset on a masked step still resets.
       reverse: read each sequence backwards.
       time_major: ``xs`` and ``ys`` are ``(t, b, ...)`` instead of ``(b, t, ...)``.
       unroll: passed to `jax.lax.scan`: how many steps one loop iteration runs.
@@ -100,13 +109,20 @@ def unroll(
     if xs.ndim > 3:
         options = dict(reverse=reverse, unroll=unroll, mode=mode, remat=remat, fused=fused)
         return _unroll_many_batch_axes(
-            cell, params, xs, initial_carry, seq_lengths, mask, time_major, options
+            cell, params, xs, initial_carry, seq_lengths, mask, resets, time_major, options
         )
     xs_t = xs if (time_major or xs.ndim == 2) else jnp.swapaxes(xs, 0, 1)
     num_steps, batch_shape = xs_t.shape[0], xs_t.shape[1:-1]
     lengths = check_seq_lengths(seq_lengths, batch_shape, num_steps)
     carry = _check_initial_carry(cell, params, initial_carry, batch_shape)
     valid = None if lengths is None else valid_steps(lengths, num_steps)
+    starts = None
+    if resets is not None:
+        starts = _scan_order_resets(
+            _check_mask(resets, xs_t.shape[:-1], time_major or xs.ndim == 2, "resets"),
+            valid,
+            reverse,
+        )
     if mask is not None:
         steps = _check_mask(mask, xs_t.shape[:-1], time_major or xs.ndim == 2)
         valid = steps if valid is None else valid & steps
@@ -118,14 +134,17 @@ def unroll(
     if num_steps == 0:
         ys = _no_outputs(cell, params, carry, xs_t)
     elif mode == "parallel":
-        carry, ys = _parallel(cell, params, xs_t, carry, valid, reverse)
+        carry, ys = _parallel(cell, params, xs_t, carry, valid, reverse, starts)
     elif remat is not None:
-        carry, ys = _segmented(cell, params, xs_t, carry, valid, reverse, unroll, remat)
+        carry, ys = _segmented(cell, params, xs_t, carry, valid, reverse, unroll, remat, starts)
     elif fused and cell.fused is not None and unroll == 1:
-        carry, ys = cell.fused(params, xs_t, carry, valid, reverse)
+        if starts is None:
+            carry, ys = cell.fused(params, xs_t, carry, valid, reverse)
+        else:
+            carry, ys = cell.fused(params, xs_t, carry, valid, reverse, resets=starts)
     else:
         px = cell.project(params, xs_t)  # (t, b, g): one matmul for all steps
-        carry, ys = _scan(cell, params, px, carry, valid, reverse, unroll)
+        carry, ys = _scan(cell, params, px, carry, valid, reverse, unroll, starts)
 
     if not time_major and xs.ndim == 3:
         ys = jnp.swapaxes(ys, 0, 1)
@@ -152,9 +171,25 @@ def _no_outputs(cell, params, carry, xs_t):
     return jnp.zeros((0, *y.shape), y.dtype)
 
 
-def _scan(cell, params, px, carry, valid, reverse, unroll):
+def _scan_order_resets(starts: Array, valid: Array | None, reverse: bool) -> Array:
+    """The steps before which the carry goes back to the initial one, in the order the scan
+    reads them: the document starts, or, reading backwards, the documents' last steps (the
+    step before each start). ``valid`` (the lengths' mask or None) drops resets in padding."""
+    if valid is not None:
+        starts = starts & valid
+    if not reverse:
+        return starts
+    ends = jnp.concatenate([starts[1:], jnp.zeros_like(starts[:1])], axis=0)
+    return ends if valid is None else ends & valid
+
+
+def _scan(cell, params, px, carry, valid, reverse, unroll, resets=None, initial=None):
     """The recurrence over time-major projected inputs ``px``; ``valid`` ``(t, *batch)`` marks
-    the real steps (None: all are)."""
+    the real steps (None: all are), ``resets`` (in scan order, or None) the steps that start
+    from ``initial`` (by default the ``carry`` the scan starts from)."""
+    if resets is not None:
+        initial = carry if initial is None else initial
+        return _scan_with_resets(cell, params, px, carry, valid, reverse, unroll, resets, initial)
     if valid is None:
 
         def body(carry, px_t):
@@ -175,7 +210,24 @@ def _scan(cell, params, px, carry, valid, reverse, unroll):
     return jax.lax.scan(masked_body, carry, (px, valid), reverse=reverse, unroll=unroll)
 
 
-def _segmented(cell, params, xs_t, carry, valid, reverse, unroll, segment):
+def _scan_with_resets(cell, params, px, carry, valid, reverse, unroll, resets, initial):
+    """`_scan` where ``resets`` marks the steps that start from ``initial`` (packed rows)."""
+    if valid is None:
+        valid = jnp.ones(resets.shape, bool)
+
+    def body(carry, inputs):
+        px_t, ok, rs = inputs
+        carry = jax.tree.map(lambda c0, c: jnp.where(_expand(rs, c), c0, c), initial, carry)
+        new_carry, y = cell.step_projected(params, carry, px_t)
+        new_carry = jax.tree.map(
+            lambda new, old: jnp.where(_expand(ok, new), new, old), new_carry, carry
+        )
+        return new_carry, jnp.where(_expand(ok, y), y, jnp.zeros_like(y))
+
+    return jax.lax.scan(body, carry, (px, valid, resets), reverse=reverse, unroll=unroll)
+
+
+def _segmented(cell, params, xs_t, carry, valid, reverse, unroll, segment, resets=None):
     """`_scan` in checkpointed segments of ``segment`` steps (see ``remat`` in `unroll`)."""
     num_steps, batch_shape = xs_t.shape[0], xs_t.shape[1:-1]
     num_segments = -(-num_steps // segment)
@@ -186,19 +238,25 @@ def _segmented(cell, params, xs_t, carry, valid, reverse, unroll, segment):
     pad = lambda a: jnp.pad(a, [(0, padded - num_steps)] + [(0, 0)] * (a.ndim - 1))
     xs_seg = split(pad(xs_t))
     valid_seg = None if valid is None else split(pad(valid))
+    resets_seg = None if resets is None else split(pad(resets))
+    initial = carry
 
     @jax.checkpoint
-    def run_segment(carry, inputs):
-        xs_part, valid_part = inputs
+    def segment_of(initial, carry, inputs):
+        xs_part, valid_part, resets_part = inputs
         px = cell.project(params, xs_part)
-        return _scan(cell, params, px, carry, valid_part, reverse, unroll)
+        return _scan(cell, params, px, carry, valid_part, reverse, unroll, resets_part, initial)
 
-    carry, ys = jax.lax.scan(run_segment, carry, (xs_seg, valid_seg), reverse=reverse)
+    def run_segment(carry, inputs):
+        return segment_of(initial, carry, inputs)
+
+    inputs = (xs_seg, valid_seg, resets_seg)
+    carry, ys = jax.lax.scan(run_segment, carry, inputs, reverse=reverse)
     ys = ys.reshape((padded, *ys.shape[2:]))[:num_steps]
     return carry, ys
 
 
-def _parallel(cell, params, xs_t, carry, valid, reverse):
+def _parallel(cell, params, xs_t, carry, valid, reverse, resets=None):
     """All steps of a linear recurrence ``h_t = a_t h_{t-1} + b_t`` by `linear_scan`."""
     if cell.linear is None:
         raise ValueError(
@@ -212,6 +270,10 @@ def _parallel(cell, params, xs_t, carry, valid, reverse):
         ok = _expand(valid, a)
         a = jnp.where(ok, a, jnp.ones_like(a))  # padding leaves the state as it is
         b = jnp.where(ok, b, jnp.zeros_like(b))
+    if resets is not None:  # h_t = a_t h_0 + b_t where step t starts from the initial state
+        rs = _expand(resets, a)
+        b = jnp.where(rs, a * carry.astype(a.dtype)[None] + b, b)
+        a = jnp.where(rs, jnp.zeros_like(a), a)
     # Fold the initial state into the first step read (the last one when reversed).
     first = a.shape[0] - 1 if reverse else 0
     b = b.at[first].set(a[first] * carry.astype(a.dtype) + b[first])
@@ -317,16 +379,19 @@ def _check_cell(cell: Any) -> None:
         )
 
 
-def _check_mask(mask: Any, time_major_shape: tuple[int, ...], time_major: bool) -> Array:
-    """``mask`` as a bool ``(t, *batch)`` array, checked against the inputs' shape."""
+def _check_mask(
+    mask: Any, time_major_shape: tuple[int, ...], time_major: bool, name: str = "mask"
+) -> Array:
+    """``mask`` (or ``resets``) as a bool ``(t, *batch)`` array, checked against the inputs'
+    shape."""
     mask = jnp.asarray(mask)
     t, batch = time_major_shape[0], time_major_shape[1:]
     expected = (t, *batch) if time_major else (*batch, t)
     if mask.dtype != jnp.bool_:
-        raise TypeError(f"mask must be a bool array of shape {expected}, got dtype {mask.dtype}")
+        raise TypeError(f"{name} must be a bool array of shape {expected}, got dtype {mask.dtype}")
     if tuple(mask.shape) != expected:
         raise ValueError(
-            f"mask must have shape {expected} (one entry per step of each sequence, "
+            f"{name} must have shape {expected} (one entry per step of each sequence, "
             f"{'time-major' if time_major else 'batch-major'}), got {tuple(mask.shape)}; "
             "nothing is broadcast silently"
         )
@@ -334,7 +399,7 @@ def _check_mask(mask: Any, time_major_shape: tuple[int, ...], time_major: bool) 
 
 
 def _unroll_many_batch_axes(
-    cell, params, xs, initial_carry, seq_lengths, mask, time_major, options
+    cell, params, xs, initial_carry, seq_lengths, mask, resets, time_major, options
 ):
     """`unroll` over ``xs (*batch, t, i)`` (or ``(t, *batch, i)``) with several batch axes: the
     batch axes are flattened into one, unrolled, and restored (no vmap, one scan)."""
@@ -361,20 +426,24 @@ def _unroll_many_batch_axes(
                     f"leaf of shape {tuple(leaf.shape)}"
                 )
         carry = jax.tree.map(lambda c: c.reshape((size, *c.shape[len(batch) :])), initial_carry)
-    flat_mask = None
-    if mask is not None:
-        mask = jnp.asarray(mask)
-        want = (xs.shape[0], *batch) if time_major else (*batch, xs.shape[-2])
-        if tuple(mask.shape) != want:
-            raise ValueError(f"mask must have shape {want}, got {tuple(mask.shape)}")
-        flat_mask = mask.reshape((want[0], size) if time_major else (size, want[-1]))
+    want = (xs.shape[0], *batch) if time_major else (*batch, xs.shape[-2])
+
+    def flat_steps(name, steps):
+        if steps is None:
+            return None
+        steps = jnp.asarray(steps)
+        if tuple(steps.shape) != want:
+            raise ValueError(f"{name} must have shape {want}, got {tuple(steps.shape)}")
+        return steps.reshape((want[0], size) if time_major else (size, want[-1]))
+
     final, ys = unroll(
         cell,
         params,
         flat_xs,
         initial_carry=carry,
         seq_lengths=lengths,
-        mask=flat_mask,
+        mask=flat_steps("mask", mask),
+        resets=flat_steps("resets", resets),
         time_major=time_major,
         **options,
     )

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from jaxrnn import packing
 from jaxrnn.checks import check_step
 
 PAD, UNK, BOS, EOS = "<pad>", "<unk>", "<bos>", "<eos>"
@@ -395,6 +396,14 @@ class BucketedBatches:
         """All batches of one epoch (e.g. for evaluation with ``shuffle=False``)."""
         return [self._batch(b, rows) for b, rows in self._epoch_plan(epoch)]
 
+    def padding_fraction(self, epoch: int = 0) -> float:
+        """The share of the epoch's ``ids`` entries that are padding (`PackedBatches` has
+        less)."""
+        batches = self.epoch(epoch)
+        return 1.0 - sum(int(b["lengths"].sum()) for b in batches) / sum(
+            b["ids"].size for b in batches
+        )
+
     def _batch(self, bucket: int, rows: np.ndarray) -> dict[str, np.ndarray]:
         filler = self.batch_size - len(rows)
         ids, lengths = pad_batch(
@@ -413,4 +422,111 @@ class BucketedBatches:
             batch["targets"], batch["target_lengths"] = pad_batch(
                 [self.targets[r] for r in rows] + [[]] * filler, self.buckets[bucket]
             )
+        return batch
+
+
+class PackedBatches:
+    """Batches of ``batch_size`` examples packed end to end into rows (`jaxrnn.packing`):
+    ``batches(step)`` is the batch of update ``step``, for models run with ``resets=``.
+
+    Every epoch shuffles the examples (seeded by ``(seed, epoch)``) and cuts them into groups
+    of ``batch_size``; each group is packed into rows of ``row_length`` steps, the row count
+    rounded up to a multiple of ``row_multiple`` (few shapes, few compilations). The last group
+    is filled up with one-token filler examples of weight 0, so every example appears exactly
+    once per epoch.
+
+    A batch is a dict: ``ids`` ``(r, L)`` int32, ``lengths`` ``(r,)`` (filled steps per row),
+    ``resets`` ``(r, L)`` bool, and per example ``doc_row``, ``doc_start``, ``doc_length``
+    ``(b,)`` int32 (where it lies), ``weights`` ``(b,)`` float32, ``index`` ``(b,)`` int64 (-1
+    for filler) and, when given, ``labels`` ``(b, ...)``.
+
+    Args:
+      sequences: token-id sequences, each 1 to ``row_length`` long.
+      labels: one label per sequence, or None.
+      batch_size: examples per batch.
+      row_length: steps per row; default the longest sequence rounded up to a multiple of 8.
+      row_multiple: the row count of every batch is a multiple of this.
+      seed: seeds the shuffling.
+      shuffle: False keeps examples in order (evaluation).
+
+    Examples:
+      >>> import numpy as np
+      >>> from jaxrnn.text import PackedBatches
+      >>> batches = PackedBatches([[1, 2], [3], [4, 5, 6]], np.array([0, 1, 0]), batch_size=3,
+      ...                         row_length=4, row_multiple=1, shuffle=False)
+      >>> batch = batches(0)
+      >>> batch["ids"].tolist(), batch["doc_row"].tolist(), batch["doc_start"].tolist()
+      ([[4, 5, 6, 3], [1, 2, 0, 0]], [1, 0, 0], [0, 3, 0])
+    """
+
+    def __init__(
+        self,
+        sequences: Sequence[Sequence[int]],
+        labels: Any = None,
+        *,
+        batch_size: int,
+        row_length: int | None = None,
+        row_multiple: int = 4,
+        seed: int = 0,
+        shuffle: bool = True,
+    ):
+        if not len(sequences):
+            raise ValueError("sequences is empty: there is nothing to batch")
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be positive, got {batch_size}")
+        if row_multiple < 1:
+            raise ValueError(f"row_multiple must be positive, got {row_multiple}")
+        if labels is not None and len(labels) != len(sequences):
+            raise ValueError(f"labels has {len(labels)} entries for {len(sequences)} sequences")
+        self.sequences = [np.asarray(s, np.int32) for s in sequences]
+        lengths = np.asarray([len(s) for s in self.sequences])
+        self.row_length = row_length or int(math.ceil(lengths.max() / 8) * 8)
+        packing.place(lengths, self.row_length)  # every sequence fits (a named error if not)
+        self.labels = None if labels is None else np.asarray(labels)
+        self.batch_size, self.row_multiple = batch_size, row_multiple
+        self.seed, self.shuffle = seed, shuffle
+        self.steps_per_epoch = math.ceil(len(sequences) / batch_size)
+
+    def _order(self, epoch: int) -> np.ndarray:
+        count = len(self.sequences)
+        if not self.shuffle:
+            return np.arange(count)
+        return np.random.default_rng([self.seed, epoch]).permutation(count)
+
+    def __call__(self, step: int) -> dict[str, np.ndarray]:
+        epoch, index = divmod(check_step(step), self.steps_per_epoch)
+        rows = self._order(epoch)[index * self.batch_size : (index + 1) * self.batch_size]
+        return self._batch(rows)
+
+    def epoch(self, epoch: int = 0) -> list[dict[str, np.ndarray]]:
+        """All batches of one epoch."""
+        order = self._order(epoch)
+        size = self.batch_size
+        return [self._batch(order[i : i + size]) for i in range(0, len(order), size)]
+
+    def padding_fraction(self, epoch: int = 0) -> float:
+        """The share of the epoch's ``ids`` entries that are padding."""
+        batches = self.epoch(epoch)
+        filled = sum(int(b["lengths"].sum()) for b in batches)
+        return 1.0 - filled / sum(b["ids"].size for b in batches)
+
+    def _batch(self, rows: np.ndarray) -> dict[str, np.ndarray]:
+        filler = self.batch_size - len(rows)
+        docs = [self.sequences[r] for r in rows] + [np.zeros(1, np.int32)] * filler
+        needed = packing.place([len(d) for d in docs], self.row_length)[2]
+        num_rows = -(-needed // self.row_multiple) * self.row_multiple
+        packed = packing.pack(docs, self.row_length, num_rows=num_rows)
+        batch = {
+            "ids": packed.values,
+            "lengths": packed.seq_lengths,
+            "resets": packed.resets,
+            "doc_row": packed.row,
+            "doc_start": packed.start,
+            "doc_length": packed.length,
+            "weights": np.asarray([1.0] * len(rows) + [0.0] * filler, np.float32),
+            "index": np.concatenate([rows, np.full(filler, -1)]).astype(np.int64),
+        }
+        if self.labels is not None:
+            fill = np.zeros((filler, *self.labels.shape[1:]), self.labels.dtype)
+            batch["labels"] = np.concatenate([self.labels[rows], fill])
         return batch

@@ -26,10 +26,13 @@ class Model(NamedTuple):
     """``init(key, vocab_size, embeddings=None) -> params``; ``embeddings`` ``(v, e)`` (e.g.
     GloVe rows) replaces the random initial embedding table."""
     features: Callable
-    """``features(params, ids (b, t), lengths (b,), key=None) -> (b, f)`` pooled features;
-    dropout only when ``key`` is given."""
+    """``features(params, ids (b, t), lengths (b,), key=None, packed=None) -> (b, f)`` pooled
+    features; dropout only when ``key`` is given. With ``packed = (resets, doc_row, doc_start,
+    doc_length)`` (a batch of `jaxrnn.text.PackedBatches`) the rows of ``ids`` hold several
+    sentences each, and the result has one row per sentence."""
     logits: Callable
-    """``logits(params, ids, lengths, key=None) -> (b, 2)`` class scores: negative, positive."""
+    """``logits(params, ids, lengths, key=None, packed=None) -> (b, 2)`` class scores:
+    negative, positive."""
 
 
 def make(config) -> Model:
@@ -80,7 +83,7 @@ def make(config) -> Model:
             },
         }
 
-    def features(params, ids, lengths, key=None):
+    def features(params, ids, lengths, key=None, packed=None):
         embedded = params["embed"][ids]  # (b, t, e)
         layer, layer_key = plain, None
         if key is not None:
@@ -94,13 +97,20 @@ def make(config) -> Model:
                         for k in jax.random.split(k_masks, num_cells)
                     ]
                 )
-        _, ys = layer.apply(params["encoder"], embedded, seq_lengths=lengths, dropout_key=layer_key)
+        resets = None if packed is None else packed[0]
+        _, ys = layer.apply(
+            params["encoder"], embedded, seq_lengths=lengths, resets=resets, dropout_key=layer_key
+        )
+        if packed is not None:  # one row per sentence again, then the same pooling
+            lengths = packed[3]
+            ys = jaxrnn.packing.unpack(ys, *packed[1:], max_length=ids.shape[1])
         pooled = jaxrnn.pool(ys, lengths, method=config.pooling)
         if key is not None:
             pooled = jaxrnn.dropout_apply(k_out, pooled, config.output_dropout)
         return pooled
 
-    def logits(params, ids, lengths, key=None):
-        return features(params, ids, lengths, key) @ params["head"]["w"] + params["head"]["b"]
+    def logits(params, ids, lengths, key=None, packed=None):
+        pooled = features(params, ids, lengths, key, packed)
+        return pooled @ params["head"]["w"] + params["head"]["b"]
 
     return Model(init, features, logits)

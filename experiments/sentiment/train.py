@@ -103,7 +103,10 @@ def classifier_loss(config: Config):
             key, k_words = jax.random.split(key)
             dropped = jax.random.bernoulli(k_words, config.word_dropout, ids.shape)
             ids = jnp.where(dropped & (ids != text.Vocabulary.pad_id), text.Vocabulary.unk_id, ids)
-        scores = logits(params, ids, batch["lengths"], key)
+        packed = None
+        if "resets" in batch:  # a `text.PackedBatches` batch: several sentences per row
+            packed = tuple(batch[k] for k in ("resets", "doc_row", "doc_start", "doc_length"))
+        scores = logits(params, ids, batch["lengths"], key, packed)
         weights = batch["weights"]
         loss = optax.softmax_cross_entropy_with_integer_labels(scores, batch["labels"])
         correct = jnp.argmax(scores, axis=-1) == batch["labels"]
@@ -118,9 +121,12 @@ def classifier_loss(config: Config):
 
 def train_member(config, vocab, sequences, labels, member: int, workdir: str, embeddings=None):
     """Trains one RNN of the ensemble; returns its params."""
-    batches = text.BucketedBatches(
-        sequences, labels, batch_size=config.batch_size, seed=config.seed * 1000 + member
-    )
+    seed = config.seed * 1000 + member
+    kind = text.PackedBatches if config.batching == "packed" else text.BucketedBatches
+    batches = kind(sequences, labels, batch_size=config.batch_size, seed=seed)
+    if member == 0:
+        padding = batches.padding_fraction()
+        print(f"{config.batching} batches: {padding:.1%} of the token slots are padding")
     num_steps = config.epochs * batches.steps_per_epoch
     schedule = optax.cosine_decay_schedule(config.learning_rate, num_steps, alpha=0.05)
     optimizer = optax.chain(optax.clip_by_global_norm(5.0), optax.adam(schedule))

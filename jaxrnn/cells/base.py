@@ -39,8 +39,8 @@ class Cell(NamedTuple):
         with ``a_t, b_t`` depending on ``x_t`` only: a `LinearRecurrence` that lets
         ``jaxrnn.unroll(..., mode="parallel")`` evaluate all steps with an associative scan.
         None for the classic cells, whose gates read ``h_{t-1}``.
-      fused: optional ``fused(params, xs, carry, valid, reverse) -> (carry, ys)`` running the
-        whole time-major sequence ``xs (t, b, i)`` with a hand-written backward pass
+      fused: optional ``fused(params, xs, carry, valid, reverse, resets=None) -> (carry, ys)``
+        running the whole time-major sequence ``xs (t, b, i)`` with a hand-written backward pass
         (`jaxrnn.cells.fused`);
         `jaxrnn.unroll` uses it unless ``fused=False``. Same numbers as the scan of
         ``step_projected``.

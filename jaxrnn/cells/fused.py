@@ -19,7 +19,9 @@ The measurements behind each choice are in ``benchmarks/README.md``.
 
 Values and gradients equal JAX autodiff of the plain scan (tested);
 ``jaxrnn.unroll(..., fused=False)`` is that reference. Inputs are time-major: ``xs (t, b, i)``
-(or ``(t, i)``), states ``(b, h)``, ``valid (t, b)`` marks real steps or is None.
+(or ``(t, i)``), states ``(b, h)``, ``valid (t, b)`` marks real steps or is None, and
+``resets (t, b)`` (or None) marks the steps before which the state goes back to the initial
+one (packed sequences; see ``resets`` in `jaxrnn.unroll`).
 """
 
 import functools
@@ -89,6 +91,25 @@ def _steps(valid, num_steps):
     return jnp.zeros((num_steps,), bool) if valid is None else valid
 
 
+def _reset(rs, initial, state):
+    """The state a step starts from: ``initial`` where the step resets, else ``state``. The
+    scans stack the state *before* the reset, so `_following` still gives each step's end."""
+    if rs is None:
+        return state
+    return jnp.where(rs[..., None], jnp.broadcast_to(initial, state.shape), state)
+
+
+def _split_reset(rs, d_state, d_initial):
+    """The gradient of a step's start state sent on to the step before, and the one collected
+    for the initial state (which every resetting step read instead of the previous state)."""
+    if rs is None:
+        return d_state, d_initial
+    zero = jnp.zeros_like(d_state)
+    return jnp.where(rs[..., None], zero, d_state), d_initial + jnp.where(
+        rs[..., None], d_state, zero
+    )
+
+
 def _flat(x: Array) -> Array:
     return x.reshape(-1, x.shape[-1])
 
@@ -140,7 +161,7 @@ def _lstm_gates(gates):
     return jax.nn.sigmoid(i), jax.nn.sigmoid(f), jnp.tanh(g), jax.nn.sigmoid(o)
 
 
-def _lstm_forward(w_ih, b, w_hh, xs, h0, c0, valid, reverse, keep):
+def _lstm_forward(w_ih, b, w_hh, xs, h0, c0, valid, resets, reverse, keep):
     """The scan. ``keep="h"`` stacks the outputs; for the backward pass, ``"start"`` stacks
     the state ``(h, c)`` each step starts from (what the gradient needs, with no shifted
     copy), and ``"gates"`` adds the four gates as separate arrays (slicing one
@@ -149,8 +170,9 @@ def _lstm_forward(w_ih, b, w_hh, xs, h0, c0, valid, reverse, keep):
     w_xh = jnp.concatenate([w_ih, w_hh], axis=0)
 
     def body(carry, inputs):
-        h, c = carry
-        x, ok = inputs
+        h_before, c_before = carry
+        x, ok, rs = inputs
+        h, c = _reset(rs, h0, h_before), _reset(rs, c0, c_before)
         i, f, g, o = _lstm_gates(_joint_product(x, h, w_xh, b))
         c_new = f * c + i * g
         h_new = o * jnp.tanh(c_new)
@@ -158,30 +180,31 @@ def _lstm_forward(w_ih, b, w_hh, xs, h0, c0, valid, reverse, keep):
             h_new, c_new = _where(ok, h_new, h), _where(ok, c_new, c)
         if keep == "h":
             return (h_new, c_new), h_new
-        return (h_new, c_new), ((h, c, (i, f, g, o)) if keep == "gates" else (h, c))
+        start = (h_before, c_before)
+        return (h_new, c_new), ((*start, (i, f, g, o)) if keep == "gates" else start)
 
-    (h, c), stacked = jax.lax.scan(
-        body, (h0, c0), (xs, _steps(valid, xs.shape[0])), reverse=reverse
-    )
+    steps = (xs, _steps(valid, xs.shape[0]), resets)
+    (h, c), stacked = jax.lax.scan(body, (h0, c0), steps, reverse=reverse)
     return h, c, stacked
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(7, 8))
-def lstm_scan(w_ih, b, w_hh, xs, h0, c0, valid, reverse, store_gates):
+@functools.partial(jax.custom_vjp, nondiff_argnums=(8, 9))
+def lstm_scan(w_ih, b, w_hh, xs, h0, c0, valid, resets, reverse, store_gates):
     """``(h_T, c_T, ys)``: the LSTM over ``xs`` from ``(h0, c0)``; ``ys`` are the outputs
     (zero where ``valid`` is False) and the final state is the one after each last valid step.
     ``store_gates`` keeps the gate activations for the backward pass instead of recomputing."""
-    h, c, hs = _lstm_forward(w_ih, b, w_hh, xs, h0, c0, valid, reverse, "h")
+    h, c, hs = _lstm_forward(w_ih, b, w_hh, xs, h0, c0, valid, resets, reverse, "h")
     return h, c, _outputs(hs, valid)
 
 
-def _lstm_scan_fwd(w_ih, b, w_hh, xs, h0, c0, valid, reverse, store_gates):
-    w_ih, b, w_hh, xs, h0, c0, valid = _values(w_ih, b, w_hh, xs, h0, c0, valid)
+def _lstm_scan_fwd(w_ih, b, w_hh, xs, h0, c0, valid, resets, reverse, store_gates):
+    w_ih, b, w_hh, xs, h0, c0, valid, resets = _values(w_ih, b, w_hh, xs, h0, c0, valid, resets)
     h, c, stacked = _lstm_forward(
-        w_ih, b, w_hh, xs, h0, c0, valid, reverse, "gates" if store_gates else "start"
+        w_ih, b, w_hh, xs, h0, c0, valid, resets, reverse, "gates" if store_gates else "start"
     )
     hs = _following(stacked[0], h, reverse)
-    return (h, c, _outputs(hs, valid)), (w_ih, b, w_hh, xs, c, valid, stacked)
+    initial = None if resets is None else (h0, c0)
+    return (h, c, _outputs(hs, valid)), (w_ih, b, w_hh, xs, c, valid, resets, initial, stacked)
 
 
 def _lstm_delta(dh, dc, i, f, g, o, c_prev, c_t):
@@ -196,8 +219,9 @@ def _lstm_delta(dh, dc, i, f, g, o, c_prev, c_t):
 
 
 def _lstm_scan_bwd(reverse, store_gates, residuals, cotangents):
-    w_ih, b, w_hh, xs, c_last, valid, stacked = residuals
+    w_ih, b, w_hh, xs, c_last, valid, resets, initial, stacked = residuals
     h_prev, c_prev = stacked[0], stacked[1]
+    h0, c0 = (None, None) if resets is None else initial
     gates = stacked[2] if store_gates else None
     dh_last, dc_last, dys = cotangents
     dh_last, dc_last = _cotangent(dh_last, c_last), _cotangent(dc_last, c_last)
@@ -206,10 +230,12 @@ def _lstm_scan_bwd(reverse, store_gates, residuals, cotangents):
     w_xh = None if store_gates else jnp.concatenate([w_ih, w_hh], axis=0)
 
     # The cell c_t a step ends with is the one the step after it (the previous backward
-    # iteration) started from: it is carried rather than stacked a second time.
+    # iteration) started from: it is carried rather than stacked a second time. (The scan
+    # stacks the state before a reset, so this holds across resets too.)
     def body(carry, inputs):
-        dh, dc, c_t = carry
-        x, hp, cp, dy, ok, stored = inputs
+        dh, dc, c_t, d_initial = carry
+        x, hp, cp, dy, ok, stored, rs = inputs
+        hp, cp = _reset(rs, h0, hp), _reset(rs, c0, cp)
         if store_gates:
             i, f, g, o = stored
         else:
@@ -219,31 +245,38 @@ def _lstm_scan_bwd(reverse, store_gates, residuals, cotangents):
         if valid is not None:  # a padding step passes the gradient through untouched
             dgates = _where(ok, dgates, jnp.zeros_like(dgates))
             dh_new, dc_new = _where(ok, dh_new, dh), _where(ok, dc_new, dc)
-        return (dh_new, dc_new, cp), dgates
+        if rs is not None:
+            dh_new, dh_init = _split_reset(rs, dh_new, d_initial[0])
+            dc_new, dc_init = _split_reset(rs, dc_new, d_initial[1])
+            d_initial = (dh_init, dc_init)
+        return (dh_new, dc_new, inputs[2], d_initial), dgates
 
     # Each chunk reads x and h_prev for its weight gradients; the step body reads them only
     # when it recomputes the gates.
-    steps = (xs, h_prev, c_prev, dys, _steps(valid, xs.shape[0]), gates)
+    steps = (xs, h_prev, c_prev, dys, _steps(valid, xs.shape[0]), gates, resets)
 
     def chunk(carry, inputs):
         # The weight gradients are formed per chunk of steps with one large product each,
         # so the stacked gate gradients never exist for the whole sequence (see `_chunked`).
-        (dh, dc, c_t), (dw_ih, db, dw_hh) = carry
-        x, hp = inputs[:2]
-        (dh, dc, c_t), dgates = jax.lax.scan(body, (dh, dc, c_t), inputs, reverse=not reverse)
+        state, (dw_ih, db, dw_hh) = carry
+        x, hp = inputs[0], _reset(inputs[-1], h0, inputs[1])
+        state, dgates = jax.lax.scan(body, state, inputs, reverse=not reverse)
         flat = _flat(dgates)
         sums = (dw_ih + _flat(x).T @ flat, db + flat.sum(axis=0), dw_hh + _flat(hp).T @ flat)
-        return ((dh, dc, c_t), sums), dgates @ w_ih.T
+        return (state, sums), dgates @ w_ih.T
 
     zeros = tuple(jnp.zeros_like(w) for w in (w_ih, b, w_hh))
-    ((dh0, dc0, _), (dw_ih, db, dw_hh)), dxs = _chunked(
+    d_initial = None if resets is None else (jnp.zeros_like(h0), jnp.zeros_like(c0))
+    ((dh0, dc0, _, d_initial), (dw_ih, db, dw_hh)), dxs = _chunked(
         chunk,
-        ((dh_last, dc_last, c_last), zeros),
+        ((dh_last, dc_last, c_last, d_initial), zeros),
         steps,
         reverse,
         step_bytes=4 * c_last.size * c_last.dtype.itemsize,  # one step's gate gradients
     )
-    return dw_ih, db, dw_hh, dxs, dh0, dc0, None
+    if resets is not None:
+        dh0, dc0 = dh0 + d_initial[0], dc0 + d_initial[1]
+    return dw_ih, db, dw_hh, dxs, dh0, dc0, None, None
 
 
 lstm_scan.defvjp(_lstm_scan_fwd, _lstm_scan_bwd, symbolic_zeros=True)
@@ -261,49 +294,55 @@ def _gru_parts(x, h, w_ih, b_ih, w_hh, b_hh):
     return r, z, n, u_n
 
 
-def _gru_forward(w_ih, b_ih, w_hh, b_hh, xs, h0, valid, reverse, keep):
+def _gru_forward(w_ih, b_ih, w_hh, b_hh, xs, h0, valid, resets, reverse, keep):
     """The scan. ``keep="h"`` stacks the outputs; for the backward pass, ``"start"`` stacks
-    the state each step starts from, and ``"gates"`` adds ``(r, z, n, u_n)``."""
+    the state each step starts from (before a reset), and ``"gates"`` adds ``(r, z, n, u_n)``."""
 
-    def body(h, inputs):
-        x, ok = inputs
+    def body(h_before, inputs):
+        x, ok, rs = inputs
+        h = _reset(rs, h0, h_before)
         r, z, n, u_n = _gru_parts(x, h, w_ih, b_ih, w_hh, b_hh)
         h_new = (1.0 - z) * n + z * h
         if valid is not None:
             h_new = _where(ok, h_new, h)
         if keep == "h":
             return h_new, h_new
-        return h_new, ((h, (r, z, n, u_n)) if keep == "gates" else (h, None))
+        return h_new, ((h_before, (r, z, n, u_n)) if keep == "gates" else (h_before, None))
 
-    return jax.lax.scan(body, h0, (xs, _steps(valid, xs.shape[0])), reverse=reverse)
+    steps = (xs, _steps(valid, xs.shape[0]), resets)
+    return jax.lax.scan(body, h0, steps, reverse=reverse)
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(7, 8))
-def gru_scan(w_ih, b_ih, w_hh, b_hh, xs, h0, valid, reverse, store_gates):
+@functools.partial(jax.custom_vjp, nondiff_argnums=(8, 9))
+def gru_scan(w_ih, b_ih, w_hh, b_hh, xs, h0, valid, resets, reverse, store_gates):
     """``(h_T, ys)``: the GRU over ``xs`` from ``h0``; ``ys`` zero where ``valid`` is False.
     ``store_gates`` keeps the gates for the backward pass instead of recomputing them."""
-    h, hs = _gru_forward(w_ih, b_ih, w_hh, b_hh, xs, h0, valid, reverse, "h")
+    h, hs = _gru_forward(w_ih, b_ih, w_hh, b_hh, xs, h0, valid, resets, reverse, "h")
     return h, _outputs(hs, valid)
 
 
-def _gru_scan_fwd(w_ih, b_ih, w_hh, b_hh, xs, h0, valid, reverse, store_gates):
-    w_ih, b_ih, w_hh, b_hh, xs, h0, valid = _values(w_ih, b_ih, w_hh, b_hh, xs, h0, valid)
+def _gru_scan_fwd(w_ih, b_ih, w_hh, b_hh, xs, h0, valid, resets, reverse, store_gates):
+    values = _values(w_ih, b_ih, w_hh, b_hh, xs, h0, valid, resets)
+    w_ih, b_ih, w_hh, b_hh, xs, h0, valid, resets = values
     keep = "gates" if store_gates else "start"
-    h, (h_prev, gates) = _gru_forward(w_ih, b_ih, w_hh, b_hh, xs, h0, valid, reverse, keep)
+    h, (h_prev, gates) = _gru_forward(w_ih, b_ih, w_hh, b_hh, xs, h0, valid, resets, reverse, keep)
     hs = _following(h_prev, h, reverse)
-    residuals = (w_ih, b_ih, w_hh, b_hh, xs, valid, h_prev, gates)
+    initial = None if resets is None else h0
+    residuals = (w_ih, b_ih, w_hh, b_hh, xs, valid, resets, initial, h_prev, gates)
     return (h, _outputs(hs, valid)), residuals
 
 
 def _gru_scan_bwd(reverse, store_gates, residuals, cotangents):
-    w_ih, b_ih, w_hh, b_hh, xs, valid, h_prev, gates = residuals
+    w_ih, b_ih, w_hh, b_hh, xs, valid, resets, h0, h_prev, gates = residuals
     dh_last, dys = cotangents
     dh_last = _cotangent(dh_last, jax.ShapeDtypeStruct(h_prev.shape[1:], h_prev.dtype))
     dys = _output_cotangent(dys)
     w_hh_t = w_hh.T
 
-    def body(dh, inputs):
-        x, hp, dy, ok, stored = inputs
+    def body(carry, inputs):
+        dh, d_initial = carry
+        x, hp, dy, ok, stored, rs = inputs
+        hp = _reset(rs, h0, hp)
         if store_gates:
             r, z, n, u_n = stored
         else:
@@ -319,14 +358,15 @@ def _gru_scan_bwd(reverse, store_gates, residuals, cotangents):
             d_a = _where(ok, d_a, jnp.zeros_like(d_a))
             r = _where(ok, r, jnp.zeros_like(r))
             dh_new = _where(ok, dh_new, dh)
-        return dh_new, (d_a, r)
+        dh_new, d_initial = _split_reset(rs, dh_new, d_initial)
+        return (dh_new, d_initial), (d_a, r)
 
-    steps = (xs, h_prev, dys, _steps(valid, xs.shape[0]), gates)
+    steps = (xs, h_prev, dys, _steps(valid, xs.shape[0]), gates, resets)
     h_size = h_prev.shape[-1]
 
     def chunk(carry, inputs):  # the weight gradients per chunk of steps, as for the LSTM
         dh, (dw_ih, db_ih, dw_hh, db_hh) = carry
-        x, hp = inputs[:2]
+        x, hp = inputs[0], _reset(inputs[-1], h0, inputs[1])
         dh, (d_a, r) = jax.lax.scan(body, dh, inputs, reverse=not reverse)
         # d_u differs from d_a only in its n part, scaled by r: stack r (h), not d_u (3h).
         d_u = jnp.concatenate([d_a[..., : 2 * h_size], d_a[..., 2 * h_size :] * r], axis=-1)
@@ -340,14 +380,17 @@ def _gru_scan_bwd(reverse, store_gates, residuals, cotangents):
         return (dh, sums), d_a @ w_ih.T
 
     zeros = tuple(jnp.zeros_like(w) for w in (w_ih, b_ih, w_hh, b_hh))
-    (dh0, (dw_ih, db_ih, dw_hh, db_hh)), dxs = _chunked(
+    d_initial = None if resets is None else jnp.zeros_like(h0)
+    ((dh0, d_initial), (dw_ih, db_ih, dw_hh, db_hh)), dxs = _chunked(
         chunk,
-        (dh_last, zeros),
+        ((dh_last, d_initial), zeros),
         steps,
         reverse,
         step_bytes=4 * h_prev[0].size * h_prev.dtype.itemsize,  # d_a (3h) and r (h)
     )
-    return dw_ih, db_ih, dw_hh, db_hh, dxs, dh0, None
+    if resets is not None:
+        dh0 = dh0 + d_initial
+    return dw_ih, db_ih, dw_hh, db_hh, dxs, dh0, None, None
 
 
 gru_scan.defvjp(_gru_scan_fwd, _gru_scan_bwd, symbolic_zeros=True)

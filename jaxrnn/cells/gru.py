@@ -114,9 +114,9 @@ def gru(hidden_size: int, *, reset_after: bool = True, store_gates: bool | None 
     def step(params: Params, h: Array, x: Array) -> tuple[Array, Array]:
         return step_projected(params, h, project(params, x))
 
-    def fused(params: Params, xs: Array, h: Array, valid, reverse: bool):
+    def fused(params: Params, xs: Array, h: Array, valid, reverse: bool, resets=None):
         w_ih, b_ih, w_hh, b_hh = (params[k] for k in ("w_ih", "b_ih", "w_hh", "b_hh"))
-        return gru_scan(w_ih, b_ih, w_hh, b_hh, xs, h, valid, reverse, store)
+        return gru_scan(w_ih, b_ih, w_hh, b_hh, xs, h, valid, resets, reverse, store)
 
     name = "gru" if reset_after else "gru_reset_before"
     return Cell(

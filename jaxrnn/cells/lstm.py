@@ -104,10 +104,9 @@ def lstm(hidden_size: int, *, forget_bias: float = 1.0, store_gates: bool | None
     def step(params: Params, carry: LSTMCarry, x: Array) -> tuple[LSTMCarry, Array]:
         return step_projected(params, carry, project(params, x))
 
-    def fused(params: Params, xs: Array, carry: LSTMCarry, valid, reverse: bool):
-        h, c, ys = lstm_scan(
-            params["w_ih"], params["b"], params["w_hh"], xs, carry.h, carry.c, valid, reverse, store
-        )
+    def fused(params: Params, xs: Array, carry: LSTMCarry, valid, reverse: bool, resets=None):
+        w_ih, b, w_hh = params["w_ih"], params["b"], params["w_hh"]
+        h, c, ys = lstm_scan(w_ih, b, w_hh, xs, carry.h, carry.c, valid, resets, reverse, store)
         return LSTMCarry(h=h, c=c), ys
 
     return Cell(

@@ -2,6 +2,7 @@
 
 import json
 
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -14,7 +15,9 @@ from experiments.sentiment import inference
 from experiments.sentiment import model
 from experiments.sentiment import predict
 from experiments.sentiment.configs.default import Config
+from experiments.sentiment.train import classifier_loss
 from experiments.sentiment.train import train_and_evaluate
+from jaxrnn import text
 
 # One worker runs this module, so its module-scoped training fixture runs once (make test
 # uses pytest-xdist with --dist loadgroup).
@@ -74,6 +77,36 @@ def test_predictions_do_not_depend_on_padding():
     garbage = ids.at[:, 4:].set(13).at[1, 2:].set(17)  # other tokens in the padding
     long = model.make(config).logits(params, garbage, lengths)
     np.testing.assert_allclose(short, long, atol=1e-6)
+
+
+def test_packed_batches_give_the_loss_and_gradients_of_bucketed_ones():
+    # Several sentences per row with resets: the same per-sentence logits, loss and gradients
+    # as one sentence per row, with less padding.
+    rng = np.random.default_rng(0)
+    sequences = [rng.integers(2, 30, size=n) for n in rng.integers(1, 20, size=24)]
+    labels = rng.integers(0, 2, size=24)
+    config = Config(embed_size=8, hidden_size=6, pooling="mean", batch_size=24)
+    bucketed = text.BucketedBatches(sequences, labels, batch_size=24, buckets=(24,), shuffle=False)(
+        0
+    )
+    packed = text.PackedBatches(sequences, labels, batch_size=24, row_length=24, shuffle=False)
+    packed_batch = packed(0)
+    assert packed.padding_fraction() < bucketed_padding(bucketed) / 2
+    np.testing.assert_array_equal(packed_batch["index"], bucketed["index"])
+    params = model.make(config).init(jax.random.key(0), 30)
+    loss_fn = classifier_loss(config)
+    grad = jax.value_and_grad(lambda p, batch: loss_fn(p, batch, None), has_aux=True)
+    (loss, _), grads = jax.jit(grad)(params, bucketed)
+    (loss_p, _), grads_p = jax.jit(grad)(params, packed_batch)
+    np.testing.assert_allclose(loss_p, loss, rtol=1e-6)
+    chex.assert_trees_all_close(grads_p, grads, rtol=1e-4, atol=1e-6)
+    # With dropout too (masks differ per row, so only the shapes and finiteness are shared).
+    loss_d, _ = loss_fn(params, packed_batch, jax.random.key(1))
+    assert np.isfinite(float(loss_d))
+
+
+def bucketed_padding(batch):
+    return 1.0 - batch["lengths"].sum() / batch["ids"].size
 
 
 def test_bow_baseline_learns_and_round_trips(tmp_path):

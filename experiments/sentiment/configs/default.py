@@ -9,6 +9,7 @@ from experiments.validation import ConfigError
 from experiments.validation import check_config
 
 POOLING = ("last", "mean", "max")
+BATCHING = ("bucketed", "packed")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -55,6 +56,9 @@ class Config:
     """Dropout on the pooled features before the output layer."""
     batch_size: int = 50
     """Sentences per update."""
+    batching: str = "bucketed"
+    """'bucketed' (one sentence per row, rows grouped by length) or 'packed' (several
+    sentences end to end per row, the carry reset at each start: less padding)."""
     epochs: int = 4
     """Passes over the training split per ensemble member."""
     learning_rate: float = 2e-3
@@ -90,7 +94,7 @@ class Config:
                 "layer_dropout",
                 "output_dropout",
             ],
-            choices={"dataset": DATASETS, "cell": CELLS, "pooling": POOLING},
+            choices={"dataset": DATASETS, "cell": CELLS, "pooling": POOLING, "batching": BATCHING},
         )
         if self.embeddings and os.path.isdir(self.embeddings):
             raise ConfigError(f"--embeddings {self.embeddings} is a folder; give a vector file")
