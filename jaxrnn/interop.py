@@ -4,9 +4,11 @@ Neither torch nor flax modules are needed at run time here: PyTorch weights arri
 dict of anything `numpy.asarray` accepts, Flax weights as the nested dict of ``variables``.
 """
 
+import functools
 from collections.abc import Mapping
 from typing import Any
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -31,7 +33,8 @@ def from_torch(
     ``w_ih`` as ``(i, g)``. Elman and LSTM fold ``bias_ih + bias_hh`` into one ``b``; the GRU
     keeps both because its reset gate multiplies the hidden bias. A layer built with
     ``bias=False`` gets zero biases. For ``nn.RNN(nonlinearity="relu")`` build the cell with
-    ``jaxrnn.elman(h, activation=jax.nn.relu)``.
+    ``jaxrnn.elman(h, activation=jax.nn.relu)``; for ``nn.LSTM(proj_size=p)`` with
+    ``jaxrnn.lstm(h, proj_size=p)`` (``weight_hr`` becomes ``w_hr``).
 
     Args:
       cell: the jaxrnn cell the weights are for (its kind and hidden size are checked).
@@ -66,16 +69,37 @@ def from_torch(
                 f"state_dict has no {names[required]!r} (layer={layer}, "
                 f"reverse={reverse}, prefix={prefix!r}); its weight keys are {found}"
             )
-    if f"{prefix}weight_hr{suffix}" in state_dict:
-        raise ValueError("LSTMs with proj_size > 0 (weight_hr keys) have no jaxrnn equivalent")
-
     w_ih = _to_numpy(state_dict[names["weight_ih"]])
     w_hh = _to_numpy(state_dict[names["weight_hh"]])
-    hidden = cell.hidden_size
+    # What the cell expects: (recurrent input, gates * units) for w_hh; an LSTM with a
+    # projection reads h of its proj_size and has w_hr.
+    expected = jax.eval_shape(functools.partial(cell.init, input_size=1), jax.random.key(0))
+    recurrent, width = expected["w_hh"].shape
+    hidden = width // gates
     torch_name = family.torch_module
-    if w_hh.ndim != 2 or w_hh.shape != (gates * hidden, hidden):
+    extra = {}
+    hr_key = f"{prefix}weight_hr{suffix}"
+    if (hr_key in state_dict) != ("w_hr" in expected):
+        if "w_hr" in expected:
+            raise ValueError(
+                f"{cell!r} has a projection (proj_size={recurrent}) but state_dict has no "
+                f"{hr_key!r}: the torch.nn.LSTM was built without proj_size"
+            )
+        w_hr = _to_numpy(state_dict[hr_key])
         raise ValueError(
-            f"state_dict[{names['weight_hh']!r}] must have shape ({gates * hidden}, {hidden}) for "
+            f"state_dict has {hr_key!r} (a torch.nn.LSTM with proj_size={w_hr.shape[0]}): "
+            f"build the cell as jaxrnn.lstm({w_hr.shape[-1]}, proj_size={w_hr.shape[0]})"
+        )
+    if hr_key in state_dict:
+        extra["w_hr"] = _to_numpy(state_dict[hr_key])
+        if extra["w_hr"].shape != (recurrent, hidden):
+            raise ValueError(
+                f"state_dict[{hr_key!r}] must have shape ({recurrent}, {hidden}) for {cell!r}, "
+                f"got {extra['w_hr'].shape}"
+            )
+    if w_hh.ndim != 2 or w_hh.shape != (width, recurrent):
+        raise ValueError(
+            f"state_dict[{names['weight_hh']!r}] must have shape ({width}, {recurrent}) for "
             f"{cell!r} (a torch.nn.{torch_name} with hidden_size={hidden}), got {w_hh.shape}"
         )
     if w_ih.ndim != 2 or w_ih.shape[0] != gates * hidden:
@@ -101,7 +125,7 @@ def from_torch(
                 f"got {value.shape}"
             )
 
-    params = family.from_torch(w_ih, w_hh, b_ih, b_hh)
+    params = family.from_torch(w_ih, w_hh, b_ih, b_hh, **extra)
     params = {k: jnp.asarray(v, dtype) for k, v in params.items()}
     cell.check_params(params)
     return params

@@ -157,3 +157,78 @@ def test_mgu_gradients_equal_flax_mgucell_on_converted_weights():
     # Its init follows Flax's: forget bias 1, the rest 0.
     fresh = cell.init(jax.random.key(3), F)
     np.testing.assert_array_equal(fresh["b_ih"], jnp.r_[jnp.ones(H), jnp.zeros(H)])
+
+
+def _projected_torch_state(h, p, i, seed=0):
+    rng = np.random.default_rng(seed)
+    return {
+        "weight_ih_l0": rng.standard_normal((4 * h, i)).astype(np.float32) / 2,
+        "weight_hh_l0": rng.standard_normal((4 * h, p)).astype(np.float32) / 2,
+        "bias_ih_l0": rng.standard_normal(4 * h).astype(np.float32) / 4,
+        "bias_hh_l0": rng.standard_normal(4 * h).astype(np.float32) / 4,
+        "weight_hr_l0": rng.standard_normal((p, h)).astype(np.float32) / 2,
+    }
+
+
+def test_lstm_with_a_projection_follows_torchs_equations():
+    # PyTorch's documented proj_size LSTM, written out in NumPy: h_t = W_hr (o * tanh(c_t)).
+    h, p, i = 6, 3, 4
+    state = _projected_torch_state(h, p, i)
+    cell = jaxrnn.lstm(h, proj_size=p)
+    params = jaxrnn.interop.from_torch(cell, state)
+    xs = np.random.default_rng(1).standard_normal((B, T, i)).astype(np.float32)
+    sig = lambda v: 1 / (1 + np.exp(-v))
+    hh, cc, ys = np.zeros((B, p)), np.zeros((B, h)), []
+    for t in range(T):
+        z = (
+            xs[:, t] @ state["weight_ih_l0"].T
+            + state["bias_ih_l0"]
+            + hh @ state["weight_hh_l0"].T
+            + state["bias_hh_l0"]
+        )
+        gi, gf, gg, go = np.split(z, 4, axis=-1)
+        cc = sig(gf) * cc + sig(gi) * np.tanh(gg)
+        hh = (sig(go) * np.tanh(cc)) @ state["weight_hr_l0"].T
+        ys.append(hh)
+    carry, out = jaxrnn.unroll(cell, params, jnp.asarray(xs))
+    np.testing.assert_allclose(out, np.stack(ys, 1), atol=1e-5)
+    np.testing.assert_allclose(carry.c, cc, atol=1e-5)
+    assert cell.fused is None and cell.hidden_size == p
+    # Through the layers, reversed, with lengths, under grad: the scan's autodiff.
+    model = jaxrnn.stacked([jaxrnn.bidirectional(cell), jaxrnn.lstm(5)])
+    model_params = model.init(jax.random.key(0), input_size=i)
+    loss = lambda prm: jnp.sum(
+        model.apply(prm, jnp.asarray(xs), seq_lengths=jnp.array([6, 3, 1]))[1]
+    )
+    grads = jax.grad(loss)(model_params)
+    assert grads[0]["forward"]["w_hr"].shape == (h, p)
+
+
+def test_from_torch_projection_errors_say_how_to_build_the_cell():
+    state = _projected_torch_state(6, 3, 4)
+    with pytest.raises(ValueError, match=r"proj_size=3\): build the cell as jaxrnn.lstm\(6, "):
+        jaxrnn.interop.from_torch(jaxrnn.lstm(6), state)
+    del state["weight_hr_l0"]
+    with pytest.raises(ValueError, match=r"has a projection.*no 'weight_hr_l0'"):
+        jaxrnn.interop.from_torch(jaxrnn.lstm(6, proj_size=3), state)
+    with pytest.raises(ValueError, match=r"proj_size must be smaller than hidden_size=6"):
+        jaxrnn.lstm(6, proj_size=6)
+
+
+def test_from_torch_projection_parity():
+    torch = pytest.importorskip("torch", reason="torch is not installed (optional extra)")
+    torch.manual_seed(0)
+    module = torch.nn.LSTM(F, H, proj_size=2, batch_first=True, bidirectional=True)
+    xs = np.random.default_rng(0).standard_normal((B, T, F)).astype(np.float32)
+    with torch.no_grad():
+        torch_ys, (h_n, c_n) = module(torch.from_numpy(xs))
+    cell = jaxrnn.lstm(H, proj_size=2)
+    state_dict = module.state_dict()
+    params = {
+        "forward": jaxrnn.interop.from_torch(cell, state_dict),
+        "backward": jaxrnn.interop.from_torch(cell, state_dict, reverse=True),
+    }
+    carry, ys = jaxrnn.bidirectional(cell).apply(params, jnp.asarray(xs))
+    np.testing.assert_allclose(ys, torch_ys.numpy(), atol=1e-5)
+    np.testing.assert_allclose(np.stack([carry.forward.h, carry.backward.h]), h_n, atol=1e-5)
+    np.testing.assert_allclose(np.stack([carry.forward.c, carry.backward.c]), c_n, atol=1e-5)

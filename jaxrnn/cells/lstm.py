@@ -29,7 +29,13 @@ class LSTMCarry(NamedTuple):
     c: Array  # (..., h) memory cell
 
 
-def lstm(hidden_size: int, *, forget_bias: float = 1.0, store_gates: bool | None = None) -> Cell:
+def lstm(
+    hidden_size: int,
+    *,
+    forget_bias: float = 1.0,
+    store_gates: bool | None = None,
+    proj_size: int | None = None,
+) -> Cell:
     r"""The LSTM cell, gate order i, f, g, o as in PyTorch and Flax.
 
     $$
@@ -45,6 +51,12 @@ def lstm(hidden_size: int, *, forget_bias: float = 1.0, store_gates: bool | None
     ``w_ih`` LeCun-normal, and the forget-gate bias at ``forget_bias`` (the rest at zero), so a
     new LSTM remembers by default.
 
+    With ``proj_size=p`` (PyTorch's ``proj_size``, Sak et al. 2014) the output is projected,
+    ``h_t = (\sigma(o) \odot \tanh(c_t)) W_{hr}`` with ``w_hr (h, p)``: ``h`` and ``y`` are
+    ``(..., p)``, ``c`` stays ``(..., h)``, ``w_hh`` is ``(p, 4h)`` and the cell's
+    ``hidden_size`` (its output size) is ``p``. It trains through autodiff of the scan (no fused
+    backward pass).
+
     Args:
       hidden_size: ``h``.
       forget_bias: initial value of the forget-gate bias.
@@ -52,6 +64,8 @@ def lstm(hidden_size: int, *, forget_bias: float = 1.0, store_gates: bool | None
         (True: one matrix product per backward step instead of two, more memory) or
         recompute them (False); None decides by size (stored from
         `jaxrnn.cells.fused.STORE_GATES_FROM` units, where storing measured faster).
+      proj_size: ``p`` in ``[1, hidden_size)``, the size of the projected output; None for
+        none.
 
     Returns:
       A `Cell`.
@@ -63,33 +77,59 @@ def lstm(hidden_size: int, *, forget_bias: float = 1.0, store_gates: bool | None
       >>> carry, y = cell.step(params, cell.initial_carry(params), jnp.ones(3))
       >>> carry.c.shape, y.shape
       ((4,), (4,))
+      >>> projected = jaxrnn.lstm(hidden_size=8, proj_size=2)
+      >>> params = projected.init(jax.random.key(0), input_size=3)
+      >>> carry, ys = jaxrnn.unroll(projected, params, jnp.ones((5, 3)))
+      >>> carry.h.shape, carry.c.shape, ys.shape
+      ((2,), (8,), (5, 2))
     """
     check_size("hidden_size", hidden_size)
+    if proj_size is not None:
+        check_size("proj_size", proj_size)
+        if proj_size >= hidden_size:
+            raise ValueError(
+                f"proj_size must be smaller than hidden_size={hidden_size} (as in PyTorch), "
+                f"got {proj_size}"
+            )
+    out_size = hidden_size if proj_size is None else proj_size
     if store_gates is not None and not isinstance(store_gates, bool):
         raise TypeError(f"store_gates must be None, True or False, got {store_gates!r}")
     store = fused_scans.stores_gates(hidden_size) if store_gates is None else store_gates
 
     def shapes(input_size: int) -> dict[str, tuple[int, ...]]:
-        return {
+        out = {
             "w_ih": (input_size, 4 * hidden_size),
-            "w_hh": (hidden_size, 4 * hidden_size),
+            "w_hh": (out_size, 4 * hidden_size),
             "b": (4 * hidden_size,),
         }
+        if proj_size is not None:
+            out["w_hr"] = (hidden_size, proj_size)
+        return out
 
     def init(key: PRNGKey, input_size: int, *, dtype=jnp.float32) -> Params:
         dtype = check_init_args(key, input_size, dtype)
-        k_ih, k_hh = jax.random.split(key)
+        k_ih, k_hh, k_hr = jax.random.split(key, 3)
         b = jnp.zeros((4, hidden_size), dtype).at[1].set(forget_bias)
-        return {
+        if proj_size is None:
+            w_hh = orthogonal_blocks(k_hh, hidden_size, 4, dtype)
+        else:  # (p, 4h) blocks: LeCun-normal, like the input kernel
+            w_hh = input_kernel(k_hh, proj_size, 4 * hidden_size, dtype)
+        params = {
             "w_ih": input_kernel(k_ih, input_size, 4 * hidden_size, dtype),
-            "w_hh": orthogonal_blocks(k_hh, hidden_size, 4, dtype),
+            "w_hh": w_hh,
             "b": b.reshape(-1),
         }
+        if proj_size is not None:
+            params["w_hr"] = input_kernel(k_hr, hidden_size, proj_size, dtype)
+        return params
 
     def initial_carry(params: Params, batch_shape: tuple[int, ...] = ()) -> LSTMCarry:
         batch_shape = check_batch_shape(batch_shape)
-        zeros = jnp.zeros((*batch_shape, hidden_size), params["w_hh"].dtype)
-        return LSTMCarry(h=zeros, c=zeros)
+        dtype = params["w_hh"].dtype
+        return LSTMCarry(
+            h=jnp.zeros((*batch_shape, out_size), dtype),
+            c=jnp.zeros((*batch_shape, hidden_size), dtype),
+        )
 
     def project(params: Params, xs: Array) -> Array:
         return add_bias(xs @ params["w_ih"], params["b"])
@@ -99,6 +139,8 @@ def lstm(hidden_size: int, *, forget_bias: float = 1.0, store_gates: bool | None
         i, f, g, o = jnp.split(gates, 4, axis=-1)
         c = jax.nn.sigmoid(f) * carry.c + jax.nn.sigmoid(i) * jnp.tanh(g)
         h = jax.nn.sigmoid(o) * jnp.tanh(c)
+        if proj_size is not None:
+            h = h @ params["w_hr"]
         return LSTMCarry(h=h, c=c), h
 
     def step(params: Params, carry: LSTMCarry, x: Array) -> tuple[LSTMCarry, Array]:
@@ -117,14 +159,17 @@ def lstm(hidden_size: int, *, forget_bias: float = 1.0, store_gates: bool | None
         step_projected=step_projected,
         check_params=make_param_checker("lstm", hidden_size, shapes),
         name="lstm",
-        hidden_size=hidden_size,
-        fused=fused,
+        hidden_size=out_size,
+        fused=fused if proj_size is None else None,  # the hand-written pass has no W_hr
         output=lambda carry: carry.h,
     )
 
 
-def _from_torch(w_ih, w_hh, b_ih, b_hh) -> Params:
-    return {"w_ih": w_ih.T, "w_hh": w_hh.T, "b": b_ih + b_hh}  # the same gate order i, f, g, o
+def _from_torch(w_ih, w_hh, b_ih, b_hh, w_hr=None) -> Params:
+    params = {"w_ih": w_ih.T, "w_hh": w_hh.T, "b": b_ih + b_hh}  # the same gate order i, f, g, o
+    if w_hr is not None:  # proj_size > 0: weight_hr (p, h)
+        params["w_hr"] = w_hr.T
+    return params
 
 
 def _from_flax(p) -> Params:  # flax.linen.LSTMCell and OptimizedLSTMCell
