@@ -1,7 +1,9 @@
-"""Weights to and from PyTorch (``torch.nn.RNN/LSTM/GRU``) and Flax linen cells.
+"""Weights to and from PyTorch (``torch.nn.RNN/LSTM/GRU``), Flax linen cells and Keras 3
+layers (``SimpleRNN``, ``LSTM``, ``GRU``, ``Bidirectional``).
 
-Neither torch nor flax modules are needed at run time here: PyTorch weights arrive as a state
-dict of anything `numpy.asarray` accepts, Flax weights as the nested dict of ``variables``.
+Neither torch, flax nor keras is needed at run time here: PyTorch weights arrive as a state
+dict of anything `numpy.asarray` accepts, Flax weights as the nested dict of ``variables``,
+Keras weights as the layer itself or its ``get_weights()`` list.
 """
 
 import functools
@@ -198,6 +200,138 @@ def to_flax(cell: Cell, params: Params) -> dict[str, Any]:
     cell.check_params(params)
     out = family.to_flax(params)
     return {"params": out}
+
+
+def from_keras(cell: Cell, layer: Any, *, dtype: Any = jnp.float32) -> Params:
+    """Converts a Keras 3 recurrent layer's weights to jaxrnn params.
+
+    ``SimpleRNN`` becomes `jaxrnn.elman`, ``LSTM`` `jaxrnn.lstm` (the same gate order), ``GRU``
+    `jaxrnn.gru` (``reset_after=True``, the Keras default) or ``jaxrnn.gru(h,
+    reset_after=False)``; Keras's GRU blocks z, r, h are reordered to r, z, n. A
+    ``Bidirectional`` layer gives ``{"forward": ..., "backward": ...}`` for
+    `jaxrnn.bidirectional` (``merge_mode="concat"`` is its default merge too). Keras's masked
+    steps repeat the previous output where jaxrnn outputs zero (unless, as inside
+    ``Bidirectional``, ``zero_output_for_mask``); the final states agree.
+
+    Args:
+      cell: the jaxrnn cell (its kind and size are checked against the layer).
+      layer: a Keras layer, or a single layer's ``get_weights()`` list ``[kernel,
+        recurrent_kernel, bias]`` (``bias`` absent for ``use_bias=False``); a ``Bidirectional``
+        layer is passed as the layer. A SimpleRNN's activation is not checked: build
+        `jaxrnn.elman` with the same one.
+      dtype: the dtype of the returned params.
+
+    Returns:
+      Params for ``cell``, or a forward/backward dict of them for ``Bidirectional``.
+
+    Examples:
+      >>> import numpy as np, jaxrnn
+      >>> h, i = 4, 3
+      >>> weights = [np.zeros((i, 3 * h)), np.zeros((h, 3 * h)), np.zeros((2, 3 * h))]
+      >>> params = jaxrnn.interop.from_keras(jaxrnn.gru(h), weights)
+      >>> params["w_hh"].shape, params["b_hh"].shape
+      ((4, 12), (12,))
+    """
+    family = _family_of(cell, "from_keras")
+    if hasattr(layer, "forward_layer") and hasattr(layer, "backward_layer"):
+        return {
+            "forward": from_keras(cell, layer.forward_layer, dtype=dtype),
+            "backward": from_keras(cell, layer.backward_layer, dtype=dtype),
+        }
+    if hasattr(layer, "get_weights"):
+        _check_keras_layer(cell, family, layer)
+        weights = layer.get_weights()
+    else:
+        weights = layer
+    if not isinstance(weights, (list, tuple)) or not all(hasattr(w, "shape") for w in weights):
+        raise TypeError(
+            "layer must be a Keras layer or its get_weights() list of arrays, got "
+            f"{type(layer).__name__}"
+        )
+    weights = [np.asarray(w) for w in weights]
+    gates = family.gates
+    recurrent_shape = (cell.hidden_size, gates * cell.hidden_size)
+    bias_shapes = [(gates * cell.hidden_size,)]
+    if family.name == "gru":
+        bias_shapes = [(2, gates * cell.hidden_size)]
+    if len(weights) not in (2, 3) or weights[0].ndim != 2:
+        raise ValueError(
+            f"Keras weights for {cell!r} must be [kernel (input_size, {gates * cell.hidden_size}), "
+            f"recurrent_kernel {recurrent_shape}, bias {bias_shapes[0]}], got shapes "
+            f"{[w.shape for w in weights]}"
+        )
+    if weights[0].shape[1] != recurrent_shape[1] or weights[1].shape != recurrent_shape:
+        raise ValueError(
+            f"Keras weights for {cell!r} (a keras.layers.{family.keras_layer} with units="
+            f"{cell.hidden_size}) must be kernel (input_size, {recurrent_shape[1]}) and "
+            f"recurrent_kernel {recurrent_shape}, got {weights[0].shape} and {weights[1].shape}"
+        )
+    if len(weights) == 3 and weights[2].shape not in bias_shapes:
+        hint = ""
+        if family.keras_layer == "GRU":
+            hint = " (a (3h,) bias is a GRU with reset_after=False: use jaxrnn.gru(h, "
+            hint += "reset_after=False); a (2, 3h) one reset_after=True: jaxrnn.gru(h))"
+        raise ValueError(
+            f"the Keras bias for {cell!r} must have shape {bias_shapes[0]}, got "
+            f"{weights[2].shape}{hint}"
+        )
+    params = {k: jnp.asarray(v, dtype) for k, v in family.from_keras(weights).items()}
+    cell.check_params(params)
+    return params
+
+
+def to_keras(cell: Cell, params: Params) -> list[np.ndarray]:
+    """jaxrnn params as a Keras 3 layer's weights, for ``layer.set_weights`` (the inverse of
+    `from_keras`).
+
+    A `jaxrnn.bidirectional` layer's ``{"forward": ..., "backward": ...}`` params give the list
+    of a ``Bidirectional`` layer (forward weights, then backward). A GRU's two biases become
+    the ``(2, 3h)`` bias of ``reset_after=True``, or their sum (exact) for
+    ``reset_after=False``.
+
+    Args:
+      cell: the jaxrnn cell.
+      params: its params.
+
+    Returns:
+      ``[kernel, recurrent_kernel, bias]`` as numpy arrays.
+
+    Examples:
+      >>> import jax, jaxrnn
+      >>> cell = jaxrnn.lstm(4)
+      >>> weights = jaxrnn.interop.to_keras(cell, cell.init(jax.random.key(0), input_size=3))
+      >>> [w.shape for w in weights]
+      [(3, 16), (4, 16), (16,)]
+    """
+    family = _family_of(cell, "to_keras")
+    if isinstance(params, Mapping) and set(params) == {"forward", "backward"}:
+        return to_keras(cell, params["forward"]) + to_keras(cell, params["backward"])
+    cell.check_params(params)
+    if "w_hr" in params:
+        raise ValueError("Keras's LSTM has no projection: an LSTM with proj_size has no match")
+    return [np.asarray(w) for w in family.to_keras(params)]
+
+
+def _check_keras_layer(cell: Cell, family: Family, layer: Any) -> None:
+    """The Keras layer's class, size and options match ``cell`` (else the numbers would be
+    silently different)."""
+    kind = type(layer).__name__
+    if kind != family.keras_layer:
+        raise ValueError(f"{cell!r} takes a keras.layers.{family.keras_layer}, got a {kind}")
+    units = getattr(layer, "units", cell.hidden_size)
+    if units != cell.hidden_size:
+        raise ValueError(
+            f"{cell!r} has hidden_size={cell.hidden_size}; the layer has units={units}"
+        )
+    if kind == "GRU" and bool(layer.reset_after) != (family.name == "gru"):
+        want = "jaxrnn.gru(h)" if layer.reset_after else "jaxrnn.gru(h, reset_after=False)"
+        raise ValueError(f"the Keras GRU has reset_after={layer.reset_after}: use {want}")
+    for option, expected in (("activation", "tanh"), ("recurrent_activation", "sigmoid")):
+        used = getattr(getattr(layer, option, None), "__name__", expected)
+        if kind != "SimpleRNN" and used != expected:
+            raise ValueError(
+                f"the Keras {kind} uses {option}={used}; jaxrnn's {family.name} uses {expected}"
+            )
 
 
 def _family_of(cell: Cell, converter: str) -> Family:

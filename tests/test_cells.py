@@ -133,9 +133,21 @@ def test_every_family_is_listed_with_its_factory_and_built_by_name():
     from jaxrnn.cells import FAMILIES
     from jaxrnn.cells import by_name
 
-    assert set(FAMILIES) == {"elman", "lstm", "gru", "mgu", "mingru", "minlstm", "lru"}
+    assert set(FAMILIES) == {
+        "elman",
+        "lstm",
+        "gru",
+        "gru_reset_before",
+        "mgu",
+        "mingru",
+        "minlstm",
+        "lru",
+    }
     for name, family in FAMILIES.items():
-        assert family.make is getattr(jaxrnn, name)
+        if name == "gru_reset_before":  # jaxrnn.gru(h, reset_after=False)
+            assert family.make.func is jaxrnn.gru and family.make.keywords == {"reset_after": False}
+        else:
+            assert family.make is getattr(jaxrnn, name)
         assert by_name(name, 3).name == name
     # The gate count is the width of w_hh over h for the classic cells.
     for name in ("elman", "lstm", "gru", "mgu"):
@@ -205,7 +217,7 @@ def test_gru_with_the_reset_gate_before_the_product_matches_keras_convention():
     assert all(bool(jnp.all(jnp.isfinite(g))) for g in jax.tree.leaves(grads))
     _, short = jaxrnn.unroll(cell, params, xs[1:2, :3], initial_carry=h0[1:2])
     _, padded = jaxrnn.unroll(cell, params, xs, initial_carry=h0, seq_lengths=lengths)
-    np.testing.assert_allclose(padded[1, :3], short[0], rtol=1e-6)
+    np.testing.assert_allclose(padded[1, :3], short[0], rtol=1e-5, atol=1e-7)
     stacked = jax.vmap(lambda x: jaxrnn.unroll(cell, params, x)[1])(jnp.stack([xs, xs]))
     assert stacked.shape == (2, 4, 7, 5)
     with pytest.raises(TypeError, match="reset_after must be True or False"):

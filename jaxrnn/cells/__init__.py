@@ -1,5 +1,5 @@
 """Cell families: one file each with the maths of one step, its init, its carry, and its
-`Family` record (gate count, PyTorch/Flax names and weight converters); `FAMILIES` lists them.
+`Family` record (gate count, PyTorch/Flax/Keras names and weight converters); `FAMILIES` lists them.
 """
 
 from jaxrnn.cells import elman as _elman
@@ -26,6 +26,7 @@ FAMILIES: dict[str, Family] = {
         _elman.FAMILY,
         _lstm.FAMILY,
         _gru.FAMILY,
+        _gru.RESET_BEFORE,
         _mgu.FAMILY,
         _minimal.MINGRU,
         _minimal.MINLSTM,

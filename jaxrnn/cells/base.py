@@ -7,6 +7,7 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from jaxrnn.typing import Array
 from jaxrnn.typing import Carry
@@ -79,6 +80,12 @@ class Family(NamedTuple):
         (``(g, i)`` and ``(g, h)`` weights, ``(g,)`` biases, numpy arrays), or None.
       from_flax: ``from_flax(flax_params) -> params``, or None.
       to_flax: ``to_flax(params) -> flax_params``, or None.
+      keras_layer: the Keras 3 layer with the same maths (``"LSTM"``), or None.
+      from_keras: ``from_keras([kernel, recurrent_kernel, bias]) -> params`` from the
+        layer's ``get_weights()`` (``(i, g)``, ``(h, g)`` and its bias, numpy arrays; no bias
+        for ``use_bias=False``), or None.
+      to_keras: ``to_keras(params) -> [kernel, recurrent_kernel, bias]`` for
+        ``set_weights``, or None.
     """
 
     name: str
@@ -89,6 +96,22 @@ class Family(NamedTuple):
     from_torch: Callable[..., Params] | None = None
     from_flax: Callable[[Mapping], Params] | None = None
     to_flax: Callable[[Params], dict] | None = None
+    keras_layer: str | None = None
+    from_keras: Callable[[list], Params] | None = None
+    to_keras: Callable[[Params], list] | None = None
+
+
+def from_keras_one_bias(weights: list) -> Params:
+    """``[kernel, recurrent_kernel, bias]`` of Keras's SimpleRNN and LSTM (the same layout
+    and, for the LSTM, the same gate order i, f, g, o as jaxrnn); no bias means zeros."""
+    kernel, recurrent = weights[0], weights[1]
+    bias = weights[2] if len(weights) > 2 else np.zeros(kernel.shape[-1], kernel.dtype)
+    return {"w_ih": kernel, "w_hh": recurrent, "b": bias}
+
+
+def to_keras_one_bias(params: Params) -> list:
+    """The inverse of `from_keras_one_bias`."""
+    return [np.asarray(params[k]) for k in ("w_ih", "w_hh", "b")]
 
 
 class LinearRecurrence(NamedTuple):

@@ -6,9 +6,11 @@ import jax.numpy as jnp
 from jaxrnn.cells.base import Cell
 from jaxrnn.cells.base import Family
 from jaxrnn.cells.base import add_bias
+from jaxrnn.cells.base import from_keras_one_bias
 from jaxrnn.cells.base import input_kernel
 from jaxrnn.cells.base import make_param_checker
 from jaxrnn.cells.base import orthogonal_blocks
+from jaxrnn.cells.base import to_keras_one_bias
 from jaxrnn.checks import check_batch_shape
 from jaxrnn.checks import check_init_args
 from jaxrnn.checks import check_size
@@ -114,4 +116,7 @@ FAMILY = Family(
     from_torch=_from_torch,
     from_flax=_from_flax,
     to_flax=_to_flax,
+    keras_layer="SimpleRNN",
+    from_keras=from_keras_one_bias,
+    to_keras=to_keras_one_bias,
 )

@@ -1,7 +1,10 @@
 """The GRU cell (Cho et al. 2014) in the PyTorch / cuDNN / Flax convention, gate order r, z, n."""
 
+import functools
+
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from jaxrnn.cells import fused as fused_scans
 from jaxrnn.cells.base import Cell
@@ -165,6 +168,41 @@ def _to_flax(params: Params) -> dict:
     }
 
 
+def _keras_to_ours(a):
+    """Keras orders the GRU's blocks z, r, h; jaxrnn (and PyTorch) r, z, n."""
+    z, r, n = np.split(np.asarray(a), 3, axis=-1)
+    return np.concatenate([r, z, n], axis=-1)
+
+
+def _ours_to_keras(a):
+    r, z, n = np.split(np.asarray(a), 3, axis=-1)
+    return np.concatenate([z, r, n], axis=-1)
+
+
+def _from_keras(weights: list) -> Params:
+    # reset_after=True: bias (2, 3h), input and recurrent biases; False: one (3h,) bias.
+    kernel, recurrent = weights[0], weights[1]
+    bias = weights[2] if len(weights) > 2 else np.zeros(kernel.shape[-1], kernel.dtype)
+    b_ih, b_hh = (bias[0], bias[1]) if bias.ndim == 2 else (bias, np.zeros_like(bias))
+    return {
+        "w_ih": _keras_to_ours(kernel),
+        "b_ih": _keras_to_ours(b_ih),
+        "w_hh": _keras_to_ours(recurrent),
+        "b_hh": _keras_to_ours(b_hh),
+    }
+
+
+def _to_keras_reset_after(params: Params) -> list:
+    bias = np.stack([_ours_to_keras(params["b_ih"]), _ours_to_keras(params["b_hh"])])
+    return [_ours_to_keras(params["w_ih"]), _ours_to_keras(params["w_hh"]), bias]
+
+
+def _to_keras_reset_before(params: Params) -> list:
+    # Both biases are added outside the products here, so their sum is exact.
+    bias = _ours_to_keras(np.asarray(params["b_ih"]) + np.asarray(params["b_hh"]))
+    return [_ours_to_keras(params["w_ih"]), _ours_to_keras(params["w_hh"]), bias]
+
+
 FAMILY = Family(
     name="gru",
     make=gru,
@@ -174,4 +212,16 @@ FAMILY = Family(
     from_torch=_from_torch,
     from_flax=_from_flax,
     to_flax=_to_flax,
+    keras_layer="GRU",  # reset_after=True, the Keras 3 default
+    from_keras=_from_keras,
+    to_keras=_to_keras_reset_after,
+)
+
+RESET_BEFORE = Family(
+    name="gru_reset_before",
+    make=functools.partial(gru, reset_after=False),
+    gates=3,
+    keras_layer="GRU",  # reset_after=False
+    from_keras=_from_keras,
+    to_keras=_to_keras_reset_before,
 )
