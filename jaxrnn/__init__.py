@@ -21,6 +21,7 @@ from jaxrnn.bptt import gradient_norms
 from jaxrnn.cells import Cell
 from jaxrnn.cells import LinearRecurrence
 from jaxrnn.cells import LSTMCarry
+from jaxrnn.cells import conv_lstm
 from jaxrnn.cells import elman
 from jaxrnn.cells import gru
 from jaxrnn.cells import lru
@@ -28,6 +29,7 @@ from jaxrnn.cells import lstm
 from jaxrnn.cells import mgu
 from jaxrnn.cells import mingru
 from jaxrnn.cells import minlstm
+from jaxrnn.cells import rg_lru
 from jaxrnn.layers import BidirectionalCarry
 from jaxrnn.layers import Layer
 from jaxrnn.layers import as_layer
@@ -66,6 +68,7 @@ __all__ = (
     "LinearRecurrence",
     "as_layer",
     "bidirectional",
+    "conv_lstm",
     "decode",
     "distributed",
     "dropout_apply",
@@ -84,6 +87,7 @@ __all__ = (
     "minlstm",
     "packing",
     "pool",
+    "rg_lru",
     "rnn",
     "stacked",
     "text",

@@ -73,10 +73,10 @@ def unroll(
       unroll: passed to `jax.lax.scan`: how many steps one loop iteration runs.
       mode: ``"sequential"`` (a `jax.lax.scan` of the step, for every cell) or
         ``"parallel"`` (for cells whose recurrence is linear: `jaxrnn.mingru`,
-        `jaxrnn.minlstm`, `jaxrnn.lru`): the gates of all steps are computed at once, then the
-        recurrence runs over them with `linear_scan` (an associative scan on GPU/TPU, a
-        minimal loop on CPU). Both modes give the same numbers up to float rounding; the
-        parallel one accumulates in float32 or wider.
+        `jaxrnn.minlstm`, `jaxrnn.lru`, `jaxrnn.rg_lru`): the gates of all steps are computed
+        at once, then the recurrence runs over them with `linear_scan` (an associative scan
+        on GPU/TPU, a minimal loop on CPU). Both modes give the same numbers up to float
+        rounding; the parallel one accumulates in float32 or wider.
       remat: checkpoint the scan in segments of this many steps (sequential mode): the
         backward pass keeps only the carries between segments and recomputes each segment,
         so memory grows like ``t / remat + remat`` steps instead of ``t``. ``remat ≈ sqrt(t)``
@@ -104,28 +104,37 @@ def unroll(
     _check_cell(cell)
     input_size = cell.check_params(params)
     dtype = jax.tree.leaves(params)[0].dtype
-    xs = _check_xs(xs, input_size, dtype, time_major)
+    spatial = cell.input_axes - 1  # axes of one step's input besides the features
+    xs = _check_xs(xs, input_size, dtype, time_major, spatial)
     _check_options(unroll, mode, remat, reverse, time_major)
-    if xs.ndim > 3:
+    batch_rank = xs.ndim - 2 - spatial
+    if batch_rank > 1:
         options = dict(reverse=reverse, unroll=unroll, mode=mode, remat=remat, fused=fused)
         return _unroll_many_batch_axes(
             cell, params, xs, initial_carry, seq_lengths, mask, resets, time_major, options
         )
-    xs_t = xs if (time_major or xs.ndim == 2) else jnp.swapaxes(xs, 0, 1)
-    num_steps, batch_shape = xs_t.shape[0], xs_t.shape[1:-1]
+    xs_t = xs if (time_major or batch_rank == 0) else jnp.swapaxes(xs, 0, 1)
+    num_steps, batch_shape = xs_t.shape[0], xs_t.shape[1 : 1 + batch_rank]
+    steps_shape = xs_t.shape[: 1 + batch_rank]  # (t, *batch): one entry per step and sequence
     lengths = check_seq_lengths(seq_lengths, batch_shape, num_steps)
-    carry = _check_initial_carry(cell, params, initial_carry, batch_shape)
+    carry = _check_initial_carry(cell, params, initial_carry, xs_t.shape[1:-1])
     valid = None if lengths is None else valid_steps(lengths, num_steps)
     starts = None
     if resets is not None:
         starts = _scan_order_resets(
-            _check_mask(resets, xs_t.shape[:-1], time_major or xs.ndim == 2, "resets"),
+            _check_mask(resets, steps_shape, time_major or batch_rank == 0, "resets"),
             valid,
             reverse,
         )
     if mask is not None:
-        steps = _check_mask(mask, xs_t.shape[:-1], time_major or xs.ndim == 2)
+        steps = _check_mask(mask, steps_shape, time_major or batch_rank == 0)
         valid = steps if valid is None else valid & steps
+    if spatial:  # every position of an image shares its sequence's steps
+        over_space = lambda m: jnp.broadcast_to(
+            m.reshape(m.shape + (1,) * spatial), xs_t.shape[:-1]
+        )
+        valid = None if valid is None else over_space(valid)
+        starts = None if starts is None else over_space(starts)
     if valid is not None:
         # Padding must never reach the arithmetic: a NaN or inf there would leave the outputs
         # clean (they are masked) but make the gradients NaN (0 * nan in the backward pass).
@@ -146,7 +155,7 @@ def unroll(
         px = cell.project(params, xs_t)  # (t, b, g): one matmul for all steps
         carry, ys = _scan(cell, params, px, carry, valid, reverse, unroll, starts)
 
-    if not time_major and xs.ndim == 3:
+    if not time_major and batch_rank == 1:
         ys = jnp.swapaxes(ys, 0, 1)
     return carry, ys
 
@@ -261,8 +270,8 @@ def _parallel(cell, params, xs_t, carry, valid, reverse, resets=None):
     if cell.linear is None:
         raise ValueError(
             f"mode='parallel' needs a cell whose recurrence is linear in its carry "
-            f"(jaxrnn.mingru, jaxrnn.minlstm, jaxrnn.lru); {cell!r} has gates that read "
-            "h_{t-1}, so use mode='sequential'"
+            f"(jaxrnn.mingru, jaxrnn.minlstm, jaxrnn.lru, jaxrnn.rg_lru); {cell!r} has gates "
+            "that read h_{t-1}, so use mode='sequential'"
         )
     px = cell.project(params, xs_t)
     a, b = cell.linear.coefficients(params, px)  # (t, b, n), float32 or wider
@@ -403,10 +412,11 @@ def _unroll_many_batch_axes(
 ):
     """`unroll` over ``xs (*batch, t, i)`` (or ``(t, *batch, i)``) with several batch axes: the
     batch axes are flattened into one, unrolled, and restored (no vmap, one scan)."""
-    batch = xs.shape[1:-1] if time_major else xs.shape[:-2]
+    rank = xs.ndim - 1 - cell.input_axes  # batch axes
+    batch = xs.shape[1 : 1 + rank] if time_major else xs.shape[:rank]
     size = math.prod(batch)
     flat_xs = xs.reshape(
-        (xs.shape[0], size, xs.shape[-1]) if time_major else (size, *xs.shape[-2:])
+        (xs.shape[0], size, *xs.shape[1 + rank :]) if time_major else (size, *xs.shape[rank:])
     )
     lengths = None
     if seq_lengths is not None:
@@ -426,7 +436,7 @@ def _unroll_many_batch_axes(
                     f"leaf of shape {tuple(leaf.shape)}"
                 )
         carry = jax.tree.map(lambda c: c.reshape((size, *c.shape[len(batch) :])), initial_carry)
-    want = (xs.shape[0], *batch) if time_major else (*batch, xs.shape[-2])
+    want = (xs.shape[0], *batch) if time_major else (*batch, xs.shape[rank])
 
     def flat_steps(name, steps):
         if steps is None:
@@ -449,21 +459,22 @@ def _unroll_many_batch_axes(
     )
     final = jax.tree.map(lambda c: c.reshape((*batch, *c.shape[1:])), final)
     if time_major:
-        return final, ys.reshape((ys.shape[0], *batch, ys.shape[-1]))
+        return final, ys.reshape((ys.shape[0], *batch, *ys.shape[2:]))
     return final, ys.reshape((*batch, *ys.shape[1:]))
 
 
-def _check_xs(xs: Any, input_size: int, dtype, time_major: bool) -> Array:
-    """``xs`` as an array of rank 2 or more with ``input_size`` features and the params'
-    dtype."""
+def _check_xs(xs: Any, input_size: int, dtype, time_major: bool, spatial: int = 0) -> Array:
+    """``xs`` as an array of rank 2 or more (plus the ``spatial`` axes of image cells) with
+    ``input_size`` features and the params' dtype."""
     if not hasattr(xs, "ndim"):
         xs = jnp.asarray(xs)
-    layout = "(time, *batch, %d)" if time_major else "(*batch, time, %d)"
-    expected = f"{layout % input_size} or (time, {input_size})"
-    if xs.ndim < 2:
+    step = ", ".join(["*spatial"] * bool(spatial) + [str(input_size)])
+    layout = "(time, *batch, %s)" if time_major else "(*batch, time, %s)"
+    expected = f"{layout % step} or (time, {step})"
+    if xs.ndim < 2 + spatial:
         raise ValueError(
-            f"xs must have rank 2 or more, shape {expected}, got rank {xs.ndim} with shape "
-            f"{xs.shape}"
+            f"xs must have rank {2 + spatial} or more, shape {expected}, got rank {xs.ndim} "
+            f"with shape {xs.shape}"
         )
     if xs.shape[-1] != input_size:
         raise ValueError(

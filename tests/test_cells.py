@@ -138,6 +138,8 @@ def test_every_family_is_listed_with_its_factory_and_built_by_name():
         "lstm",
         "gru",
         "gru_reset_before",
+        "conv_lstm",
+        "rg_lru",
         "mgu",
         "mingru",
         "minlstm",

@@ -2,15 +2,18 @@
 `Family` record (gate count, PyTorch/Flax/Keras names and weight converters); `FAMILIES` lists them.
 """
 
+from jaxrnn.cells import conv as _conv
 from jaxrnn.cells import elman as _elman
 from jaxrnn.cells import gru as _gru
 from jaxrnn.cells import lru as _lru
 from jaxrnn.cells import lstm as _lstm
 from jaxrnn.cells import mgu as _mgu
 from jaxrnn.cells import minimal as _minimal
+from jaxrnn.cells import rglru as _rglru
 from jaxrnn.cells.base import Cell
 from jaxrnn.cells.base import Family
 from jaxrnn.cells.base import LinearRecurrence
+from jaxrnn.cells.conv import conv_lstm
 from jaxrnn.cells.elman import elman
 from jaxrnn.cells.gru import gru
 from jaxrnn.cells.lru import lru
@@ -19,6 +22,7 @@ from jaxrnn.cells.lstm import lstm
 from jaxrnn.cells.mgu import mgu
 from jaxrnn.cells.minimal import mingru
 from jaxrnn.cells.minimal import minlstm
+from jaxrnn.cells.rglru import rg_lru
 
 FAMILIES: dict[str, Family] = {
     family.name: family
@@ -31,6 +35,8 @@ FAMILIES: dict[str, Family] = {
         _minimal.MINGRU,
         _minimal.MINLSTM,
         _lru.FAMILY,
+        _rglru.FAMILY,
+        _conv.FAMILY,
     )
 }
 
@@ -63,6 +69,7 @@ __all__ = [
     "LSTMCarry",
     "LinearRecurrence",
     "by_name",
+    "conv_lstm",
     "elman",
     "gru",
     "lru",
@@ -70,4 +77,5 @@ __all__ = [
     "mgu",
     "mingru",
     "minlstm",
+    "rg_lru",
 ]

@@ -48,6 +48,10 @@ class Cell(NamedTuple):
       output: optional ``output(carry) -> y`` when a step's output is a function of the carry
         it ends with (``h`` for the classic cells); `jaxrnn.many_to_one` then reads the final
         carry instead of stacking every step's output. None when ``y`` also reads ``x``.
+      input_axes: the trailing axes of one step's input: 1 for ``(..., i)`` vectors, 3 for
+        the ``(..., height, width, channels)`` images of `jaxrnn.conv_lstm`. The spatial
+        axes belong to the carry too: `jaxrnn.unroll` asks for ``initial_carry(params,
+        (*batch, *spatial))``, while lengths, masks and resets stay per sequence.
     """
 
     init: Callable[..., Params]
@@ -61,6 +65,7 @@ class Cell(NamedTuple):
     linear: "LinearRecurrence | None" = None
     fused: Callable[..., tuple[Carry, Array]] | None = None
     output: Callable[[Carry], Array] | None = None
+    input_axes: int = 1
 
     def __repr__(self) -> str:
         return f"jaxrnn.{self.name}(hidden_size={self.hidden_size})"
