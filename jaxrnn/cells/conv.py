@@ -42,6 +42,9 @@ def conv_lstm(
     ``initial_carry(params, (b, *spatial))``, and lengths, masks and resets are per sequence
     ``(b,)`` / ``(b, t)`` as for every cell. Flax's ``ConvLSTMCell`` computes the same (its
     gates ordered i, g, f, o with a fixed ``+1`` on f): `jaxrnn.interop.from_flax` converts.
+    `jaxrnn.rnn`, `jaxrnn.stacked` and `jaxrnn.bidirectional` take it; `jaxrnn.pool`,
+    `jaxrnn.many_to_one` and ``stacked(..., variational=True)`` expect vector steps (read the
+    final carry of `jaxrnn.unroll` instead).
 
     Args:
       features: ``f``, the channels of ``h`` and ``c``.
