@@ -9,6 +9,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxrnn.checks import check_batch_shape
 from jaxrnn.typing import Array
 from jaxrnn.typing import Carry
 from jaxrnn.typing import Params
@@ -150,19 +151,10 @@ def replace_step(cell: Cell, step_projected: Callable, **fields: Any) -> Cell:
       >>> noisy.fused is None and noisy.output is cell.output
       True
     """
-    project = fields.pop("project", cell.project)
-
-    def step(params: Params, carry: Carry, x: Array) -> tuple[Carry, Array]:
-        return step_projected(params, carry, project(params, x))
-
-    return cell._replace(
-        step=step,
-        step_projected=step_projected,
-        project=project,
-        linear=None,
-        fused=None,
-        **fields,
-    )
+    fields = {**cell._asdict(), "linear": None, "fused": None, **fields}
+    for derived in ("step", "step_projected"):
+        fields.pop(derived)
+    return make_cell(step_projected=step_projected, **fields)
 
 
 def hidden_state(carry: Carry) -> Array:
@@ -176,18 +168,51 @@ def with_hidden_state(carry: Carry, h: Array) -> Carry:
     return carry._replace(h=h) if hasattr(carry, "h") else h
 
 
-def linear_cell_functions(recurrence: LinearRecurrence, project: Callable):
-    """``(step_projected, step)`` of a cell defined by a `LinearRecurrence`."""
+def make_cell(*, project: Callable, step_projected: Callable, **fields: Any) -> Cell:
+    """A `Cell` whose ``step`` is ``step_projected`` after ``project``: the families define the
+    two halves and this joins them, so ``step(p, c, x) == step_projected(p, c, project(p, x))``
+    holds by construction. ``fields`` are the other fields of `Cell`.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> from jaxrnn.cells.base import make_cell, zeros_carry
+      >>> running_sum = make_cell(
+      ...     init=None, initial_carry=zeros_carry(1, "w"), check_params=None, name="sum",
+      ...     hidden_size=1, project=lambda p, x: 2 * x,
+      ...     step_projected=lambda p, h, px: (h + px, h + px),
+      ... )
+      >>> running_sum.initial_carry({"w": jnp.zeros(3)}, (2,)).shape
+      (2, 1)
+      >>> running_sum.step(None, jnp.zeros(1), jnp.ones(1))
+      (Array([2.], dtype=float32), Array([2.], dtype=float32))
+    """
+
+    def step(params: Params, carry: Carry, x: Array) -> tuple[Carry, Array]:
+        return step_projected(params, carry, project(params, x))
+
+    return Cell(step=step, project=project, step_projected=step_projected, **fields)
+
+
+def zeros_carry(hidden_size: int, like: str, dtype_of: Callable = lambda dtype: dtype) -> Callable:
+    """``initial_carry(params, batch_shape=())`` of a cell whose carry is one array: zeros
+    ``(*batch_shape, hidden_size)`` of ``dtype_of(params[like].dtype)`` (see `make_cell`)."""
+
+    def initial_carry(params: Params, batch_shape: tuple[int, ...] = ()) -> Array:
+        batch_shape = check_batch_shape(batch_shape)
+        return jnp.zeros((*batch_shape, hidden_size), dtype_of(params[like].dtype))
+
+    return initial_carry
+
+
+def linear_step(recurrence: LinearRecurrence) -> Callable:
+    """``step_projected`` of a cell defined by a `LinearRecurrence`."""
 
     def step_projected(params: Params, h: Array, px: Any) -> tuple[Array, Array]:
         a, b = recurrence.coefficients(params, px)
         h = (a * h.astype(a.dtype) + b).astype(h.dtype)
         return h, recurrence.readout(params, h, px)
 
-    def step(params: Params, h: Array, x: Array) -> tuple[Array, Array]:
-        return step_projected(params, h, project(params, x))
-
-    return step_projected, step
+    return step_projected
 
 
 def wide_dtype(dtype):
@@ -237,13 +262,18 @@ def make_param_checker(
     hidden_size: int,
     shapes: Callable[[int], Mapping[str, tuple[int, ...]]],
     input_key: str = "w_ih",
+    *,
+    label: str | None = None,
+    input_axis: int = 0,
+    input_rank: int = 2,
 ) -> Callable[[Params], int]:
     """Builds ``check_params(params) -> input_size`` for a cell whose params are a flat dict.
 
     ``shapes(input_size)`` gives the expected shape of every entry; the input size is read
-    from ``params[input_key].shape[0]``.
+    from ``params[input_key].shape[input_axis]``, an array of rank ``input_rank``.
+    ``label`` names the cell in the messages (default ``name(hidden_size=...)``).
     """
-    label = f"{name}(hidden_size={hidden_size})"
+    label = label or f"{name}(hidden_size={hidden_size})"
 
     def check_params(params: Params) -> int:
         if not isinstance(params, Mapping):
@@ -257,21 +287,24 @@ def make_param_checker(
                 f"{sorted(map(str, params))}; were these params made by a different cell?"
             )
         w_in = params[input_key]
-        if getattr(w_in, "ndim", None) != 2:
+        if getattr(w_in, "ndim", None) != input_rank:
             raise ValueError(
-                f"params[{input_key!r}] must be a 2-D array (i, ...), got "
+                f"params[{input_key!r}] must be a {input_rank}-D array shaped "
+                f"({', '.join(map(str, shapes('input_size')[input_key]))}) for {label}, got "
                 f"{type(w_in).__name__} with shape {getattr(w_in, 'shape', None)}"
             )
-        input_size = int(w_in.shape[0])
+        input_size = int(w_in.shape[input_axis])
         dtype = None
         for key, shape in shapes(input_size).items():
             value = params[key]
             got = tuple(getattr(value, "shape", ()))
             if got != tuple(shape):
                 hint = _guess_cell(params)
+                reads_input = shapes(input_size) != shapes(input_size + 1)
                 raise ValueError(
-                    f"params[{key!r}] must have shape {tuple(shape)} for {label} with "
-                    f"input_size={input_size}, got {got}"
+                    f"params[{key!r}] must have shape {tuple(shape)} for {label}"
+                    + (f" with input_size={input_size}" if reads_input else "")
+                    + f", got {got}"
                     + (f"; these params look like they come from {hint}" if hint else "")
                 )
             if not jnp.issubdtype(value.dtype, jnp.floating):

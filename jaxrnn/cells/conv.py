@@ -1,7 +1,6 @@
 """The convolutional LSTM (Shi et al. 2015): the LSTM with its products replaced by
 convolutions, over ``(..., *spatial, channels)`` inputs (images, or 1-D/3-D signals)."""
 
-from collections.abc import Mapping
 from collections.abc import Sequence
 
 import jax
@@ -11,6 +10,8 @@ import numpy as np
 from jaxrnn.cells.base import Cell
 from jaxrnn.cells.base import Family
 from jaxrnn.cells.base import add_bias
+from jaxrnn.cells.base import make_cell
+from jaxrnn.cells.base import make_param_checker
 from jaxrnn.cells.lstm import LSTMCarry
 from jaxrnn.checks import check_batch_shape
 from jaxrnn.checks import check_init_args
@@ -105,33 +106,6 @@ def conv_lstm(
             "b": b.reshape(-1),
         }
 
-    def check_params(params: Params) -> int:
-        label = f"conv_lstm(features={features}, kernel_size={kernel_size})"
-        if not isinstance(params, Mapping) or set(params) != {"w_ih", "w_hh", "b"}:
-            got = sorted(params) if isinstance(params, Mapping) else type(params).__name__
-            raise ValueError(
-                f"params must be the dict {label}.init returned (keys ['b', 'w_hh', 'w_ih']), "
-                f"got {got}"
-            )
-        w_ih = params["w_ih"]
-        if getattr(w_ih, "ndim", None) != spatial + 2:
-            raise ValueError(
-                f"params['w_ih'] must have shape (*{kernel_size}, input_size, {4 * features}) "
-                f"for {label}, got {getattr(w_ih, 'shape', None)}"
-            )
-        input_size = int(w_ih.shape[-2])
-        dtypes = set()
-        for key, shape in shapes(input_size).items():
-            got = tuple(getattr(params[key], "shape", ()))
-            if got != shape:
-                raise ValueError(f"params[{key!r}] must have shape {shape} for {label}, got {got}")
-            dtypes.add(params[key].dtype)
-        if len(dtypes) != 1:
-            raise TypeError(
-                f"params of {label} must share one dtype, got {sorted(map(str, dtypes))}"
-            )
-        return input_size
-
     def initial_carry(params: Params, batch_shape: tuple[int, ...] = ()) -> LSTMCarry:
         batch_shape = check_batch_shape(batch_shape)
         if len(batch_shape) < spatial:
@@ -152,16 +126,19 @@ def conv_lstm(
         h = jax.nn.sigmoid(o) * jnp.tanh(c)
         return LSTMCarry(h=h, c=c), h
 
-    def step(params: Params, carry: LSTMCarry, x: Array) -> tuple[LSTMCarry, Array]:
-        return step_projected(params, carry, project(params, x))
-
-    return Cell(
+    return make_cell(
         init=init,
         initial_carry=initial_carry,
-        step=step,
         project=project,
         step_projected=step_projected,
-        check_params=check_params,
+        check_params=make_param_checker(
+            "conv_lstm",
+            features,
+            shapes,
+            label=f"conv_lstm(features={features}, kernel_size={kernel_size})",
+            input_axis=-2,
+            input_rank=spatial + 2,
+        ),
         name="conv_lstm",
         hidden_size=features,
         output=lambda carry: carry.h,

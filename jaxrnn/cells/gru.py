@@ -12,10 +12,11 @@ from jaxrnn.cells.base import Family
 from jaxrnn.cells.base import add_bias
 from jaxrnn.cells.base import concat_gates
 from jaxrnn.cells.base import input_kernel
+from jaxrnn.cells.base import make_cell
 from jaxrnn.cells.base import make_param_checker
 from jaxrnn.cells.base import orthogonal_blocks
+from jaxrnn.cells.base import zeros_carry
 from jaxrnn.cells.fused import gru_scan
-from jaxrnn.checks import check_batch_shape
 from jaxrnn.checks import check_init_args
 from jaxrnn.checks import check_size
 from jaxrnn.typing import Array
@@ -90,9 +91,7 @@ def gru(hidden_size: int, *, reset_after: bool = True, store_gates: bool | None 
             "b_hh": jnp.zeros((3 * hidden_size,), dtype),
         }
 
-    def initial_carry(params: Params, batch_shape: tuple[int, ...] = ()) -> Array:
-        batch_shape = check_batch_shape(batch_shape)
-        return jnp.zeros((*batch_shape, hidden_size), params["w_hh"].dtype)
+    initial_carry = zeros_carry(hidden_size, "w_hh")
 
     def project(params: Params, xs: Array) -> Array:
         return add_bias(xs @ params["w_ih"], params["b_ih"])
@@ -114,18 +113,14 @@ def gru(hidden_size: int, *, reset_after: bool = True, store_gates: bool | None 
         h = (1.0 - z) * n + z * h
         return h, h
 
-    def step(params: Params, h: Array, x: Array) -> tuple[Array, Array]:
-        return step_projected(params, h, project(params, x))
-
     def fused(params: Params, xs: Array, h: Array, valid, reverse: bool, resets=None):
         w_ih, b_ih, w_hh, b_hh = (params[k] for k in ("w_ih", "b_ih", "w_hh", "b_hh"))
         return gru_scan(w_ih, b_ih, w_hh, b_hh, xs, h, valid, resets, reverse, store)
 
     name = "gru" if reset_after else "gru_reset_before"
-    return Cell(
+    return make_cell(
         init=init,
         initial_carry=initial_carry,
-        step=step,
         project=project,
         step_projected=step_projected,
         check_params=make_param_checker(name, hidden_size, shapes),

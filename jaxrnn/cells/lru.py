@@ -10,7 +10,8 @@ import jax.numpy as jnp
 from jaxrnn.cells.base import Cell
 from jaxrnn.cells.base import Family
 from jaxrnn.cells.base import LinearRecurrence
-from jaxrnn.cells.base import linear_cell_functions
+from jaxrnn.cells.base import linear_step
+from jaxrnn.cells.base import make_cell
 from jaxrnn.cells.base import make_param_checker
 from jaxrnn.cells.base import wide_dtype
 from jaxrnn.checks import check_batch_shape
@@ -132,11 +133,10 @@ def lru(
         return y.astype(dx.dtype) + dx
 
     recurrence = LinearRecurrence(coefficients=coefficients, readout=readout)
-    step_projected, step = linear_cell_functions(recurrence, project)
-    return Cell(
+    step_projected = linear_step(recurrence)
+    return make_cell(
         init=init,
         initial_carry=initial_carry,
-        step=step,
         project=project,
         step_projected=step_projected,
         check_params=make_param_checker("lru", hidden_size, shapes, input_key="b_re"),

@@ -12,6 +12,7 @@ from jaxrnn.cells.base import add_bias
 from jaxrnn.cells.base import concat_gates
 from jaxrnn.cells.base import from_keras_one_bias
 from jaxrnn.cells.base import input_kernel
+from jaxrnn.cells.base import make_cell
 from jaxrnn.cells.base import make_param_checker
 from jaxrnn.cells.base import orthogonal_blocks
 from jaxrnn.cells.base import to_keras_one_bias
@@ -145,18 +146,14 @@ def lstm(
             h = h @ params["w_hr"]
         return LSTMCarry(h=h, c=c), h
 
-    def step(params: Params, carry: LSTMCarry, x: Array) -> tuple[LSTMCarry, Array]:
-        return step_projected(params, carry, project(params, x))
-
     def fused(params: Params, xs: Array, carry: LSTMCarry, valid, reverse: bool, resets=None):
         w_ih, b, w_hh = params["w_ih"], params["b"], params["w_hh"]
         h, c, ys = lstm_scan(w_ih, b, w_hh, xs, carry.h, carry.c, valid, resets, reverse, store)
         return LSTMCarry(h=h, c=c), ys
 
-    return Cell(
+    return make_cell(
         init=init,
         initial_carry=initial_carry,
-        step=step,
         project=project,
         step_projected=step_projected,
         check_params=make_param_checker("lstm", hidden_size, shapes),

@@ -7,9 +7,10 @@ from jaxrnn.cells.base import Cell
 from jaxrnn.cells.base import Family
 from jaxrnn.cells.base import add_bias
 from jaxrnn.cells.base import input_kernel
+from jaxrnn.cells.base import make_cell
 from jaxrnn.cells.base import make_param_checker
 from jaxrnn.cells.base import orthogonal_blocks
-from jaxrnn.checks import check_batch_shape
+from jaxrnn.cells.base import zeros_carry
 from jaxrnn.checks import check_init_args
 from jaxrnn.checks import check_size
 from jaxrnn.typing import Array
@@ -71,9 +72,7 @@ def mgu(hidden_size: int, *, forget_bias: float = 1.0) -> Cell:
             "b_hn": jnp.zeros((hidden_size,), dtype),
         }
 
-    def initial_carry(params: Params, batch_shape: tuple[int, ...] = ()) -> Array:
-        batch_shape = check_batch_shape(batch_shape)
-        return jnp.zeros((*batch_shape, hidden_size), params["w_hh"].dtype)
+    initial_carry = zeros_carry(hidden_size, "w_hh")
 
     def project(params: Params, xs: Array) -> Array:
         return add_bias(xs @ params["w_ih"], params["b_ih"])
@@ -86,13 +85,9 @@ def mgu(hidden_size: int, *, forget_bias: float = 1.0) -> Cell:
         h = (1.0 - f) * n + f * h
         return h, h
 
-    def step(params: Params, h: Array, x: Array) -> tuple[Array, Array]:
-        return step_projected(params, h, project(params, x))
-
-    return Cell(
+    return make_cell(
         init=init,
         initial_carry=initial_carry,
-        step=step,
         project=project,
         step_projected=step_projected,
         check_params=make_param_checker("mgu", hidden_size, shapes),

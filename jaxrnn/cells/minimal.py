@@ -9,10 +9,11 @@ from jaxrnn.cells.base import Family
 from jaxrnn.cells.base import LinearRecurrence
 from jaxrnn.cells.base import add_bias
 from jaxrnn.cells.base import input_kernel
-from jaxrnn.cells.base import linear_cell_functions
+from jaxrnn.cells.base import linear_step
+from jaxrnn.cells.base import make_cell
 from jaxrnn.cells.base import make_param_checker
 from jaxrnn.cells.base import wide_dtype
-from jaxrnn.checks import check_batch_shape
+from jaxrnn.cells.base import zeros_carry
 from jaxrnn.checks import check_init_args
 from jaxrnn.checks import check_size
 from jaxrnn.typing import Array
@@ -33,9 +34,7 @@ def _make(name: str, hidden_size: int, gates: int, coefficients) -> Cell:
             "b": jnp.zeros((gates * hidden_size,), dtype),
         }
 
-    def initial_carry(params: Params, batch_shape: tuple[int, ...] = ()) -> Array:
-        batch_shape = check_batch_shape(batch_shape)
-        return jnp.zeros((*batch_shape, hidden_size), wide_dtype(params["w_ih"].dtype))
+    initial_carry = zeros_carry(hidden_size, "w_ih", wide_dtype)
 
     def project(params: Params, xs: Array) -> Array:
         return add_bias(xs @ params["w_ih"], params["b"])
@@ -45,11 +44,10 @@ def _make(name: str, hidden_size: int, gates: int, coefficients) -> Cell:
         return h.astype(params["w_ih"].dtype)
 
     recurrence = LinearRecurrence(coefficients=coefficients, readout=readout)
-    step_projected, step = linear_cell_functions(recurrence, project)
-    return Cell(
+    step_projected = linear_step(recurrence)
+    return make_cell(
         init=init,
         initial_carry=initial_carry,
-        step=step,
         project=project,
         step_projected=step_projected,
         check_params=make_param_checker(name, hidden_size, shapes),

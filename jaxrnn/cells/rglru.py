@@ -2,8 +2,6 @@
 diagonal linear recurrence whose decay and input gates read only ``x_t``, so all steps can run
 at once (``mode="parallel"``)."""
 
-from collections.abc import Mapping
-
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -11,9 +9,11 @@ import numpy as np
 from jaxrnn.cells.base import Cell
 from jaxrnn.cells.base import Family
 from jaxrnn.cells.base import LinearRecurrence
-from jaxrnn.cells.base import linear_cell_functions
+from jaxrnn.cells.base import linear_step
+from jaxrnn.cells.base import make_cell
+from jaxrnn.cells.base import make_param_checker
 from jaxrnn.cells.base import wide_dtype
-from jaxrnn.checks import check_batch_shape
+from jaxrnn.cells.base import zeros_carry
 from jaxrnn.checks import check_init_args
 from jaxrnn.checks import check_size
 from jaxrnn.typing import Array
@@ -78,7 +78,7 @@ def rg_lru(
         raise ValueError(f"need 0 < min_rad < max_rad < 1, got {min_rad} and {max_rad}")
     block = hidden_size // num_heads
     label = f"rg_lru(hidden_size={hidden_size}, num_heads={num_heads})"
-    shapes = {
+    shapes = {  # the input is gated elementwise: input_size == hidden_size
         "a_param": (hidden_size,),
         "w_a": (num_heads, block, block),
         "b_a": (num_heads, block),
@@ -108,25 +108,7 @@ def rg_lru(
             "b_x": jnp.zeros(shapes["b_x"], dtype),
         }
 
-    def check_params(params: Params) -> int:
-        if not isinstance(params, Mapping) or set(params) != set(shapes):
-            got = sorted(params) if isinstance(params, Mapping) else type(params).__name__
-            raise ValueError(f"params must have keys {sorted(shapes)} for {label}, got {got}")
-        dtypes = set()
-        for key, shape in shapes.items():
-            got = tuple(getattr(params[key], "shape", ()))
-            if got != shape:
-                raise ValueError(f"params[{key!r}] must have shape {shape} for {label}, got {got}")
-            dtypes.add(params[key].dtype)
-        if len(dtypes) != 1:
-            raise TypeError(
-                f"params of {label} must share one dtype, got {sorted(map(str, dtypes))}"
-            )
-        return hidden_size
-
-    def initial_carry(params: Params, batch_shape: tuple[int, ...] = ()) -> Array:
-        batch_shape = check_batch_shape(batch_shape)
-        return jnp.zeros((*batch_shape, hidden_size), params["a_param"].dtype)
+    initial_carry = zeros_carry(hidden_size, "a_param")
 
     def block_linear(x: Array, w: Array, b: Array) -> Array:
         heads = x.reshape((*x.shape[:-1], num_heads, block))
@@ -149,14 +131,15 @@ def rg_lru(
         return a, x * jax.nn.sigmoid(gate_x) * multiplier
 
     recurrence = LinearRecurrence(coefficients=coefficients, readout=lambda params, h, px: h)
-    step_projected, step = linear_cell_functions(recurrence, project)
-    return Cell(
+    step_projected = linear_step(recurrence)
+    return make_cell(
         init=init,
         initial_carry=initial_carry,
-        step=step,
         project=project,
         step_projected=step_projected,
-        check_params=check_params,
+        check_params=make_param_checker(
+            "rg_lru", hidden_size, lambda _: shapes, "a_param", label=label, input_rank=1
+        ),
         name="rg_lru",
         hidden_size=hidden_size,
         linear=recurrence,
