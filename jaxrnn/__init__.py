@@ -7,9 +7,10 @@
 >>> ys.shape
 (2, 5, 16)
 
-The submodules `train`, `text`, `decode` and `distributed` are attributes of the package
-(``jaxrnn.train.fit``), imported on first use so that ``import jaxrnn`` stays light;
-`interop` and `packing` are imported with the package.
+The submodules `train`, `text`, `decode` and `distributed`, and the Flax modules
+`nnx` and `linen`, are attributes of the package (``jaxrnn.train.fit``), imported on first use
+so that ``import jaxrnn`` stays light (and needs no Flax); `interop` and `packing` are imported
+with the package.
 """
 
 import importlib
@@ -46,8 +47,9 @@ from jaxrnn.scan import unroll
 
 __version__ = "0.1.0"
 
-# Loaded on first attribute access: `train` pulls in orbax, which `unroll` users don't need.
-_SUBMODULES = ("decode", "distributed", "text", "train")
+# Loaded on first attribute access: `train` pulls in orbax, which `unroll` users don't need,
+# and `nnx`/`linen` need Flax, an optional dependency.
+_SUBMODULES = ("decode", "distributed", "linen", "nnx", "text", "train")
 
 
 def __getattr__(name: str):
@@ -78,6 +80,7 @@ __all__ = (
     "gru",
     "interop",
     "linear_scan",
+    "linen",
     "lru",
     "lstm",
     "many_to_many",
@@ -85,6 +88,7 @@ __all__ = (
     "mgu",
     "mingru",
     "minlstm",
+    "nnx",
     "packing",
     "pool",
     "rg_lru",

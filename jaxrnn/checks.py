@@ -7,8 +7,10 @@ line of the error output, because JAX reports a failed callback as a `JaxRuntime
 own text starts with an internal traceback.
 """
 
+import contextlib
 import sys
 from collections.abc import Callable
+from collections.abc import Iterator
 from typing import Any
 
 import jax
@@ -94,6 +96,8 @@ def check_at_run_time(raise_if_bad: Callable[..., None], *operands: Any) -> None
     if all(is_concrete(op) for op in operands):
         raise_if_bad(*(np.asarray(op) for op in operands))
         return
+    if not _RUN_TIME_CHECKS[-1]:
+        return
 
     def callback(*values):
         try:
@@ -103,6 +107,48 @@ def check_at_run_time(raise_if_bad: Callable[..., None], *operands: Any) -> None
             raise
 
     jax.debug.callback(callback, *operands)
+
+
+# A stack, so that `without_run_time_checks` nests and restores what was there.
+_RUN_TIME_CHECKS = [True]
+
+
+@contextlib.contextmanager
+def without_run_time_checks() -> Iterator[None]:
+    """Traces code without the host callbacks of `check_at_run_time`.
+
+    An artifact for serving (`jax.export`, ONNX) cannot hold a call back into Python, so
+    `jaxrnn.export` traces inside this context: values only known at run time (sequence
+    lengths in range, say) are then not checked by the artifact, while everything known when
+    tracing (shapes, dtypes, options) still is.
+
+    Examples:
+      >>> import jax, jax.numpy as jnp, jaxrnn
+      >>> from jaxrnn.checks import without_run_time_checks
+      >>> cell = jaxrnn.gru(4)
+      >>> params = cell.init(jax.random.key(0), input_size=3)
+      >>> f = lambda xs, n: jaxrnn.unroll(cell, params, xs, seq_lengths=n)[1]
+      >>> with without_run_time_checks():
+      ...     text = jax.jit(f).lower(jnp.ones((2, 5, 3)), jnp.array([5, 2])).as_text()
+      >>> "callback" in text
+      False
+    """
+    _RUN_TIME_CHECKS.append(False)
+    try:
+        yield
+    finally:
+        _RUN_TIME_CHECKS.pop()
+
+
+def run_time_checks_enabled() -> bool:
+    """False inside `without_run_time_checks`.
+
+    Examples:
+      >>> from jaxrnn.checks import run_time_checks_enabled
+      >>> run_time_checks_enabled()
+      True
+    """
+    return _RUN_TIME_CHECKS[-1]
 
 
 def check_step(step) -> int:
@@ -141,8 +187,11 @@ def check_init_args(key: Any, input_size: Any, dtype: Any) -> np.dtype:
     return check_real_dtype(dtype)
 
 
-def check_batch_shape(batch_shape: Any) -> tuple[int, ...]:
+def check_batch_shape(batch_shape: Any) -> tuple[Any, ...]:
     """``batch_shape`` as a tuple of ints >= 0 (an int ``b`` is not accepted for ``(b,)``).
+
+    A symbolic size of `jax.export` (``jax.export.symbolic_shape("b")``) is accepted as it is,
+    so that a model can be exported with its batch size left open.
 
     Examples:
       >>> from jaxrnn.checks import check_batch_shape
@@ -150,9 +199,24 @@ def check_batch_shape(batch_shape: Any) -> tuple[int, ...]:
       (2, 3)
     """
     if not isinstance(batch_shape, (tuple, list)) or not all(
-        isinstance(n, (int, np.integer)) and not isinstance(n, bool) and n >= 0 for n in batch_shape
+        is_symbolic_size(n)
+        or (isinstance(n, (int, np.integer)) and not isinstance(n, bool) and n >= 0)
+        for n in batch_shape
     ):
         raise TypeError(
             f"batch_shape must be a tuple of sizes such as (b,) or (), got {batch_shape!r}"
         )
-    return tuple(int(n) for n in batch_shape)
+    return tuple(n if is_symbolic_size(n) else int(n) for n in batch_shape)
+
+
+def is_symbolic_size(n: Any) -> bool:
+    """Whether ``n`` is a symbolic dimension of `jax.export` (a size only known when the
+    exported function is called), which JAX has no public type for.
+
+    Examples:
+      >>> import jax
+      >>> from jaxrnn.checks import is_symbolic_size
+      >>> is_symbolic_size(jax.export.symbolic_shape("b")[0]), is_symbolic_size(3)
+      (True, False)
+    """
+    return type(n).__module__.startswith("jax.") and hasattr(n, "dimension_as_value")

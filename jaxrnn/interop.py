@@ -137,12 +137,16 @@ def from_flax(cell: Cell, variables: Mapping[str, Any]) -> Params:
     """Converts the variables of a ``flax.linen`` cell to jaxrnn params.
 
     Supported: ``SimpleCell`` (without ``residual``) for `jaxrnn.elman`, ``LSTMCell`` and
-    ``OptimizedLSTMCell`` for `jaxrnn.lstm`, ``GRUCell`` for `jaxrnn.gru`. Flax's GRU has no
-    hidden bias on r and z; it becomes zeros in ``b_hh``.
+    ``OptimizedLSTMCell`` for `jaxrnn.lstm`, ``GRUCell`` for `jaxrnn.gru`, ``MGUCell`` for
+    `jaxrnn.mgu`, ``ConvLSTMCell`` for `jaxrnn.conv_lstm`; and the ``flax.nnx`` cells of the
+    same names (``SimpleCell``, ``LSTMCell``, ``OptimizedLSTMCell``, ``GRUCell``), given as
+    the module itself. Flax's GRU has no hidden bias on r and z (the NNX one none at all);
+    the missing biases become zeros in ``b_hh``.
 
     Args:
       cell: the jaxrnn cell.
-      variables: what ``flax_cell.init`` returned (``{"params": {...}}``) or its ``"params"``.
+      variables: what ``flax_cell.init`` returned (``{"params": {...}}``) or its ``"params"``;
+        or a ``flax.nnx`` cell, or its ``nnx.state``.
 
     Returns:
       Params for ``cell``.
@@ -156,6 +160,7 @@ def from_flax(cell: Cell, variables: Mapping[str, Any]) -> Params:
       (4, 12)
     """
     family = _family_of(cell, "from_flax")
+    variables = _pure_nnx_state(variables)
     if not isinstance(variables, Mapping):
         raise TypeError(
             "variables must be the dict that flax_cell.init returned, got "
@@ -173,6 +178,18 @@ def from_flax(cell: Cell, variables: Mapping[str, Any]) -> Params:
         ) from None
     cell.check_params(params)
     return params
+
+
+def _pure_nnx_state(variables: Any) -> Any:
+    """The params of a ``flax.nnx`` cell (or its `nnx.State`) as a nested dict; other values
+    as they are. Flax is imported only when such an object arrives."""
+    if type(variables).__module__.startswith("flax.nnx"):
+        from flax import nnx
+
+        if isinstance(variables, nnx.Module):
+            variables = nnx.state(variables, nnx.Param)
+        return nnx.to_pure_dict(variables)
+    return variables
 
 
 def to_flax(cell: Cell, params: Params) -> dict[str, Any]:

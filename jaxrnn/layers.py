@@ -5,6 +5,7 @@ over plain pytrees. `rnn` turns a cell into a layer; `stacked` and `bidirectiona
 or layers (so they nest: a stack of bidirectional layers, a bidirectional pair of stacks).
 """
 
+import math
 from collections.abc import Callable
 from collections.abc import Sequence
 from typing import Any
@@ -18,8 +19,8 @@ from jaxrnn.cells.base import Cell
 from jaxrnn.cells.base import hidden_state
 from jaxrnn.cells.base import replace_step
 from jaxrnn.cells.base import with_hidden_state
-from jaxrnn.checks import check_size
 from jaxrnn.scan import check_seq_lengths
+from jaxrnn.scan import check_unroll_options
 from jaxrnn.scan import unroll as _unroll  # `rnn` has an argument named `unroll`
 from jaxrnn.typing import Array
 from jaxrnn.typing import Carry
@@ -62,6 +63,8 @@ class Layer(NamedTuple):
       output_size: the size of the last axis of ``ys`` (a pair of sizes for a bidirectional
         layer with ``merge=None``, whose ``ys`` is a pair).
       name: a short description, e.g. ``"stacked(lstm(64), lstm(64))"``.
+      uses_dropout: whether ``apply`` draws anything from a ``dropout_key`` (a layer
+        without dropout ignores the key).
     """
 
     init: Callable[..., Params]
@@ -69,6 +72,7 @@ class Layer(NamedTuple):
     apply: ApplyFn
     output_size: int | tuple[int, int]
     name: str
+    uses_dropout: bool = False
 
     def __repr__(self) -> str:
         return f"jaxrnn.{self.name}"
@@ -81,32 +85,53 @@ class BidirectionalCarry(NamedTuple):
     backward: Carry  # after position 0, reading right to left
 
 
-def rnn(cell: Cell, *, reverse: bool = False, unroll: int = 1) -> Layer:
+def rnn(
+    cell: Cell,
+    *,
+    reverse: bool = False,
+    unroll: int = 1,
+    recurrent_dropout: float = 0.0,
+    mode: str = "sequential",
+    remat: int | None = None,
+    fused: bool = True,
+) -> Layer:
     """A layer that unrolls ``cell`` over the sequence: `jaxrnn.unroll` with fixed options.
 
     Args:
       cell: a `Cell`.
       reverse: read sequences backwards (only the valid prefix, as in `jaxrnn.unroll`).
       unroll: passed to `jax.lax.scan`.
+      recurrent_dropout: drop probability in ``[0, 1)`` for the hidden state where the step
+        reads it (`with_recurrent_dropout`): when ``apply`` gets a ``dropout_key``, one mask is
+        drawn per sequence and used at every step (Gal & Ghahramani 2016; Keras
+        ``recurrent_dropout=``). Such a layer runs the plain scan (the fused passes and the
+        parallel mode do not know the mask), and only while it drops.
+      mode, remat, fused: passed to `jaxrnn.unroll`.
 
     Returns:
       A `Layer` with ``output_size == cell.hidden_size``; its params are the cell's params.
 
     Examples:
       >>> import jax, jax.numpy as jnp, jaxrnn
-      >>> layer = jaxrnn.rnn(jaxrnn.gru(8))
+      >>> layer = jaxrnn.rnn(jaxrnn.gru(8), recurrent_dropout=0.25)
       >>> params = layer.init(jax.random.key(0), input_size=3)
       >>> carry, ys = layer.apply(params, jnp.ones((2, 5, 3)))
       >>> ys.shape
       (2, 5, 8)
+      >>> _, dropped = layer.apply(params, jnp.ones((2, 5, 3)), dropout_key=jax.random.key(1))
+      >>> bool(jnp.any(dropped != ys))
+      True
     """
     if not isinstance(cell, Cell):
         raise TypeError(f"cell must be a jaxrnn.Cell, got {type(cell).__name__}")
     if not isinstance(reverse, bool):
         raise TypeError(f"reverse must be True or False, got {reverse!r}")
-    if unroll is not True:
-        check_size("unroll", unroll)
-    layer_reverse, steps_per_iteration = reverse, unroll
+    check_unroll_options(unroll, mode, remat, reverse, False)
+    _check_rate(recurrent_dropout)
+    if not isinstance(fused, bool):
+        raise TypeError(f"fused must be True or False, got {fused!r}")
+    layer_reverse = reverse
+    options = dict(unroll=unroll, mode=mode, remat=remat, fused=fused)
 
     def apply(
         params,
@@ -120,9 +145,13 @@ def rnn(cell: Cell, *, reverse: bool = False, unroll: int = 1) -> Layer:
         time_major=False,
         dropout_key=None,
     ):
-        del dropout_key  # a single cell has no dropout of its own
+        run = cell
+        if dropout_key is not None and recurrent_dropout > 0:
+            run = with_recurrent_dropout(
+                cell, _recurrent_mask(cell, params, xs, time_major, dropout_key, recurrent_dropout)
+            )
         return _unroll(
-            cell,
+            run,
             params,
             xs,
             initial_carry=initial_carry,
@@ -131,31 +160,55 @@ def rnn(cell: Cell, *, reverse: bool = False, unroll: int = 1) -> Layer:
             resets=resets,
             reverse=reverse != layer_reverse,
             time_major=time_major,
-            unroll=steps_per_iteration,
+            **options,
         )
 
-    name = f"rnn({cell.name}({cell.hidden_size}){', reverse=True' if reverse else ''})"
+    extras = [
+        ("reverse=True", reverse),
+        (f"recurrent_dropout={recurrent_dropout}", recurrent_dropout),
+    ]
+    name = f"rnn({', '.join([f'{cell.name}({cell.hidden_size})'] + [t for t, on in extras if on])})"
     return Layer(
         init=cell.init,
         initial_carry=cell.initial_carry,
         apply=apply,
         output_size=cell.hidden_size,
         name=name,
+        uses_dropout=recurrent_dropout > 0,
     )
 
 
-def as_layer(model: Cell | Layer) -> Layer:
-    """``model`` as a `Layer`: a cell becomes ``rnn(cell)``, a layer stays as it is.
+def _recurrent_mask(cell: Cell, params: Params, xs: Array, time_major: bool, key, rate) -> Array:
+    """One inverted-dropout mask per sequence, the shape of the hidden state that ``cell``
+    carries for ``xs`` (batch axes, and the spatial axes of image cells)."""
+    xs = jnp.asarray(xs)
+    spatial = cell.input_axes - 1
+    time_axis = 0 if time_major or xs.ndim == 2 + spatial else xs.ndim - 2 - spatial
+    carry_batch = tuple(n for axis, n in enumerate(xs.shape[:-1]) if axis != time_axis)
+    rank = len(carry_batch) - spatial
+    batch, space = carry_batch[:rank], carry_batch[rank:]
+    if len(batch) > 1:  # `unroll` runs several batch axes as one
+        carry_batch = (math.prod(batch), *space)
+    hidden = hidden_state(jax.eval_shape(lambda: cell.initial_carry(params, carry_batch)))
+    keep = jax.random.bernoulli(key, 1.0 - rate, hidden.shape)
+    return keep.astype(hidden.dtype) / (1.0 - rate)
+
+
+def as_layer(model: Cell | Layer, **rnn_options: Any) -> Layer:
+    """``model`` as a `Layer`: a cell becomes ``rnn(cell, **rnn_options)``, a layer stays as
+    it is (its options were fixed when it was built).
 
     Examples:
       >>> import jaxrnn
       >>> jaxrnn.as_layer(jaxrnn.lstm(4)).output_size
       4
+      >>> jaxrnn.as_layer(jaxrnn.lstm(4), recurrent_dropout=0.1).uses_dropout
+      True
     """
     if isinstance(model, Layer):
         return model
     if isinstance(model, Cell):
-        return rnn(model)
+        return rnn(model, **rnn_options)
     raise TypeError(f"expected a jaxrnn.Cell or jaxrnn.Layer, got {type(model).__name__}")
 
 
@@ -255,6 +308,8 @@ def stacked(
         apply=apply,
         output_size=layers[-1].output_size,
         name=name,
+        uses_dropout=(dropout > 0 and len(layers) > 1)
+        or any(layer.uses_dropout for layer in layers),
     )
 
 
@@ -376,7 +431,12 @@ def bidirectional(
 
     name = f"bidirectional({fwd.name}, {bwd.name})"
     return Layer(
-        init=init, initial_carry=initial_carry, apply=apply, output_size=output_size, name=name
+        init=init,
+        initial_carry=initial_carry,
+        apply=apply,
+        output_size=output_size,
+        name=name,
+        uses_dropout=fwd.uses_dropout or bwd.uses_dropout,
     )
 
 

@@ -10,6 +10,8 @@ import numpy as np
 
 from jaxrnn.cells.base import Cell
 from jaxrnn.checks import check_at_run_time
+from jaxrnn.checks import is_concrete
+from jaxrnn.checks import run_time_checks_enabled
 from jaxrnn.typing import Array
 from jaxrnn.typing import Carry
 from jaxrnn.typing import Params
@@ -106,7 +108,7 @@ def unroll(
     dtype = jax.tree.leaves(params)[0].dtype
     spatial = cell.input_axes - 1  # axes of one step's input besides the features
     xs = _check_xs(xs, input_size, dtype, time_major, spatial)
-    _check_options(unroll, mode, remat, reverse, time_major)
+    check_unroll_options(unroll, mode, remat, reverse, time_major)
     batch_rank = xs.ndim - 2 - spatial
     if batch_rank > 1:
         options = dict(reverse=reverse, unroll=unroll, mode=mode, remat=remat, fused=fused)
@@ -169,7 +171,7 @@ def valid_steps(lengths: Array, num_steps: int) -> Array:
       >>> valid_steps(jnp.array([2, 0]), 3).tolist()
       [[True, False], [True, False], [False, False]]
     """
-    steps = jnp.arange(num_steps, dtype=lengths.dtype).reshape((-1,) + (1,) * lengths.ndim)
+    steps = jnp.arange(num_steps, dtype=lengths.dtype).reshape((num_steps,) + (1,) * lengths.ndim)
     return steps < lengths[None]
 
 
@@ -523,11 +525,12 @@ def check_seq_lengths(seq_lengths: Any, batch_shape: tuple[int, ...], num_steps:
     if not jnp.issubdtype(seq_lengths.dtype, jnp.integer):
         raise TypeError(f"seq_lengths must be an integer array, got dtype {seq_lengths.dtype}")
     seq_lengths = jnp.asarray(seq_lengths)
-    check_at_run_time(
-        functools.partial(_raise_bad_lengths, num_steps=num_steps),
-        jnp.min(seq_lengths, initial=num_steps),
-        jnp.max(seq_lengths, initial=0),
-    )
+    if run_time_checks_enabled() or is_concrete(seq_lengths):
+        check_at_run_time(
+            functools.partial(_raise_bad_lengths, num_steps=num_steps),
+            jnp.min(seq_lengths, initial=num_steps),
+            jnp.max(seq_lengths, initial=0),
+        )
     return seq_lengths
 
 
@@ -539,7 +542,13 @@ def _raise_bad_lengths(low, high, num_steps: int) -> None:
         )
 
 
-def _check_options(unroll: Any, mode: Any, remat: Any, reverse: Any, time_major: Any) -> None:
+def check_unroll_options(unroll: Any, mode: Any, remat: Any, reverse: Any, time_major: Any) -> None:
+    """Raises for a value of `unroll`'s options that it cannot run, naming the option.
+
+    Examples:
+      >>> from jaxrnn.scan import check_unroll_options
+      >>> check_unroll_options(1, "parallel", None, False, False)
+    """
     for name, flag in (("reverse", reverse), ("time_major", time_major)):
         if not isinstance(flag, bool):
             raise TypeError(f"{name} must be True or False, got {flag!r}")

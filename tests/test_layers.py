@@ -279,3 +279,51 @@ def test_variational_dropout_between_layers_drops_the_same_features_at_every_ste
         assert same_every_step == variational and 0.2 < dropped.mean() < 0.8
     with pytest.raises(TypeError, match="variational must be True or False"):
         jaxrnn.stacked([jaxrnn.gru(8)], variational="yes")
+
+
+@pytest.mark.parametrize("time_major", [False, True])
+def test_rnn_recurrent_dropout_draws_one_mask_per_sequence_from_the_key(time_major):
+    cell = jaxrnn.lstm(5)
+    layer = jaxrnn.rnn(cell, recurrent_dropout=0.4)
+    params = layer.init(jax.random.key(0), F)
+    xs = jnp.swapaxes(inputs(), 0, 1) if time_major else inputs()
+    key = jax.random.key(7)
+    _, ys = layer.apply(params, xs, seq_lengths=LENGTHS, time_major=time_major, dropout_key=key)
+    mask = jax.random.bernoulli(key, 0.6, (B, 5)).astype(jnp.float32) / 0.6
+    _, expected = jaxrnn.unroll(
+        jaxrnn.with_recurrent_dropout(cell, mask),
+        params,
+        xs,
+        seq_lengths=LENGTHS,
+        time_major=time_major,
+    )
+    np.testing.assert_allclose(ys, expected, atol=1e-6)
+    # Without a key the layer is the plain (fused) unroll; with one, it drops.
+    _, plain = layer.apply(params, xs, seq_lengths=LENGTHS, time_major=time_major)
+    _, reference = jaxrnn.unroll(cell, params, xs, seq_lengths=LENGTHS, time_major=time_major)
+    np.testing.assert_array_equal(plain, reference)
+    assert not np.allclose(ys, plain)
+
+
+def test_layers_say_whether_they_use_a_dropout_key():
+    lstm = jaxrnn.lstm(4)
+    assert not jaxrnn.rnn(lstm).uses_dropout
+    assert jaxrnn.rnn(lstm, recurrent_dropout=0.1).uses_dropout
+    assert not jaxrnn.stacked([lstm], dropout=0.5).uses_dropout  # nothing between one layer
+    assert jaxrnn.stacked([lstm, lstm], dropout=0.5).uses_dropout
+    assert jaxrnn.stacked([lstm, jaxrnn.rnn(lstm, recurrent_dropout=0.1)]).uses_dropout
+    assert jaxrnn.bidirectional(lstm, jaxrnn.rnn(lstm, recurrent_dropout=0.1)).uses_dropout
+    assert not jaxrnn.bidirectional(lstm).uses_dropout
+
+
+def test_rnn_passes_its_unroll_options():
+    layer = jaxrnn.rnn(jaxrnn.mingru(4), mode="parallel", remat=None)
+    params = layer.init(jax.random.key(0), F)
+    text = jax.jit(lambda p, xs: layer.apply(p, xs)[1]).lower(params, inputs()).as_text()
+    sequential = jaxrnn.rnn(jaxrnn.mingru(4))
+    text_seq = jax.jit(lambda p, xs: sequential.apply(p, xs)[1]).lower(params, inputs()).as_text()
+    assert text != text_seq
+    with pytest.raises(ValueError, match="remat applies to mode='sequential'"):
+        jaxrnn.rnn(jaxrnn.mingru(4), mode="parallel", remat=2)
+    with pytest.raises(ValueError, match="mode must be 'sequential' or 'parallel'"):
+        jaxrnn.rnn(jaxrnn.mingru(4), mode="fast")

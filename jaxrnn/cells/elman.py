@@ -91,8 +91,9 @@ def _from_torch(w_ih, w_hh, b_ih, b_hh) -> Params:
     return {"w_ih": w_ih.T, "w_hh": w_hh.T, "b": b_ih + b_hh}
 
 
-def _from_flax(p) -> Params:  # flax.linen.SimpleCell
-    return {"w_ih": p["i"]["kernel"], "w_hh": p["h"]["kernel"], "b": p["i"]["bias"]}
+def _from_flax(p) -> Params:  # flax.linen.SimpleCell, or nnx.SimpleCell (dense_i, dense_h)
+    i, h = ("dense_i", "dense_h") if "dense_i" in p else ("i", "h")
+    return {"w_ih": p[i]["kernel"], "w_hh": p[h]["kernel"], "b": p[i]["bias"]}
 
 
 def _to_flax(params: Params) -> dict:

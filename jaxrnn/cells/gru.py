@@ -137,6 +137,14 @@ def _from_torch(w_ih, w_hh, b_ih, b_hh) -> Params:
 
 
 def _from_flax(p) -> Params:  # flax.linen.GRUCell: no hidden bias on r and z
+    if "dense_i" in p:  # nnx.GRUCell: gates r, z, n side by side, no hidden bias at all
+        bias = p["dense_i"]["bias"]
+        return {
+            "w_ih": p["dense_i"]["kernel"],
+            "b_ih": bias,
+            "w_hh": p["dense_h"]["kernel"],
+            "b_hh": jnp.zeros_like(bias),
+        }
     hn_bias = p["hn"]["bias"]
     return {
         "w_ih": concat_gates(p[f"i{g}"]["kernel"] for g in "rzn"),

@@ -171,7 +171,15 @@ def _from_torch(w_ih, w_hh, b_ih, b_hh, w_hr=None) -> Params:
     return params
 
 
-def _from_flax(p) -> Params:  # flax.linen.LSTMCell and OptimizedLSTMCell
+def _from_flax(p) -> Params:  # flax.linen.LSTMCell and OptimizedLSTMCell; flax.nnx's too
+    if "dense_i" in p:  # nnx.OptimizedLSTMCell: the four gates side by side, i, f, g, o
+        return {
+            "w_ih": p["dense_i"]["kernel"],
+            "w_hh": p["dense_h"]["kernel"],
+            "b": p["dense_h"]["bias"],
+        }
+    if "if_" in p:  # nnx.LSTMCell names linen's "if" "if_" (a Python keyword)
+        p = {("if" if k == "if_" else k): v for k, v in p.items()}
     return {
         "w_ih": concat_gates(p[f"i{g}"]["kernel"] for g in "ifgo"),
         "w_hh": concat_gates(p[f"h{g}"]["kernel"] for g in "ifgo"),
