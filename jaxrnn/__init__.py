@@ -7,7 +7,7 @@
 >>> ys.shape
 (2, 5, 16)
 
-The submodules `train`, `text`, `decode` and `distributed`, and the Flax modules
+The submodules `train`, `text`, `decode`, `distributed` and `export`, and the Flax modules
 `nnx` and `linen`, are attributes of the package (``jaxrnn.train.fit``), imported on first use
 so that ``import jaxrnn`` stays light (and needs no Flax); `interop` and `packing` are imported
 with the package.
@@ -49,7 +49,7 @@ __version__ = "0.1.0"
 
 # Loaded on first attribute access: `train` pulls in orbax, which `unroll` users don't need,
 # and `nnx`/`linen` need Flax, an optional dependency.
-_SUBMODULES = ("decode", "distributed", "linen", "nnx", "text", "train")
+_SUBMODULES = ("decode", "distributed", "export", "linen", "nnx", "text", "train")
 
 
 def __getattr__(name: str):
@@ -76,6 +76,7 @@ __all__ = (
     "dropout_apply",
     "elman",
     "elman_bptt",
+    "export",
     "gradient_norms",
     "gru",
     "interop",

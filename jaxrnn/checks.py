@@ -7,15 +7,15 @@ line of the error output, because JAX reports a failed callback as a `JaxRuntime
 own text starts with an internal traceback.
 """
 
-import contextlib
 import sys
 from collections.abc import Callable
-from collections.abc import Iterator
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+from jaxrnn.portable import is_portable
 
 
 def check_size(name: str, value: Any) -> int:
@@ -96,7 +96,7 @@ def check_at_run_time(raise_if_bad: Callable[..., None], *operands: Any) -> None
     if all(is_concrete(op) for op in operands):
         raise_if_bad(*(np.asarray(op) for op in operands))
         return
-    if not _RUN_TIME_CHECKS[-1]:
+    if is_portable():  # an artifact for serving cannot call back into Python
         return
 
     def callback(*values):
@@ -107,48 +107,6 @@ def check_at_run_time(raise_if_bad: Callable[..., None], *operands: Any) -> None
             raise
 
     jax.debug.callback(callback, *operands)
-
-
-# A stack, so that `without_run_time_checks` nests and restores what was there.
-_RUN_TIME_CHECKS = [True]
-
-
-@contextlib.contextmanager
-def without_run_time_checks() -> Iterator[None]:
-    """Traces code without the host callbacks of `check_at_run_time`.
-
-    An artifact for serving (`jax.export`, ONNX) cannot hold a call back into Python, so
-    `jaxrnn.export` traces inside this context: values only known at run time (sequence
-    lengths in range, say) are then not checked by the artifact, while everything known when
-    tracing (shapes, dtypes, options) still is.
-
-    Examples:
-      >>> import jax, jax.numpy as jnp, jaxrnn
-      >>> from jaxrnn.checks import without_run_time_checks
-      >>> cell = jaxrnn.gru(4)
-      >>> params = cell.init(jax.random.key(0), input_size=3)
-      >>> f = lambda xs, n: jaxrnn.unroll(cell, params, xs, seq_lengths=n)[1]
-      >>> with without_run_time_checks():
-      ...     text = jax.jit(f).lower(jnp.ones((2, 5, 3)), jnp.array([5, 2])).as_text()
-      >>> "callback" in text
-      False
-    """
-    _RUN_TIME_CHECKS.append(False)
-    try:
-        yield
-    finally:
-        _RUN_TIME_CHECKS.pop()
-
-
-def run_time_checks_enabled() -> bool:
-    """False inside `without_run_time_checks`.
-
-    Examples:
-      >>> from jaxrnn.checks import run_time_checks_enabled
-      >>> run_time_checks_enabled()
-      True
-    """
-    return _RUN_TIME_CHECKS[-1]
 
 
 def check_step(step) -> int:

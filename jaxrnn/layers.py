@@ -22,6 +22,7 @@ from jaxrnn.cells.base import with_hidden_state
 from jaxrnn.scan import check_seq_lengths
 from jaxrnn.scan import check_unroll_options
 from jaxrnn.scan import unroll as _unroll  # `rnn` has an argument named `unroll`
+from jaxrnn.scan import valid_steps
 from jaxrnn.typing import Array
 from jaxrnn.typing import Carry
 from jaxrnn.typing import Params
@@ -106,7 +107,9 @@ def rnn(
         drawn per sequence and used at every step (Gal & Ghahramani 2016; Keras
         ``recurrent_dropout=``). Such a layer runs the plain scan (the fused passes and the
         parallel mode do not know the mask), and only while it drops.
-      mode, remat, fused: passed to `jaxrnn.unroll`.
+      mode: passed to `jaxrnn.unroll`.
+      remat: passed to `jaxrnn.unroll`.
+      fused: passed to `jaxrnn.unroll`.
 
     Returns:
       A `Layer` with ``output_size == cell.hidden_size``; its params are the cell's params.
@@ -588,12 +591,13 @@ def pool(
         index = jnp.maximum(lengths - 1, 0)[None, ..., None]
         out = jnp.take_along_axis(ys_t, index, axis=0)[0]
         return jnp.where(nonempty, out, jnp.zeros_like(out))
-    steps = jnp.arange(num_steps, dtype=lengths.dtype).reshape((-1,) + (1,) * lengths.ndim)
-    valid = (steps < lengths[None])[..., None]  # (t, b, 1)
+    valid = valid_steps(lengths, num_steps)[..., None]  # (t, b, 1)
     if method == "mean":
         total = jnp.sum(jnp.where(valid, ys_t, jnp.zeros_like(ys_t)), axis=0)
         return total / jnp.maximum(lengths, 1)[..., None].astype(ys.dtype)
-    out = jnp.max(jnp.where(valid, ys_t, -jnp.inf), axis=0, initial=-jnp.inf)
+    # initial= only where it is needed (no steps at all): ONNX exporters refuse it.
+    empty = isinstance(num_steps, int) and num_steps == 0
+    out = jnp.max(jnp.where(valid, ys_t, -jnp.inf), axis=0, initial=-jnp.inf if empty else None)
     return jnp.where(nonempty, out, jnp.zeros_like(out))
 
 

@@ -37,7 +37,10 @@ class RNN(nn.Module):
       reverse: read each sequence backwards.
       return_carry: calls return ``(final_carry, ys)``.
       time_major: inputs and outputs are ``(t, b, ...)``.
-      unroll, mode, remat, fused: passed to `jaxrnn.unroll`.
+      unroll: passed to `jaxrnn.unroll`.
+      mode: passed to `jaxrnn.unroll`.
+      remat: passed to `jaxrnn.unroll`.
+      fused: passed to `jaxrnn.unroll`.
       param_dtype: the params' dtype.
       deterministic: no dropout; may also be given to the call (as for ``nn.Dropout``).
 
@@ -90,7 +93,10 @@ class Stacked(nn.Module):
       dropout: drop probability between layers.
       variational: one dropout mask per sequence for all steps between layers.
       recurrent_dropout: recurrent dropout for every cell given as a cell.
-      return_carry, time_major, param_dtype, deterministic: as in `RNN`.
+      return_carry: as in `RNN`.
+      time_major: as in `RNN`.
+      param_dtype: as in `RNN`.
+      deterministic: as in `RNN`.
 
     Examples:
       >>> import jax, jax.numpy as jnp, jaxrnn
@@ -128,7 +134,10 @@ class Bidirectional(nn.Module):
       backward: the right-to-left one; a fresh copy of ``forward``'s kind if None.
       merge: ``"concat"``, ``"sum"``, a function, or None for the pair of outputs.
       recurrent_dropout: recurrent dropout for each direction given as a cell.
-      return_carry, time_major, param_dtype, deterministic: as in `RNN`.
+      return_carry: as in `RNN`.
+      time_major: as in `RNN`.
+      param_dtype: as in `RNN`.
+      deterministic: as in `RNN`.
 
     Examples:
       >>> import jax, jax.numpy as jnp, jaxrnn
@@ -182,7 +191,11 @@ def run(
       module: the calling module (inside its compact ``__call__``).
       layer: the jaxrnn `Layer` it runs.
       xs: inputs ``(b, t, i)`` (``(t, b, i)`` if the module is ``time_major``).
-      seq_lengths, mask, resets, initial_carry, reverse: as in `jaxrnn.unroll`.
+      seq_lengths: as in `jaxrnn.unroll`.
+      mask: as in `jaxrnn.unroll`.
+      resets: as in `jaxrnn.unroll`.
+      initial_carry: as in `jaxrnn.unroll`.
+      reverse: as in `jaxrnn.unroll`.
       return_carry: return ``(final_carry, ys)``; default the module's.
       deterministic: no dropout; merged with the module's attribute as ``nn.Dropout`` does
         (a layer with dropout needs it from one of the two).
@@ -219,3 +232,11 @@ def run(
     )
     keep_carry = module.return_carry if return_carry is None else return_carry
     return (carry, ys) if keep_carry else ys
+
+
+__all__ = (
+    "RNN",
+    "Bidirectional",
+    "Stacked",
+    "run",
+)

@@ -134,7 +134,11 @@ class Module(nnx.Module):
 
         Args:
           xs: the inputs.
-          seq_lengths, mask, resets, initial_carry, reverse: as in `jaxrnn.unroll`.
+          seq_lengths: as in `jaxrnn.unroll`.
+          mask: as in `jaxrnn.unroll`.
+          resets: as in `jaxrnn.unroll`.
+          initial_carry: as in `jaxrnn.unroll`.
+          reverse: as in `jaxrnn.unroll`.
           return_carry: return ``(final_carry, ys)`` instead of ``ys``; default the module's.
           deterministic: no dropout; default the module's (``eval()``/``train()``).
           rngs: where to draw the dropout key from instead of the module's own stream.
@@ -190,7 +194,10 @@ class RNN(Module):
       reverse: read each sequence backwards.
       return_carry: calls return ``(final_carry, ys)``.
       time_major: inputs and outputs are ``(t, b, ...)``.
-      unroll, mode, remat, fused: passed to `jaxrnn.unroll`.
+      unroll: passed to `jaxrnn.unroll`.
+      mode: passed to `jaxrnn.unroll`.
+      remat: passed to `jaxrnn.unroll`.
+      fused: passed to `jaxrnn.unroll`.
       dtype: the params' dtype.
       deterministic: start without dropout.
 
@@ -252,7 +259,10 @@ class Stacked(Module):
       dropout: drop probability between layers (not after the last).
       variational: one dropout mask per sequence for all steps between layers.
       recurrent_dropout: recurrent dropout for every cell given as a cell.
-      return_carry, time_major, dtype, deterministic: as in `RNN`.
+      return_carry: as in `RNN`.
+      time_major: as in `RNN`.
+      dtype: as in `RNN`.
+      deterministic: as in `RNN`.
 
     Examples:
       >>> import jax.numpy as jnp, jaxrnn
@@ -300,7 +310,10 @@ class Bidirectional(Module):
       rngs: `flax.nnx.Rngs`.
       merge: ``"concat"``, ``"sum"``, a function, or None for the pair of outputs.
       recurrent_dropout: recurrent dropout for each direction given as a cell.
-      return_carry, time_major, dtype, deterministic: as in `RNN`.
+      return_carry: as in `RNN`.
+      time_major: as in `RNN`.
+      dtype: as in `RNN`.
+      deterministic: as in `RNN`.
 
     Examples:
       >>> import jax.numpy as jnp, jaxrnn
@@ -351,3 +364,11 @@ def _is_pair(x: Any) -> bool:
 
 def _describe(tree: Any) -> str:
     return str(jax.tree.map(lambda p: f"{p[0]} {p[1]}", tree, is_leaf=_is_pair)).replace("'", "")
+
+
+__all__ = (
+    "RNN",
+    "Bidirectional",
+    "Module",
+    "Stacked",
+)

@@ -11,7 +11,8 @@ import numpy as np
 from jaxrnn.cells.base import Cell
 from jaxrnn.checks import check_at_run_time
 from jaxrnn.checks import is_concrete
-from jaxrnn.checks import run_time_checks_enabled
+from jaxrnn.portable import is_portable
+from jaxrnn.portable import scan
 from jaxrnn.typing import Array
 from jaxrnn.typing import Carry
 from jaxrnn.typing import Params
@@ -206,7 +207,7 @@ def _scan(cell, params, px, carry, valid, reverse, unroll, resets=None, initial=
         def body(carry, px_t):
             return cell.step_projected(params, carry, px_t)
 
-        return jax.lax.scan(body, carry, px, reverse=reverse, unroll=unroll)
+        return scan(body, carry, px, reverse=reverse, unroll=unroll)
 
     # Masking per step, rather than gathering the carry at length-1 afterwards, means the
     # scan stacks only ys, and the reversed scan reads exactly the valid prefix backwards.
@@ -218,7 +219,7 @@ def _scan(cell, params, px, carry, valid, reverse, unroll, resets=None, initial=
         )
         return new_carry, jnp.where(_expand(ok, y), y, jnp.zeros_like(y))
 
-    return jax.lax.scan(masked_body, carry, (px, valid), reverse=reverse, unroll=unroll)
+    return scan(masked_body, carry, (px, valid), reverse=reverse, unroll=unroll)
 
 
 def _scan_with_resets(cell, params, px, carry, valid, reverse, unroll, resets, initial):
@@ -235,7 +236,7 @@ def _scan_with_resets(cell, params, px, carry, valid, reverse, unroll, resets, i
         )
         return new_carry, jnp.where(_expand(ok, y), y, jnp.zeros_like(y))
 
-    return jax.lax.scan(body, carry, (px, valid, resets), reverse=reverse, unroll=unroll)
+    return scan(body, carry, (px, valid, resets), reverse=reverse, unroll=unroll)
 
 
 def _segmented(cell, params, xs_t, carry, valid, reverse, unroll, segment, resets=None):
@@ -262,7 +263,7 @@ def _segmented(cell, params, xs_t, carry, valid, reverse, unroll, segment, reset
         return segment_of(initial, carry, inputs)
 
     inputs = (xs_seg, valid_seg, resets_seg)
-    carry, ys = jax.lax.scan(run_segment, carry, inputs, reverse=reverse)
+    carry, ys = scan(run_segment, carry, inputs, reverse=reverse)
     ys = ys.reshape((padded, *ys.shape[2:]))[:num_steps]
     return carry, ys
 
@@ -348,7 +349,7 @@ def _loop_states(a, b, reverse):
         h = ab[0] * h + ab[1]
         return h, h
 
-    return jax.lax.scan(body, jnp.zeros_like(b[0]), (a, b), reverse=reverse)[1]
+    return scan(body, jnp.zeros_like(b[0]), (a, b), reverse=reverse)[1]
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
@@ -525,12 +526,15 @@ def check_seq_lengths(seq_lengths: Any, batch_shape: tuple[int, ...], num_steps:
     if not jnp.issubdtype(seq_lengths.dtype, jnp.integer):
         raise TypeError(f"seq_lengths must be an integer array, got dtype {seq_lengths.dtype}")
     seq_lengths = jnp.asarray(seq_lengths)
-    if run_time_checks_enabled() or is_concrete(seq_lengths):
+    if not is_portable():  # an artifact cannot check at run time (and ONNX has no initial=)
         check_at_run_time(
             functools.partial(_raise_bad_lengths, num_steps=num_steps),
             jnp.min(seq_lengths, initial=num_steps),
             jnp.max(seq_lengths, initial=0),
         )
+    elif is_concrete(seq_lengths):
+        lengths = np.asarray(seq_lengths)
+        _raise_bad_lengths(lengths.min(initial=num_steps), lengths.max(initial=0), num_steps)
     return seq_lengths
 
 

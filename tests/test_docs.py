@@ -10,7 +10,17 @@ import sys
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-MODULES = ("jaxrnn", "jaxrnn.train", "jaxrnn.text", "jaxrnn.decode", "jaxrnn.distributed")
+MODULES = (
+    "jaxrnn",
+    "jaxrnn.train",
+    "jaxrnn.text",
+    "jaxrnn.decode",
+    "jaxrnn.distributed",
+    "jaxrnn.nnx",
+    "jaxrnn.linen",
+    "jaxrnn.export",
+    "jaxrnn.portable",
+)
 
 
 def public_names(module_name):

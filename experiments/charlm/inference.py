@@ -8,12 +8,15 @@ import os
 import time
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from experiments.charlm import model
 from experiments.charlm.configs.default import Config
 from experiments.reporting import load_config
+from experiments.reporting import write_json
 from jaxrnn import decode
+from jaxrnn import export
 from jaxrnn import text
 from jaxrnn import train
 
@@ -75,3 +78,66 @@ def sampling_speed(config: Config, params, prompt: np.ndarray, length: int = 500
         sample(params, prompt, jax.random.key(n + 1)).block_until_ready()
         times.append(time.perf_counter() - t)
     return length / float(np.median(times))
+
+
+def export_step(workdir: str, path: str, which: str = "best") -> dict:
+    """Writes one step of a run's sampler, carry in and carry out, as an artifact for
+    serving (streaming generation), and a description.
+
+    ``path`` ending in ``.onnx`` gives an ONNX model (jax2onnx), any other name a
+    `jax.export` artifact. Either maps ``tokens`` ``(b,)`` int32 (character ids of
+    ``<path>.json``'s vocabulary) and the carry, one ``(b, h)`` float32 array per entry of
+    the description's ``carry`` (zeros before the first character), to the next character's
+    ``logits`` ``(b, v)`` and the new carry, for any ``b``. Feeding a text one character at a
+    time gives the same logits as the model reading it whole.
+
+    Returns:
+      The description written to ``<path>.json``.
+    """
+    config, vocab, params = load(workdir, which)
+    m = model.make(config)
+    step = m.step_fn(params)
+    leaves, treedef = jax.tree.flatten(m.initial_carry(params, 1))
+    names = [
+        f"layer{n}.{part}"
+        for n, carry in enumerate(m.initial_carry(params, 1))
+        for part in (carry._fields if hasattr(carry, "_fields") else ("h",))
+    ]
+
+    def serve(tokens, *carry):
+        carry, logits = step(jax.tree.unflatten(treedef, carry), tokens)
+        return (logits, *jax.tree.leaves(carry))
+
+    args = export.arguments(
+        ("b", jnp.int32), *[(f"b, {leaf.shape[-1]}", leaf.dtype) for leaf in leaves]
+    )
+    if path.endswith(".onnx"):
+        export.save_onnx(
+            serve,
+            args,
+            path,
+            input_names=["tokens", *names],
+            output_names=["logits", *(f"next_{name}" for name in names)],
+        )
+    else:
+        export.save(serve, args, path)
+    description = {
+        "format": "onnx" if path.endswith(".onnx") else "jax.export",
+        "inputs": {
+            "tokens": "(b,) int32 character ids",
+            **{
+                name: f"(b, {leaf.shape[-1]}) float32"
+                for name, leaf in zip(names, leaves, strict=True)
+            },
+        },
+        "outputs": {
+            "logits": f"(b, {len(vocab)}) float32 scores of the next character (-inf for the "
+            "reserved ids)",
+            **{f"next_{name}": "the carry after this character" for name in names},
+        },
+        "carry": names,
+        "initial_carry": "zeros",
+        "vocabulary": list(vocab.tokens),
+    }
+    write_json(path + ".json", description)
+    return description

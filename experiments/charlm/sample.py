@@ -5,6 +5,13 @@
 
 Temperature 0 is greedy decoding; --top-k limits sampling to the k likeliest characters; the
 same --seed gives the same text.
+
+--export PATH writes one step of the sampler for serving instead of sampling: a `jax.export`
+artifact (an ONNX model when PATH ends in .onnx) from a character id per stream (b,) and the
+carry to the next character's logits and the new carry, and PATH.json with the vocabulary and
+the carry's parts (see `experiments.charlm.inference.export_step`).
+
+    python -m experiments.charlm.sample --workdir runs/charlm --export step.jax
 """
 
 import math
@@ -16,6 +23,7 @@ import jax
 import numpy as np
 
 from experiments.charlm.inference import encode_prompt
+from experiments.charlm.inference import export_step
 from experiments.charlm.inference import load
 from experiments.charlm.inference import sampler
 from experiments.cli import ArgumentParser
@@ -47,7 +55,20 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     parser.add_argument("--seed", type=int, default=0, help="random seed")
     parser.add_argument("--checkpoint", default="best", help="'best', 'latest' or a step number")
+    parser.add_argument(
+        "--export",
+        metavar="PATH",
+        help="write one sampler step for serving to PATH (.onnx: ONNX, else jax.export) and "
+        "PATH.json, instead of sampling",
+    )
     args = parser.parse_args(argv)
+    if args.export:
+        try:
+            description = export_step(args.workdir, args.export, args.checkpoint)
+        except (ValueError, OSError, ImportError) as error:
+            fail(error)
+        print(f"wrote {args.export} ({description['format']}) and {args.export}.json")
+        return
     if args.length < 1:
         parser.error(f"--length must be at least 1, got {args.length}")
     if not (math.isfinite(args.temperature) and args.temperature >= 0):

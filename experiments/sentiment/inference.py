@@ -9,12 +9,15 @@ import os
 from collections.abc import Sequence
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from experiments.reporting import load_config
+from experiments.reporting import write_json
 from experiments.sentiment import bow
 from experiments.sentiment import model
 from experiments.sentiment.configs.default import Config
+from jaxrnn import export
 from jaxrnn import text
 from jaxrnn import train
 
@@ -70,6 +73,52 @@ class Classifier:
         if self.bow is not None:
             p = (p + self.bow.predict_proba(tokens)) / 2
         return p
+
+
+def export_classifier(workdir: str, path: str) -> dict:
+    """Writes the RNN ensemble of a run as one artifact for serving, and a description.
+
+    ``path`` ending in ``.onnx`` gives an ONNX model (jax2onnx), any other name a
+    `jax.export` artifact. Either maps ``ids`` ``(b, t)`` int32 (word ids of
+    ``<path>.json``'s vocabulary, padded with 0) and ``lengths`` ``(b,)`` int32 to the
+    probability of "positive" ``(b,)``, for any ``b`` and ``t``; the ensemble's params are
+    constants of the artifact. A run that also averages the bag-of-words model
+    (``combine_bow``) is exported without it, which the description says.
+
+    Returns:
+      The description written to ``<path>.json``.
+    """
+    classifier = Classifier(workdir)
+    logits = model.make(classifier.config).logits
+    members = classifier.members
+
+    def positive(ids, lengths):
+        probabilities = [jax.nn.softmax(logits(p, ids, lengths))[:, 1] for p in members]
+        return jnp.mean(jnp.stack(probabilities), axis=0)
+
+    args = export.arguments(("b, t", jnp.int32), ("b", jnp.int32))
+    if path.endswith(".onnx"):
+        export.save_onnx(
+            positive, args, path, input_names=["ids", "lengths"], output_names=["positive"]
+        )
+    else:
+        export.save(positive, args, path)
+    description = {
+        "format": "onnx" if path.endswith(".onnx") else "jax.export",
+        "inputs": {
+            "ids": "(b, t) int32 word ids, 0-padded after each sentence",
+            "lengths": "(b,) int32 words per sentence, 1 to t",
+        },
+        "outputs": {"positive": "(b,) float32 probability that the sentence is positive"},
+        "tokenizer": "lower-cased words, punctuation split off (jaxrnn.text.tokenize, "
+        "mode='word', lower=True); words not in the vocabulary are <unk>",
+        "unknown_id": classifier.vocab.encode([text.UNK])[0].item(),
+        "vocabulary": list(classifier.vocab.tokens),
+        "ensemble_members": len(members),
+        "bag_of_words_left_out": bool(classifier.config.combine_bow),
+    }
+    write_json(path + ".json", description)
+    return description
 
 
 @functools.cache

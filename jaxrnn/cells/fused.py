@@ -32,6 +32,7 @@ from jax.custom_derivatives import CustomVJPPrimal
 from jax.custom_derivatives import SymbolicZero
 
 from jaxrnn.cells.base import add_bias
+from jaxrnn.portable import scan
 from jaxrnn.typing import Array
 
 STORE_GATES_FROM = 64  # hidden size from which LSTM and GRU store their gates
@@ -184,7 +185,7 @@ def _lstm_forward(w_ih, b, w_hh, xs, h0, c0, valid, resets, reverse, keep):
         return (h_new, c_new), ((*start, (i, f, g, o)) if keep == "gates" else start)
 
     steps = (xs, _steps(valid, xs.shape[0]), resets)
-    (h, c), stacked = jax.lax.scan(body, (h0, c0), steps, reverse=reverse)
+    (h, c), stacked = scan(body, (h0, c0), steps, reverse=reverse)
     return h, c, stacked
 
 
@@ -310,7 +311,7 @@ def _gru_forward(w_ih, b_ih, w_hh, b_hh, xs, h0, valid, resets, reverse, keep):
         return h_new, ((h_before, (r, z, n, u_n)) if keep == "gates" else (h_before, None))
 
     steps = (xs, _steps(valid, xs.shape[0]), resets)
-    return jax.lax.scan(body, h0, steps, reverse=reverse)
+    return scan(body, h0, steps, reverse=reverse)
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(8, 9))

@@ -10,11 +10,13 @@ from experiments.charlm import model
 from experiments.charlm import sample as sample_cli
 from experiments.charlm.configs.default import Config
 from experiments.charlm.inference import encode_prompt
+from experiments.charlm.inference import load
 from experiments.charlm.inference import sampler
 from experiments.charlm.train import optimizer as charlm_optimizer
 from experiments.charlm.train import train_and_evaluate
 from jaxrnn import text
 from jaxrnn import train
+from tests.serving import run_without_jaxrnn
 
 TINY = Config(
     hidden_size=16,
@@ -131,3 +133,28 @@ def test_smoke_run_and_sample_cli(tmp_path, text_file, capsys):
     )
     out = capsys.readouterr().out
     assert out.startswith("Speak") and len(out.rstrip("\n")) >= 25
+
+    # One sampler step exported, then fed "Speak" a character at a time by a process that
+    # imports neither jaxrnn nor experiments: the logits of reading it whole.
+    sample_cli.main(["--workdir", str(tmp_path), "--export", str(tmp_path / "step.jax")])
+    config, vocab, params = load(str(tmp_path))
+    m = model.make(config)
+    prompt = encode_prompt(vocab, "Speak")
+    _, logits = m.apply(params, prompt, m.initial_carry(params, 1))
+    # The step never proposes the reserved ids (<pad>, <unk>, ...): their logits are -inf.
+    expected = logits[:, -1].at[:, : len(text.SPECIALS)].set(-np.inf)
+    np.save(tmp_path / "expected.npy", np.asarray(expected))
+    run_without_jaxrnn(
+        """
+        import json, jax, numpy as np
+        description = json.load(open("step.jax.json"))
+        ids = {c: n for n, c in enumerate(description["vocabulary"])}
+        step = jax.export.deserialize(bytearray(open("step.jax", "rb").read()))
+        carry = [np.zeros((1, s.shape[-1]), s.dtype) for s in step.in_avals[1:]]
+        assert len(carry) == len(description["carry"])
+        for char in "Speak":
+            logits, *carry = step.call(np.array([ids[char]], np.int32), *carry)
+        np.testing.assert_allclose(logits, np.load("expected.npy"), atol=1e-5)
+        """,
+        cwd=tmp_path,
+    )

@@ -18,6 +18,7 @@ from experiments.sentiment.configs.default import Config
 from experiments.sentiment.train import classifier_loss
 from experiments.sentiment.train import train_and_evaluate
 from jaxrnn import text
+from tests.serving import run_without_jaxrnn
 
 # One worker runs this module, so its module-scoped training fixture runs once (make test
 # uses pytest-xdist with --dist loadgroup).
@@ -180,4 +181,65 @@ def test_predict_cli_mirrors_empty_lines_with_a_warning(trained, tmp_path, capsy
 def test_predict_cli_without_a_model(tmp_path, capsys):
     with pytest.raises(SystemExit):
         predict.main(["--workdir", str(tmp_path), "hello"])
+    assert "holds no trained model" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_export_cli_writes_an_artifact_a_process_without_jaxrnn_serves(trained, tmp_path, capsys):
+    workdir, _ = trained
+    path = tmp_path / "classifier.jax"
+    predict.main(["--workdir", str(workdir), "--export", str(path)])
+    captured = capsys.readouterr()
+    assert f"wrote {path} (jax.export)" in captured.out
+    assert "bag-of-words model, which is not exported" in captured.err  # combine_bow=True
+    sentences = ["Great phone, works perfectly!", "zzqx unknownword", "Terrible.", "ok"]
+    classifier = inference.Classifier(str(workdir))
+    words = [inference.tokenize(s) for s in sentences]
+    sequences = [classifier.vocab.encode(w) for w in words]
+    expected = np.mean(
+        [inference.predict_proba(classifier.config, p, sequences) for p in classifier.members],
+        axis=0,
+    )
+    (tmp_path / "words.json").write_text(json.dumps(words))
+    np.save(tmp_path / "expected.npy", expected)
+    # A serving process: the description's vocabulary, JAX and NumPy; no jaxrnn, no experiments.
+    run_without_jaxrnn(
+        """
+        import json, jax, numpy as np
+        description = json.load(open("classifier.jax.json"))
+        ids = {word: n for n, word in enumerate(description["vocabulary"])}
+        words = json.load(open("words.json"))
+        lengths = np.array([len(w) for w in words], np.int32)
+        batch = np.zeros((len(words), lengths.max() + 3), np.int32)  # extra padding is fine
+        for row, sentence in enumerate(words):
+            batch[row, : len(sentence)] = [ids.get(w, description["unknown_id"]) for w in sentence]
+        served = jax.export.deserialize(bytearray(open("classifier.jax", "rb").read()))
+        got = np.asarray(served.call(batch, lengths))
+        np.testing.assert_allclose(got, np.load("expected.npy"), atol=1e-6)
+        """,
+        cwd=tmp_path,
+    )
+    # The same model as ONNX (a bidirectional LSTM: reversed scans) in onnxruntime.
+    ort = pytest.importorskip("onnxruntime", reason="onnxruntime is not installed ([export])")
+    pytest.importorskip("jax2onnx", reason="jax2onnx is not installed ([export])")
+    onnx_path = tmp_path / "classifier.onnx"
+    predict.main(["--workdir", str(workdir), "--export", str(onnx_path)])
+    lengths = np.array([len(s) for s in sequences], np.int32)
+    ids = np.zeros((len(sequences), lengths.max()), np.int32)
+    for row, sequence in enumerate(sequences):
+        ids[row, : len(sequence)] = sequence
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    session = ort.InferenceSession(str(onnx_path), options)
+    got = session.run(None, {"ids": ids, "lengths": lengths})[0]
+    np.testing.assert_allclose(got, expected, atol=1e-5)
+
+
+def test_export_cli_errors_are_one_line(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        predict.main(["--workdir", str(tmp_path), "--export", str(tmp_path / "m.jax"), "hi"])
+    assert exit_info.value.code == 2
+    assert "give no sentences or --file with it" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        predict.main(["--workdir", str(tmp_path), "--export", str(tmp_path / "m.jax")])
     assert "holds no trained model" in capsys.readouterr().err
