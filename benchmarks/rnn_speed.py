@@ -8,9 +8,12 @@ times, round-robin so that all implementations see the same machine load. Printe
 milliseconds per step, the min-max spread, and each peer's time as a multiple of jaxrnn's
 (> 1: jaxrnn is faster). A "limit" row times only the matrix products of the same LSTM (one
 input projection plus t sequential (b, h) x (h, g) products; for training, their gradient).
+The two Flax NNX rows (jaxrnn.nnx.RNN, and Flax's nnx.RNN over nnx.OptimizedLSTMCell or
+nnx.GRUCell) are split once and merged inside the jitted step, Flax's functional pattern.
 
     python benchmarks/rnn_speed.py --cell lstm
     python benchmarks/rnn_speed.py --cell gru --configs 64,100,32,128
+    python benchmarks/rnn_speed.py --cell lstm --no-torch --only jaxrnn.nnx flax.nnx
 """
 
 import argparse
@@ -81,6 +84,54 @@ def make_flax(cell_name, b, t, i, h):
     return params, model.apply
 
 
+def nnx_predict(model):
+    """A Flax NNX model as ``(params, predict(params, xs))``: split once, merged inside the
+    jitted function (Flax's functional pattern, no per-call graph traversal)."""
+    from flax import nnx
+
+    graphdef, params, rest = nnx.split(model, nnx.Param, ...)  # rest: rng state, if any
+
+    def predict(params, xs):
+        # nnx.RNN draws from its Rngs when it builds the carry: fresh copies of that state,
+        # made inside the trace, may be advanced there.
+        return nnx.merge(graphdef, params, jax.tree.map(jnp.asarray, rest))(xs)
+
+    return params, predict
+
+
+def make_jaxrnn_nnx(cell_name, b, t, i, h):
+    """`jaxrnn.nnx.RNN` in a Flax NNX model, reading the final carry like the jaxrnn row."""
+    from flax import nnx
+
+    class Model(nnx.Module):
+        def __init__(self, rngs):
+            self.rnn = jaxrnn.nnx.RNN(getattr(jaxrnn, cell_name)(h), in_features=i, rngs=rngs)
+            self.head = nnx.Linear(h, 1, use_bias=False, rngs=rngs)
+
+        def __call__(self, xs):
+            carry, _ = self.rnn(xs, return_carry=True)
+            return self.head(carry.h if cell_name == "lstm" else carry)
+
+    return nnx_predict(Model(nnx.Rngs(0)))
+
+
+def make_flax_nnx(cell_name, b, t, i, h):
+    """Flax NNX's own ``nnx.RNN(nnx.OptimizedLSTMCell)`` (or ``nnx.GRUCell``)."""
+    from flax import nnx
+
+    class Model(nnx.Module):
+        def __init__(self, rngs):
+            make = nnx.OptimizedLSTMCell if cell_name == "lstm" else nnx.GRUCell
+            self.rnn = nnx.RNN(make(i, h, rngs=rngs), return_carry=True)
+            self.head = nnx.Linear(h, 1, use_bias=False, rngs=rngs)
+
+        def __call__(self, xs):
+            carry, _ = self.rnn(xs)
+            return self.head(carry[1] if cell_name == "lstm" else carry)
+
+    return nnx_predict(Model(nnx.Rngs(0)))
+
+
 def make_equinox(cell_name, b, t, i, h):
     import equinox as eqx
 
@@ -130,7 +181,9 @@ def make_limit(cell_name, b, t, i, h):
 
 JAX_IMPLEMENTATIONS = {
     "jaxrnn": make_jaxrnn,
+    "jaxrnn.nnx": make_jaxrnn_nnx,
     "flax": make_flax,
+    "flax.nnx": make_flax_nnx,
     "equinox": make_equinox,
     "limit (matmuls only)": make_limit,
 }
@@ -188,10 +241,12 @@ def time_steps(run: Callable, sync: Callable, steps: int) -> float:
     return (time.perf_counter() - start) / steps
 
 
-def bench_config(cell_name, config, steps, repeats, with_torch):
+def bench_config(cell_name, config, steps, repeats, with_torch, only=None):
     b, t, i, h = config
     runners, compile_s = {}, {}
     for name, maker in JAX_IMPLEMENTATIONS.items():
+        if only and name not in only and name != "jaxrnn":
+            continue
         started = time.perf_counter()
         runners[name] = jax_runners(maker, cell_name, b, t, i, h)
         for task in ("train", "infer"):
@@ -261,6 +316,12 @@ def main(argv=None) -> None:
     parser.add_argument("--repeats", type=int, default=5, help="timings per implementation")
     parser.add_argument("--json", default=None, help="write the results here")
     parser.add_argument("--no-torch", action="store_true", help="skip PyTorch")
+    parser.add_argument(
+        "--only",
+        nargs="*",
+        choices=sorted(JAX_IMPLEMENTATIONS),
+        help="time only these JAX implementations (and jaxrnn, the reference)",
+    )
     args = parser.parse_args(argv)
     configs = (
         [tuple(int(v) for v in c.split(",")) for c in args.configs] if args.configs else CONFIGS
@@ -293,7 +354,7 @@ def main(argv=None) -> None:
         "configs": [],
     }
     for config in configs:
-        rows = bench_config(args.cell, config, args.steps, args.repeats, with_torch)
+        rows = bench_config(args.cell, config, args.steps, args.repeats, with_torch, args.only)
         print_table(args.cell, config, rows)
         results["configs"].append({"config": dict(zip("btih", config, strict=True)), "rows": rows})
     train_ratios = {}

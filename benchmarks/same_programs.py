@@ -9,13 +9,12 @@ ratios cannot have moved (timings on a shared machine cannot show that as precis
     diff old.txt new.txt
 """
 
-import collections
 import os
-import re
 import sys
 
 import jax
 import jax.numpy as jnp
+from common import op_counts
 
 
 def _programs(jaxrnn, cell, hidden: int) -> dict:
@@ -47,7 +46,7 @@ def main(checkout: str) -> None:
         raise SystemExit(f"error: jaxrnn came from {jaxrnn.__file__}, not from {checkout}")
     for name, hidden in (("lstm", 64), ("lstm", 128), ("lstm", 512), ("gru", 128), ("gru", 512)):
         for label, text in _programs(jaxrnn, getattr(jaxrnn, name)(hidden), hidden).items():
-            kinds = collections.Counter(re.findall(r"= \S+ (\w[\w-]*)\(", text))
+            kinds = op_counts(text)
             print(f"{name}{hidden} {label} {sorted(kinds.items())}")
 
 
