@@ -132,6 +132,29 @@ def test_nnx_modules_run_the_jaxrnn_layer_with_every_option():
             chex.assert_trees_all_close(got, expected, atol=1e-6)
 
 
+def test_linen_modules_run_the_jaxrnn_layer():
+    xs, lengths = inputs(), jnp.array([T, 4, 0])
+    cases = [
+        (jaxrnn.linen.RNN(jaxrnn.gru(H), reverse=True), jaxrnn.rnn(jaxrnn.gru(H), reverse=True)),
+        (
+            jaxrnn.linen.Stacked((jaxrnn.lstm(H), jaxrnn.gru(3))),
+            jaxrnn.stacked([jaxrnn.lstm(H), jaxrnn.gru(3)]),
+        ),
+        (
+            jaxrnn.linen.Bidirectional(jaxrnn.lstm(H), merge="sum"),
+            jaxrnn.bidirectional(jaxrnn.lstm(H), merge="sum"),
+        ),
+    ]
+    for module, layer in cases:
+        variables = module.init(jax.random.key(0), xs)
+        params = variables["params"]["layer"]
+        chex.assert_trees_all_equal_shapes(params, layer.init(jax.random.key(0), F))
+        got = module.apply(variables, xs, seq_lengths=lengths, return_carry=True)
+        chex.assert_trees_all_close(got, layer.apply(params, xs, seq_lengths=lengths), atol=1e-6)
+        jitted = jax.jit(lambda v, xs, m=module: m.apply(v, xs, seq_lengths=lengths))
+        np.testing.assert_allclose(jitted(variables, xs), got[1], atol=1e-6)
+
+
 def test_nnx_module_with_several_batch_axes_and_an_initial_carry():
     module = jaxrnn.nnx.RNN(jaxrnn.lstm(H), in_features=F, rngs=nnx.Rngs(0))
     xs = inputs(shape=(2, B, T, F))
