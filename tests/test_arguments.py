@@ -19,7 +19,18 @@ XS = jnp.ones((2, 5, 3))
 VOCAB = text.Vocabulary.build([["a"]])
 
 CASES = {
-    "rnn(unroll=0)": (lambda: jaxrnn.rnn(CELL, unroll=0), "unroll must be a positive int, got 0"),
+    "rnn(unroll=0)": (
+        lambda: jaxrnn.rnn(CELL, unroll=0),
+        r"unroll must be a positive int \(steps per loop iteration of the scan\), got 0",
+    ),
+    "rnn(mode='fast')": (
+        lambda: jaxrnn.rnn(CELL, mode="fast"),
+        "mode must be 'sequential' or 'parallel', got 'fast'",
+    ),
+    "rnn(recurrent_dropout=1)": (
+        lambda: jaxrnn.rnn(CELL, recurrent_dropout=1.0),
+        r"dropout rate must be in \[0, 1\), got 1.0",
+    ),
     "elman(activation=None)": (
         lambda: jaxrnn.elman(4, activation=None),
         "activation must be a function",

@@ -122,10 +122,7 @@ def test_nnx_modules_run_the_jaxrnn_layer_with_every_option():
         chex.assert_trees_all_equal_shapes(params, layer.init(jax.random.key(0), F))
         for kwargs in (
             {},
-            {"seq_lengths": lengths},
-            {"mask": mask},
-            {"resets": resets},
-            {"reverse": True},
+            {"seq_lengths": lengths, "mask": mask, "resets": resets, "reverse": True},
         ):
             expected = layer.apply(params, xs, **kwargs)
             got = module(xs, return_carry=True, **kwargs)
