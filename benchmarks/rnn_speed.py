@@ -207,14 +207,17 @@ def jax_runners(maker, cell_name, b, t, i, h):
     }
 
 
-def torch_runners(cell_name, b, t, i, h):
+def torch_runners(cell_name, b, t, i, h, device="cpu"):
     import torch
 
     torch.manual_seed(0)
     rnn = (torch.nn.LSTM if cell_name == "lstm" else torch.nn.GRU)(i, h, batch_first=True)
     head = torch.nn.Linear(h, 1, bias=False)
+    rnn, head = rnn.to(device), head.to(device)
     opt = torch.optim.Adam([*rnn.parameters(), *head.parameters()], lr=1e-3)
-    xs, ys = (torch.from_numpy(a) for a in data(b, t, i))
+    xs, ys = (torch.from_numpy(a).to(device) for a in data(b, t, i))
+    # On a GPU the kernels run asynchronously: a timing ends when the device is done.
+    sync = (lambda v: torch.cuda.synchronize()) if device == "cuda" else (lambda v: None)
 
     def train_once():
         opt.zero_grad(set_to_none=True)
@@ -229,7 +232,7 @@ def torch_runners(cell_name, b, t, i, h):
             out, _ = rnn(xs)
             return head(out[:, -1])
 
-    return {"train": (train_once, lambda v: None), "infer": (infer_once, lambda v: None)}
+    return {"train": (train_once, sync), "infer": (infer_once, sync)}
 
 
 def time_steps(run: Callable, sync: Callable, steps: int) -> float:
