@@ -164,8 +164,15 @@ def save_onnx(
         names["input_names"] = list(input_names)
     if output_names is not None:
         names["output_names"] = list(output_names)
-    with portable():
-        model = to_onnx(lambda *a: fn(*a), list(args), **names)
+    # onnx_ir warns about each shape constant it leaves untyped; the model is complete.
+    serde = logging.getLogger("onnx_ir.serde")
+    level = serde.level
+    serde.setLevel(logging.ERROR)
+    try:
+        with portable():
+            model = to_onnx(lambda *a: fn(*a), list(args), **names)
+    finally:
+        serde.setLevel(level)
     _write_atomically(path, model.SerializeToString())
     return path
 
