@@ -31,8 +31,9 @@ GOALS = {
 }
 
 
-def make_cudnn(cell_name, b, t, i, h):
-    """cuDNN's LSTM through ``jax.experimental.rnn`` (GPU only), many-to-one like the rest."""
+def make_cudnn(cell_name, b, t, i, h, pattern="last"):
+    """cuDNN's LSTM through ``jax.experimental.rnn`` (GPU only), reading the final carry."""
+    del pattern
     from jax.experimental import rnn as cudnn
 
     if cell_name != "lstm":
@@ -54,32 +55,19 @@ def make_cudnn(cell_name, b, t, i, h):
     return params, predict
 
 
-def make_jaxrnn_every_output(cell_name, b, t, i, h):
-    """jaxrnn when the user takes every output and reads the last (the second pattern)."""
-    cell = getattr(jaxrnn, cell_name)(h)
-    k1, k2 = jax.random.split(jax.random.key(0))
-    params = {"rnn": cell.init(k1, i), "head": jax.random.normal(k2, (h, 1)) * 0.1}
-
-    def predict(params, xs):
-        _, ys = jaxrnn.unroll(cell, params["rnn"], xs)
-        return ys[:, -1] @ params["head"]
-
-    return params, predict
-
-
-IMPLEMENTATIONS = {
-    "jaxrnn": rnn_speed.make_jaxrnn,
-    "jaxrnn (every output)": make_jaxrnn_every_output,
-    "flax": rnn_speed.make_flax,
-    "cudnn (jax.experimental.rnn)": make_cudnn,
+IMPLEMENTATIONS = {  # name: (maker, pattern), see rnn_speed.py
+    "jaxrnn": (rnn_speed.make_jaxrnn, "last"),
+    "jaxrnn (every output)": (rnn_speed.make_jaxrnn, "every"),
+    "flax": (rnn_speed.make_flax, "last"),
+    "cudnn (jax.experimental.rnn)": (make_cudnn, "last"),
 }
 
 
 def time_config(cell_name, config, steps, repeats, with_torch, device):
     runners, skipped = {}, {}
-    for name, maker in IMPLEMENTATIONS.items():
+    for name, (maker, pattern) in IMPLEMENTATIONS.items():
         try:
-            runners[name] = rnn_speed.jax_runners(maker, cell_name, *config)
+            runners[name] = rnn_speed.jax_runners(maker, cell_name, *config, pattern)
             for run, sync in runners[name].values():
                 sync(run())
                 sync(run())

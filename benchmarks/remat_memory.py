@@ -7,6 +7,7 @@ training step with Adam after compilation.
 
     python benchmarks/remat_memory.py                 # T = 10k and 100k, remat off / sqrt(T)
     python benchmarks/remat_memory.py --lengths 10000 --json benchmarks/results/remat.json
+    python benchmarks/remat_memory.py --lengths 300000 1000000   # remat only at 1M
 """
 
 import argparse
@@ -81,10 +82,20 @@ def main(argv=None) -> None:
     )
     parser.add_argument("--lengths", type=int, nargs="*", default=[10_000, 100_000])
     parser.add_argument("--json", default=None)
+    parser.add_argument(
+        "--max-without-remat",
+        type=int,
+        default=300_000,
+        help="longest T run without remat (its memory grows with T; 1M needs about 30 GB)",
+    )
     args = parser.parse_args(argv)
     rows = []
     for t in args.lengths:
         for remat in (int(math.sqrt(t)), 0):
+            if not remat and t > args.max_without_remat:
+                limit = f"--max-without-remat {args.max_without_remat:,}"
+                print(f"T={t:>7,}  remat= None  not run ({limit})")
+                continue
             row = run(t, remat)
             rows.append(row)
             peak = f"{row['peak_rss_mb']:,.0f} MB"

@@ -14,9 +14,13 @@ nnx.GRUCell) are split once and merged inside the jitted step, Flax's functional
     python benchmarks/rnn_speed.py --cell lstm
     python benchmarks/rnn_speed.py --cell gru --configs 64,100,32,128
     python benchmarks/rnn_speed.py --cell lstm --no-torch --only jaxrnn.nnx flax.nnx
+    python benchmarks/rnn_speed.py --pattern every       # the model takes every output
+    XLA_FLAGS=--xla_force_host_platform_device_count=2 \
+        python benchmarks/rnn_speed.py --shard-batch     # one CPU device per core
 """
 
 import argparse
+import json
 import os
 import platform
 import statistics
@@ -31,6 +35,7 @@ import optax
 from common import save_json
 
 import jaxrnn
+from jaxrnn import distributed
 
 CONFIGS = [(64, 100, 32, 128), (64, 100, 32, 512), (32, 500, 32, 128), (256, 50, 8, 64)]
 GATES = {"lstm": 4, "gru": 3}
@@ -57,18 +62,20 @@ def jax_trainer(loss_fn, params):
     return step, opt.init(params)
 
 
-def make_jaxrnn(cell_name, b, t, i, h):
+def make_jaxrnn(cell_name, b, t, i, h, pattern="last"):
     cell = getattr(jaxrnn, cell_name)(h)
     k1, k2 = jax.random.split(jax.random.key(0))
     params = {"rnn": cell.init(k1, i), "head": jax.random.normal(k2, (h, 1)) * 0.1}
 
     def predict(params, xs):
+        if pattern == "every":  # every output, then the last one (XLA keeps the stacking)
+            return jaxrnn.unroll(cell, params["rnn"], xs)[1][:, -1] @ params["head"]
         return jaxrnn.many_to_one(cell, params["rnn"], xs) @ params["head"]
 
     return params, predict
 
 
-def make_flax(cell_name, b, t, i, h):
+def make_flax(cell_name, b, t, i, h, pattern="last"):
     import flax.linen as nn
 
     cell = nn.OptimizedLSTMCell(features=h) if cell_name == "lstm" else nn.GRUCell(features=h)
@@ -76,8 +83,12 @@ def make_flax(cell_name, b, t, i, h):
     class Model(nn.Module):
         @nn.compact
         def __call__(self, xs):
-            ys = nn.RNN(cell)(xs)
-            return nn.Dense(1, use_bias=False)(ys[:, -1])
+            if pattern == "every":
+                last = nn.RNN(cell)(xs)[:, -1]
+            else:
+                carry, _ = nn.RNN(cell, return_carry=True)(xs)
+                last = carry[1] if cell_name == "lstm" else carry  # LSTM carry: (c, h)
+            return nn.Dense(1, use_bias=False)(last)
 
     model = Model()
     params = model.init(jax.random.key(0), jnp.zeros((b, t, i)))
@@ -99,8 +110,8 @@ def nnx_predict(model):
     return params, predict
 
 
-def make_jaxrnn_nnx(cell_name, b, t, i, h):
-    """`jaxrnn.nnx.RNN` in a Flax NNX model, reading the final carry like the jaxrnn row."""
+def make_jaxrnn_nnx(cell_name, b, t, i, h, pattern="last"):
+    """`jaxrnn.nnx.RNN` in a Flax NNX model."""
     from flax import nnx
 
     class Model(nnx.Module):
@@ -109,13 +120,15 @@ def make_jaxrnn_nnx(cell_name, b, t, i, h):
             self.head = nnx.Linear(h, 1, use_bias=False, rngs=rngs)
 
         def __call__(self, xs):
-            carry, _ = self.rnn(xs, return_carry=True)
+            carry, ys = self.rnn(xs, return_carry=True)
+            if pattern == "every":
+                return self.head(ys[:, -1])
             return self.head(carry.h if cell_name == "lstm" else carry)
 
     return nnx_predict(Model(nnx.Rngs(0)))
 
 
-def make_flax_nnx(cell_name, b, t, i, h):
+def make_flax_nnx(cell_name, b, t, i, h, pattern="last"):
     """Flax NNX's own ``nnx.RNN(nnx.OptimizedLSTMCell)`` (or ``nnx.GRUCell``)."""
     from flax import nnx
 
@@ -126,18 +139,21 @@ def make_flax_nnx(cell_name, b, t, i, h):
             self.head = nnx.Linear(h, 1, use_bias=False, rngs=rngs)
 
         def __call__(self, xs):
-            carry, _ = self.rnn(xs)
+            carry, ys = self.rnn(xs)
+            if pattern == "every":
+                return self.head(ys[:, -1])
             return self.head(carry[1] if cell_name == "lstm" else carry)
 
     return nnx_predict(Model(nnx.Rngs(0)))
 
 
-def make_equinox(cell_name, b, t, i, h):
+def make_equinox(cell_name, b, t, i, h, pattern="last"):
     import equinox as eqx
 
     k1, k2 = jax.random.split(jax.random.key(0))
     cell = (eqx.nn.LSTMCell if cell_name == "lstm" else eqx.nn.GRUCell)(i, h, key=k1)
     params = {"cell": cell, "head": jax.random.normal(k2, (h, 1)) * 0.1}
+    hidden = (lambda carry: carry[0]) if cell_name == "lstm" else (lambda carry: carry)
 
     def predict(params, xs):
         cell = params["cell"]
@@ -147,18 +163,19 @@ def make_equinox(cell_name, b, t, i, h):
         def one(x):  # equinox cells are unbatched: scan one sequence, vmap the batch
             def body(carry, x_t):
                 carry = cell(x_t, carry)
-                return carry, None
+                return carry, (hidden(carry) if pattern == "every" else None)
 
-            carry, _ = jax.lax.scan(body, init, x)
-            return carry[0] if cell_name == "lstm" else carry
+            carry, ys = jax.lax.scan(body, init, x)
+            return ys[-1] if pattern == "every" else hidden(carry)
 
         return jax.vmap(one)(xs) @ params["head"]
 
     return params, predict
 
 
-def make_limit(cell_name, b, t, i, h):
+def make_limit(cell_name, b, t, i, h, pattern="last"):
     """Only the matrix products of the cell: a lower bound on any implementation's time."""
+    del pattern
     g = GATES[cell_name] * h
     k1, k2, k3 = jax.random.split(jax.random.key(0), 3)
     params = {
@@ -189,12 +206,16 @@ JAX_IMPLEMENTATIONS = {
 }
 
 
-def jax_runners(maker, cell_name, b, t, i, h):
-    params, predict = maker(cell_name, b, t, i, h)
+def jax_runners(maker, cell_name, b, t, i, h, pattern="last", shard_batch=False):
+    params, predict = maker(cell_name, b, t, i, h, pattern)
+    xs, ys = (jnp.asarray(a) for a in data(b, t, i))
+    if shard_batch:  # every device (core) runs its share of the batch: jaxrnn.distributed
+        mesh = distributed.batch_mesh()
+        params = distributed.replicate(params, mesh)
+        xs, ys = distributed.shard_batch((xs, ys), mesh)
     loss = lambda p, xs, ys: jnp.mean((predict(p, xs) - ys) ** 2)
     step, opt_state = jax_trainer(loss, params)
     infer = jax.jit(predict)
-    xs, ys = (jnp.asarray(a) for a in data(b, t, i))
     state = {"params": params, "opt": opt_state}
 
     def train_once():
@@ -207,7 +228,7 @@ def jax_runners(maker, cell_name, b, t, i, h):
     }
 
 
-def torch_runners(cell_name, b, t, i, h, device="cpu"):
+def torch_runners(cell_name, b, t, i, h, device="cpu", pattern="last"):
     import torch
 
     torch.manual_seed(0)
@@ -219,18 +240,22 @@ def torch_runners(cell_name, b, t, i, h, device="cpu"):
     # On a GPU the kernels run asynchronously: a timing ends when the device is done.
     sync = (lambda v: torch.cuda.synchronize()) if device == "cuda" else (lambda v: None)
 
+    def last(xs):  # PyTorch computes every output either way; h_n is the final carry
+        out, state = rnn(xs)
+        if pattern == "every":
+            return out[:, -1]
+        return (state[0] if cell_name == "lstm" else state)[-1]
+
     def train_once():
         opt.zero_grad(set_to_none=True)
-        out, _ = rnn(xs)
-        loss = torch.mean((head(out[:, -1]) - ys) ** 2)
+        loss = torch.mean((head(last(xs)) - ys) ** 2)
         loss.backward()
         opt.step()
         return loss
 
     def infer_once():
         with torch.no_grad():
-            out, _ = rnn(xs)
-            return head(out[:, -1])
+            return head(last(xs))
 
     return {"train": (train_once, sync), "infer": (infer_once, sync)}
 
@@ -244,20 +269,22 @@ def time_steps(run: Callable, sync: Callable, steps: int) -> float:
     return (time.perf_counter() - start) / steps
 
 
-def bench_config(cell_name, config, steps, repeats, with_torch, only=None):
+def bench_config(
+    cell_name, config, steps, repeats, with_torch, only=None, pattern="last", shard_batch=False
+):
     b, t, i, h = config
     runners, compile_s = {}, {}
     for name, maker in JAX_IMPLEMENTATIONS.items():
         if only and name not in only and name != "jaxrnn":
             continue
         started = time.perf_counter()
-        runners[name] = jax_runners(maker, cell_name, b, t, i, h)
+        runners[name] = jax_runners(maker, cell_name, b, t, i, h, pattern, shard_batch)
         for task in ("train", "infer"):
             run, sync = runners[name][task]
             sync(run())  # compile
         compile_s[name] = time.perf_counter() - started
     if with_torch:
-        runners["pytorch"] = torch_runners(cell_name, b, t, i, h)
+        runners["pytorch"] = torch_runners(cell_name, b, t, i, h, pattern=pattern)
         compile_s["pytorch"] = 0.0
     for runner in runners.values():  # one more warm step each
         for task in ("train", "infer"):
@@ -279,18 +306,28 @@ def bench_config(cell_name, config, steps, repeats, with_torch, only=None):
     for row in rows:
         for task in ("train", "infer"):
             row[task]["vs_jaxrnn"] = row[task]["median_ms"] / reference[task]
+            row[task]["gflops"] = flops(cell_name, config, task) / row[task]["median_ms"] / 1e6
     return rows
 
 
-def print_table(cell_name, config, rows) -> None:
+def flops(cell_name, config, task) -> float:
+    """The matrix-product FLOPs of one call: ``2 b t (i + h) g`` for the forward pass, three
+    times that for a training step (the forward products and the two of their gradient)."""
+    b, t, i, h = config
+    forward = 2 * b * t * (i + h) * GATES[cell_name] * h
+    return forward * (3 if task == "train" else 1)
+
+
+def print_table(cell_name, config, rows, pattern="last", peak=None) -> None:
     b, t, i, h = config
     print(
-        f"\n{cell_name.upper()} batch={b} time={t} input={i} hidden={h}   "
-        f"(ms per step: median [min-max]; x = time / jaxrnn's time)"
+        f"\n{cell_name.upper()} batch={b} time={t} input={i} hidden={h}, "
+        f"{'every output' if pattern == 'every' else 'final carry only'}   (ms per step: "
+        f"median [min-max]; x = time / jaxrnn's time; %peak = matmul FLOP/s / two-core peak)"
     )
     print(
-        f"{'implementation':22s} {'train step':>26s} {'x':>6s} {'inference':>26s} {'x':>6s} "
-        f"{'compile s':>9s}"
+        f"{'implementation':22s} {'train step':>26s} {'x':>6s} {'%peak':>6s} "
+        f"{'inference':>26s} {'x':>6s} {'%peak':>6s} {'compile s':>9s}"
     )
     for row in rows:
         cells = []
@@ -298,9 +335,10 @@ def print_table(cell_name, config, rows) -> None:
             r = row[task]
             cells.append(f"{r['median_ms']:8.2f} [{r['min_ms']:7.2f}-{r['max_ms']:7.2f}]")
             cells.append(f"{r['vs_jaxrnn']:6.2f}")
+            cells.append(f"{100 * r['gflops'] / peak:5.1f}%" if peak else "     -")
         print(
-            f"{row['implementation']:22s} {cells[0]:>26s} {cells[1]:>6s} {cells[2]:>26s} "
-            f"{cells[3]:>6s} {row['compile_s']:9.2f}"
+            f"{row['implementation']:22s} {cells[0]:>26s} {cells[1]:>6s} {cells[2]:>6s} "
+            f"{cells[3]:>26s} {cells[4]:>6s} {cells[5]:>6s} {row['compile_s']:9.2f}"
         )
 
 
@@ -319,6 +357,25 @@ def main(argv=None) -> None:
     parser.add_argument("--repeats", type=int, default=5, help="timings per implementation")
     parser.add_argument("--json", default=None, help="write the results here")
     parser.add_argument("--no-torch", action="store_true", help="skip PyTorch")
+    parser.add_argument(
+        "--pattern",
+        choices=["last", "every"],
+        default="last",
+        help="'last': the model reads only the final carry; 'every': it takes every output "
+        "and reads the last (XLA then keeps the stacked outputs)",
+    )
+    parser.add_argument(
+        "--shard-batch",
+        action="store_true",
+        help="split every JAX batch over all devices; with XLA_FLAGS="
+        "--xla_force_host_platform_device_count=N (one CPU device per core) each core runs "
+        "its share of every per-step product",
+    )
+    parser.add_argument(
+        "--peak",
+        default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", "peak.json"),
+        help="peak.py's result: rows are also printed as a fraction of this peak",
+    )
     parser.add_argument(
         "--only",
         nargs="*",
@@ -348,17 +405,36 @@ def main(argv=None) -> None:
         "jax": jax.__version__,
         "device": str(jax.devices()[0]),
     }
+    peak = None
+    if os.path.exists(args.peak):
+        with open(args.peak, encoding="utf-8") as f:
+            peak = json.load(f)["peak_gflops"]
+        machine["peak_gflops"] = peak
+    else:
+        print(f"no {args.peak}: run peak.py first for the %peak columns", file=sys.stderr)
     print(f"machine: {machine}")
     results = {
         "machine": machine,
         "cell": args.cell,
+        "pattern": args.pattern,
+        "shard_batch": args.shard_batch,
+        "devices": len(jax.devices()),
         "steps": args.steps,
         "repeats": args.repeats,
         "configs": [],
     }
     for config in configs:
-        rows = bench_config(args.cell, config, args.steps, args.repeats, with_torch, args.only)
-        print_table(args.cell, config, rows)
+        rows = bench_config(
+            args.cell,
+            config,
+            args.steps,
+            args.repeats,
+            with_torch,
+            args.only,
+            args.pattern,
+            args.shard_batch,
+        )
+        print_table(args.cell, config, rows, args.pattern, peak)
         results["configs"].append({"config": dict(zip("btih", config, strict=True)), "rows": rows})
     train_ratios = {}
     for entry in results["configs"]:
