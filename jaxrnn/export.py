@@ -177,6 +177,32 @@ def save_onnx(
     return path
 
 
+def save_by_suffix(
+    fn: Callable,
+    args: Sequence[Any],
+    path: str | os.PathLike,
+    *,
+    input_names: Sequence[str],
+    output_names: Sequence[str],
+) -> str:
+    """`save_onnx` when ``path`` ends in ``.onnx``, else `save`; returns the format written,
+    ``"onnx"`` or ``"jax.export"`` (what the experiments' ``--export PATH`` does).
+
+    Examples:
+      >>> import os, tempfile, jax.numpy as jnp
+      >>> from jaxrnn import export
+      >>> path = os.path.join(tempfile.mkdtemp(), "double.jax")
+      >>> export.save_by_suffix(lambda x: 2 * x, export.arguments(("b", jnp.float32)), path,
+      ...                       input_names=["x"], output_names=["y"])
+      'jax.export'
+    """
+    if os.fspath(path).endswith(".onnx"):
+        save_onnx(fn, args, path, input_names=input_names, output_names=output_names)
+        return "onnx"
+    save(fn, args, path)
+    return "jax.export"
+
+
 def _export(fn: Callable, args: Sequence[Any]) -> jax.export.Exported:
     with portable():
         # A fresh function object: jit's trace cache must not hand back a trace made

@@ -112,18 +112,15 @@ def export_step(workdir: str, path: str, which: str = "best") -> dict:
     args = export.arguments(
         ("b", jnp.int32), *[(f"b, {leaf.shape[-1]}", leaf.dtype) for leaf in leaves]
     )
-    if path.endswith(".onnx"):
-        export.save_onnx(
-            serve,
-            args,
-            path,
-            input_names=["tokens", *names],
-            output_names=["logits", *(f"next_{name}" for name in names)],
-        )
-    else:
-        export.save(serve, args, path)
+    written = export.save_by_suffix(
+        serve,
+        args,
+        path,
+        input_names=["tokens", *names],
+        output_names=["logits", *(f"next_{name}" for name in names)],
+    )
     description = {
-        "format": "onnx" if path.endswith(".onnx") else "jax.export",
+        "format": written,
         "inputs": {
             "tokens": "(b,) int32 character ids",
             **{

@@ -97,14 +97,11 @@ def export_classifier(workdir: str, path: str) -> dict:
         return jnp.mean(jnp.stack(probabilities), axis=0)
 
     args = export.arguments(("b, t", jnp.int32), ("b", jnp.int32))
-    if path.endswith(".onnx"):
-        export.save_onnx(
-            positive, args, path, input_names=["ids", "lengths"], output_names=["positive"]
-        )
-    else:
-        export.save(positive, args, path)
+    written = export.save_by_suffix(
+        positive, args, path, input_names=["ids", "lengths"], output_names=["positive"]
+    )
     description = {
-        "format": "onnx" if path.endswith(".onnx") else "jax.export",
+        "format": written,
         "inputs": {
             "ids": "(b, t) int32 word ids, 0-padded after each sentence",
             "lengths": "(b,) int32 words per sentence, 1 to t",
