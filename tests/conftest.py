@@ -26,7 +26,11 @@ def pytest_configure(config):
 # workers they overlap with the many short tests instead of leaving one worker idle at the end.
 # A module moves as a whole: splitting one would tear down and rebuild its module-scoped
 # fixtures (the sentiment and translate modules train a model in theirs).
-SLOW_FIRST = ("test_notebook_runs_top_to_bottom", "test_smoke_run")
+SLOW_FIRST = (
+    "test_notebook_runs_top_to_bottom",
+    "test_smoke_run",
+    "test_two_and_three_processes",
+)
 
 
 def pytest_collection_modifyitems(config, items):

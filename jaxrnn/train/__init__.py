@@ -11,6 +11,7 @@ from jaxrnn.train.checkpoints import Checkpointer
 from jaxrnn.train.checkpoints import CheckpointError
 from jaxrnn.train.checkpoints import ResumeMismatchError
 from jaxrnn.train.fit import FitResult
+from jaxrnn.train.fit import LostProcessError
 from jaxrnn.train.fit import NonFiniteError
 from jaxrnn.train.fit import fit
 from jaxrnn.train.lock import WorkdirInUseError
@@ -29,6 +30,7 @@ __all__ = (
     "Checkpointer",
     "EpochBatches",
     "FitResult",
+    "LostProcessError",
     "MetricsWriter",
     "NonFiniteError",
     "ResumeMismatchError",

@@ -6,6 +6,11 @@ and atomically, ``<step>/jaxrnn_checkpoint.json``: the size and sha256 of every 
 checkpoint and the validation metrics that rank it. A folder without that record is an
 unfinished save; a file that does not match it is damage (a truncated or rewritten file, a
 deleted folder, a flipped byte). Damaged checkpoints are never restored.
+
+In a run of several processes every process calls `Checkpointer.save` and the restores (orbax
+writes each array once); process 0 alone writes the records, prunes and sets damaged
+checkpoints aside, between barriers, so that no process reads a folder while another
+changes it.
 """
 
 import hashlib
@@ -20,6 +25,7 @@ import jax
 import numpy as np
 import orbax.checkpoint as ocp
 
+from jaxrnn import distributed
 from jaxrnn.train.steps import TrainState
 from jaxrnn.typing import Params
 
@@ -129,10 +135,12 @@ class Checkpointer:
         """
         step = int(state.step)
         if step in self.all_steps() and self.verify(step) is None:
-            return
+            return  # every process sees the same files, so all return here together
+        primary = jax.process_index() == 0
         folder = os.path.join(self.directory, str(step))
-        if os.path.exists(folder):
+        if os.path.exists(folder) and primary:
             shutil.rmtree(folder)
+        distributed.barrier(f"jaxrnn checkpoint {step}: folder cleared")
         self.manager.reload()
         self.manager.save(
             step,
@@ -144,10 +152,15 @@ class Checkpointer:
             ),
         )
         self.manager.wait_until_finished()
-        scores = None if metrics is None else {k: float(v) for k, v in metrics.items()}
-        _write_record(folder, {"step": step, "metrics": scores, "files": _fingerprint(folder)})
+        distributed.barrier(f"jaxrnn checkpoint {step}: arrays written")
+        if primary:
+            scores = None if metrics is None else {k: float(v) for k, v in metrics.items()}
+            record = {"step": step, "metrics": scores, "files": _fingerprint(folder)}
+            _write_record(folder, record)
+            self._prune()
         self._checked[step] = None
-        self._prune()
+        distributed.barrier(f"jaxrnn checkpoint {step}: recorded")
+        self.manager.reload()
 
     def _prune(self) -> None:
         steps = self.all_steps()
@@ -159,7 +172,6 @@ class Checkpointer:
             if step not in keep:
                 shutil.rmtree(os.path.join(self.directory, str(step)), ignore_errors=True)
                 self._checked.pop(step, None)
-        self.manager.reload()
 
     # ------------------------------------------------------------------------------ damage
 
@@ -222,18 +234,22 @@ class Checkpointer:
         return None
 
     def _set_aside(self, damaged: list[tuple[int, str | None]]) -> None:
+        distributed.barrier("jaxrnn checkpoints: verified")
         for step, problem in sorted(damaged):
+            self._checked.pop(step, None)
+            if jax.process_index() != 0:
+                continue
             target = os.path.join(f"{self.directory}.damaged", str(step))
             if os.path.exists(target):
                 shutil.rmtree(target)
             os.makedirs(os.path.dirname(target), exist_ok=True)
             shutil.move(os.path.join(self.directory, str(step)), target)
-            self._checked.pop(step, None)
             warnings.warn(
                 f"checkpoint step {step} in {self.directory} is damaged ({problem}); moved it "
                 f"to {target} and resuming from the newest intact checkpoint before it",
                 stacklevel=3,
             )
+        distributed.barrier("jaxrnn checkpoints: damaged ones set aside")
         if damaged:
             self.manager.reload()
 

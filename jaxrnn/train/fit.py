@@ -27,6 +27,7 @@ from jaxrnn import distributed
 from jaxrnn.train.checkpoints import Checkpointer
 from jaxrnn.train.checkpoints import ResumeMismatchError
 from jaxrnn.train.checkpoints import layout
+from jaxrnn.train.lock import LOCK_FILE
 from jaxrnn.train.lock import workdir_lock
 from jaxrnn.train.metrics import MetricsWriter
 from jaxrnn.train.steps import LossFn
@@ -49,6 +50,10 @@ class NonFiniteError(FloatingPointError):
     def __init__(self, message: str, state: TrainState):
         super().__init__(message)
         self.state = state
+
+
+class LostProcessError(RuntimeError):
+    """A process of a multi-process run stopped answering; the message names it."""
 
 
 class FitResult(NamedTuple):
@@ -138,6 +143,11 @@ def fit(
         deletes the workdir's checkpoints and metrics and starts over.
       data_parallel: split every batch over all devices (`jaxrnn.distributed`), with params
         and optimizer state replicated; batch sizes must be multiples of the device count.
+        In a run of several processes (`jaxrnn.distributed.initialize`) it is required, and
+        ``train_data(step)`` and every ``val_data`` batch are this process's share of the
+        global batch (`jaxrnn.distributed.process_share`). Process 0 writes the metrics and
+        the checkpoint records; all processes read them to resume, so the workdir must be
+        on a file system that all of them see.
 
     Returns:
       A `FitResult` with the final state, the metrics history and the best step.
@@ -172,12 +182,21 @@ def fit(
             f"train_data must be a function step -> batch (e.g. jaxrnn.train.EpochBatches), "
             f"got {type(train_data).__name__}"
         )
+    if jax.process_count() > 1 and not data_parallel:
+        raise ValueError(
+            f"this is process {jax.process_index()} of {jax.process_count()} "
+            "(jax.distributed is initialized): pass data_parallel=True so that the processes "
+            "train one model together"
+        )
     optimizer = default_optimizer() if optimizer is None else optimizer
     with_carry = carry is not None
     state = init_state(params, optimizer, seed=seed, carry=carry if with_carry else ())
+    mesh = distributed.batch_mesh() if data_parallel else None
+    if mesh is not None:  # before resuming, so that the checkpoint is restored replicated
+        state = distributed.replicate(state, mesh)
     run = _Run(
         train_step=make_train_step(loss_fn, optimizer, with_carry=with_carry),
-        evaluator=_evaluator(loss_fn, val_data, params, best_metric if workdir else None),
+        evaluator=_evaluator(loss_fn, val_data, params, best_metric if workdir else None, mesh),
         train_data=train_data,
         num_steps=num_steps,
         eval_every=eval_every,
@@ -188,23 +207,27 @@ def fit(
         name=name,
         callbacks=tuple(callbacks),
         config=_jsonable(config or {}),
-        data_parallel=data_parallel,
+        mesh=mesh,
     )
     if workdir is None:
         return run.loop(state, history=[], elapsed_before=0.0, checkpointer=None, writer=None)
     workdir = os.fspath(workdir)
     if os.path.exists(workdir) and not os.path.isdir(workdir):
         raise NotADirectoryError(f"workdir {workdir} is a file, not a folder")
-    with workdir_lock(workdir):
-        if not resume:  # start over: the old run's checkpoints must not mix with the new ones
+    primary = jax.process_index() == 0
+    # One run per workdir: process 0 holds the workdir's lock, each other process its own.
+    lock_file = LOCK_FILE if primary else f"{LOCK_FILE}.process{jax.process_index()}"
+    with workdir_lock(workdir, lock_file=lock_file):
+        if not resume and primary:  # start over: the old run's checkpoints must not mix in
             shutil.rmtree(os.path.join(workdir, CHECKPOINT_DIR), ignore_errors=True)
+        distributed.barrier("jaxrnn fit: workdir ready")
         checkpointer = Checkpointer(
             os.path.join(workdir, CHECKPOINT_DIR),
             keep_last=keep_last,
             best_metric=best_metric,
             best_mode=best_mode,
         )
-        writer = MetricsWriter(workdir)
+        writer = MetricsWriter(workdir) if primary else None
         try:
             state, history, elapsed_before = _resume(
                 checkpointer, writer, state, run.config, num_steps, workdir
@@ -219,7 +242,8 @@ def _resume(checkpointer, writer, state, config, num_steps, workdir):
     fresh ``state`` with an empty history when there is none."""
     found = checkpointer.restore_latest_intact(state)
     if found is None:
-        writer.rewrite([])
+        if writer is not None:
+            writer.rewrite([])
         return state, [], 0.0
     restored, meta = found
     _check_same_config(meta.get("config", {}), config, workdir)
@@ -230,7 +254,10 @@ def _resume(checkpointer, writer, state, config, num_steps, workdir):
             f"num_steps={num_steps}; pass num_steps >= {step} to continue it, or resume=False "
             "to start over"
         )
-    history = writer.resume_from(meta.get("history", []), step)
+    if writer is None:  # not process 0: the checkpoint's history is the file's
+        history = [dict(record) for record in meta.get("history", [])]
+    else:
+        history = writer.resume_from(meta.get("history", []), step)
     return restored, history, float(meta.get("elapsed", 0.0))
 
 
@@ -249,7 +276,7 @@ class _Run(NamedTuple):
     name: str | None
     callbacks: tuple
     config: dict[str, Any]
-    data_parallel: bool
+    mesh: Any  # the data-parallel mesh, or None
 
     def loop(self, state, history, elapsed_before, checkpointer, writer) -> FitResult:
         layout_of_state = layout(state)
@@ -270,10 +297,8 @@ class _Run(NamedTuple):
             checkpointer.save(state, meta=meta, metrics=metrics)
 
         place_batch = lambda batch: batch
-        if self.data_parallel:
-            mesh = distributed.batch_mesh()
-            state = distributed.replicate(state, mesh)
-            place_batch = lambda batch: distributed.shard_batch(batch, mesh)
+        if self.mesh is not None:
+            place_batch = lambda batch: distributed.shard_batch(batch, self.mesh)
 
         start = int(state.step)
         reporter = _Reporter(
@@ -320,6 +345,12 @@ class _Run(NamedTuple):
                     saved = done
                 for callback in self.callbacks:
                     callback(done, state, metrics)
+        except Exception as error:
+            if jax.process_count() > 1 and not isinstance(error, NonFiniteError):
+                lost = _lost_process_error(error, int(state.step), checkpointer)
+                if lost is not None:
+                    raise lost from error
+            raise
         except KeyboardInterrupt:
             if checkpointer is not None and saved != int(state.step):
                 save(state)
@@ -427,6 +458,40 @@ def _non_finite(step, metrics, state, checkpointer) -> NonFiniteError:
     )
 
 
+def _lost_process_error(error, step, checkpointer) -> LostProcessError | None:
+    """A `LostProcessError` naming the processes that stopped answering, or None when all
+    are alive (then ``error`` is this process's own). Printed at once as well: JAX ends a
+    process whose peer died from a background thread, possibly before the caller prints."""
+    lost = None
+    for _ in range(20):  # the coordinator notices a dead peer within moments of the error
+        lost = distributed.lost_processes()
+        if lost != []:
+            break
+        time.sleep(0.1)
+    if lost == []:
+        return None
+    count = jax.process_count()
+    who = (
+        "process 0 (the coordinator) is unreachable"
+        if lost is None
+        else f"process {', '.join(map(str, lost))} of {count} stopped answering"
+    )
+    saved = checkpointer.latest_step() if checkpointer else None
+    then = (
+        f"; the newest complete checkpoint is step {saved} in {checkpointer.directory}: "
+        f"start all {count} processes again with the same workdir to resume from it"
+        if saved is not None
+        else ""
+    )
+    first = (str(error).strip().splitlines() or [""])[0][:200]
+    message = (
+        f"process {jax.process_index()}: {who} at step {step} ({type(error).__name__}: "
+        f"{first}){then}"
+    )
+    print(f"jaxrnn: {message}", file=sys.stderr, flush=True)
+    return LostProcessError(message)
+
+
 def _check_batch(batch, step: int, signature, first_step: int):
     """The batch's signature; a `ValueError` naming the step and the leaf when its structure,
     a dtype, a rank or the leading (batch) size differs from the first batch's."""
@@ -471,7 +536,7 @@ def _count(name: str, value: Any, *, low: int) -> int:
     return int(value)
 
 
-def _evaluator(loss_fn, val_data, params, best_metric: str | None):
+def _evaluator(loss_fn, val_data, params, best_metric: str | None, mesh=None):
     """``evaluate(params) -> {name: float}`` or None; checks that every result holds
     ``best_metric`` (for batches, before training, from the shapes alone)."""
     if val_data is None:
@@ -482,6 +547,8 @@ def _evaluator(loss_fn, val_data, params, best_metric: str | None):
         batches = list(val_data)
         if not batches:
             raise ValueError("val_data holds no batches; pass None to train without evaluation")
+        if mesh is not None:  # placed once: the same batches every evaluation
+            batches = [distributed.shard_batch(batch, mesh) for batch in batches]
         eval_step = make_eval_step(loss_fn)
         if best_metric is not None:
             names = jax.eval_shape(eval_step, params, batches[0])

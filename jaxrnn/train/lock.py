@@ -23,8 +23,8 @@ class WorkdirInUseError(RuntimeError):
 
 
 @contextlib.contextmanager
-def workdir_lock(workdir: str | os.PathLike) -> Iterator[None]:
-    """Holds ``<workdir>/.lock`` for the duration of the ``with`` block.
+def workdir_lock(workdir: str | os.PathLike, lock_file: str = LOCK_FILE) -> Iterator[None]:
+    """Holds ``<workdir>/<lock_file>`` for the duration of the ``with`` block.
 
     Raises:
       WorkdirInUseError: at once, naming the process that holds it.
@@ -38,7 +38,7 @@ def workdir_lock(workdir: str | os.PathLike) -> Iterator[None]:
       ...         pass
     """
     os.makedirs(workdir, exist_ok=True)
-    path = os.path.realpath(os.path.join(workdir, LOCK_FILE))
+    path = os.path.realpath(os.path.join(workdir, lock_file))
     if path in _held:
         fd, depth = _held[path]
         _held[path] = (fd, depth + 1)
