@@ -7,12 +7,16 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.sharding import Mesh
 
 from jaxrnn.cells.base import Cell
 from jaxrnn.checks import check_at_run_time
 from jaxrnn.checks import is_concrete
 from jaxrnn.portable import is_portable
 from jaxrnn.portable import scan
+from jaxrnn.time_sharding import check_time_sharding
+from jaxrnn.time_sharding import place_over_time
+from jaxrnn.time_sharding import sharded_linear_scan
 from jaxrnn.typing import Array
 from jaxrnn.typing import Carry
 from jaxrnn.typing import Params
@@ -33,6 +37,7 @@ def unroll(
     mode: str = "sequential",
     remat: int | None = None,
     fused: bool = True,
+    time_sharding: tuple[Mesh, str] | None = None,
 ) -> tuple[Carry, Array]:
     """Runs ``cell`` over every time step of ``xs`` with one `jax.lax.scan`.
 
@@ -87,6 +92,10 @@ def unroll(
         segment, too.
       fused: use the cell's hand-written sequence backward pass when it has one (LSTM, GRU:
         faster training, identical numbers); False differentiates the scan with JAX autodiff.
+      time_sharding: ``(mesh, axis name)``: split the time axis over that mesh axis, each
+        device holding ``t / devices`` steps (`jaxrnn.time_sharding`; ``mode="parallel"``
+        only, as only a linear recurrence can be cut into blocks). Same values and
+        gradients as on one device, up to rounding.
 
     Returns:
       ``(final_carry, ys)``: the carry after each sequence's last valid step (leaves
@@ -109,10 +118,17 @@ def unroll(
     dtype = jax.tree.leaves(params)[0].dtype
     spatial = cell.input_axes - 1  # axes of one step's input besides the features
     xs = _check_xs(xs, input_size, dtype, time_major, spatial)
-    check_unroll_options(unroll, mode, remat, reverse, time_major)
+    check_unroll_options(unroll, mode, remat, reverse, time_major, time_sharding)
     batch_rank = xs.ndim - 2 - spatial
     if batch_rank > 1:
-        options = dict(reverse=reverse, unroll=unroll, mode=mode, remat=remat, fused=fused)
+        options = dict(
+            reverse=reverse,
+            unroll=unroll,
+            mode=mode,
+            remat=remat,
+            fused=fused,
+            time_sharding=time_sharding,
+        )
         return _unroll_many_batch_axes(
             cell, params, xs, initial_carry, seq_lengths, mask, resets, time_major, options
         )
@@ -146,7 +162,7 @@ def unroll(
     if num_steps == 0:
         ys = _no_outputs(cell, params, carry, xs_t)
     elif mode == "parallel":
-        carry, ys = _parallel(cell, params, xs_t, carry, valid, reverse, starts)
+        carry, ys = _parallel(cell, params, xs_t, carry, valid, reverse, starts, time_sharding)
     elif remat is not None:
         carry, ys = _segmented(cell, params, xs_t, carry, valid, reverse, unroll, remat, starts)
     elif fused and cell.fused is not None and unroll == 1:
@@ -268,14 +284,17 @@ def _segmented(cell, params, xs_t, carry, valid, reverse, unroll, segment, reset
     return carry, ys
 
 
-def _parallel(cell, params, xs_t, carry, valid, reverse, resets=None):
-    """All steps of a linear recurrence ``h_t = a_t h_{t-1} + b_t`` by `linear_scan`."""
+def _parallel(cell, params, xs_t, carry, valid, reverse, resets=None, time_sharding=None):
+    """All steps of a linear recurrence ``h_t = a_t h_{t-1} + b_t`` by `linear_scan`, or by
+    `time_sharding.sharded_linear_scan` over a mesh axis."""
     if cell.linear is None:
         raise ValueError(
             f"mode='parallel' needs a cell whose recurrence is linear in its carry "
             f"(jaxrnn.mingru, jaxrnn.minlstm, jaxrnn.lru, jaxrnn.rg_lru); {cell!r} has gates "
             "that read h_{t-1}, so use mode='sequential'"
         )
+    if time_sharding is not None:  # the projection and gates are computed where they live
+        xs_t = place_over_time(xs_t, *time_sharding)
     px = cell.project(params, xs_t)
     a, b = cell.linear.coefficients(params, px)  # (t, b, n), float32 or wider
     if valid is not None:
@@ -290,11 +309,16 @@ def _parallel(cell, params, xs_t, carry, valid, reverse, resets=None):
     first = a.shape[0] - 1 if reverse else 0
     b = b.at[first].set(a[first] * carry.astype(a.dtype) + b[first])
 
-    states = linear_scan(a, b, reverse=reverse)
+    if time_sharding is None:
+        states = linear_scan(a, b, reverse=reverse)
+    else:
+        states = sharded_linear_scan(a, b, *time_sharding, reverse=reverse)
     states = states.astype(carry.dtype)
     ys = cell.linear.readout(params, states, px)
     if valid is not None:
         ys = jnp.where(_expand(valid, ys), ys, jnp.zeros_like(ys))
+    if time_sharding is not None:  # the outputs stay where they were computed
+        ys = place_over_time(ys, *time_sharding)
     final = states[0] if reverse else states[-1]
     return final, ys
 
@@ -546,13 +570,24 @@ def _raise_bad_lengths(low, high, num_steps: int) -> None:
         )
 
 
-def check_unroll_options(unroll: Any, mode: Any, remat: Any, reverse: Any, time_major: Any) -> None:
+def check_unroll_options(
+    unroll: Any, mode: Any, remat: Any, reverse: Any, time_major: Any, time_sharding: Any = None
+) -> None:
     """Raises for a value of `unroll`'s options that it cannot run, naming the option.
 
     Examples:
       >>> from jaxrnn.scan import check_unroll_options
       >>> check_unroll_options(1, "parallel", None, False, False)
     """
+    if time_sharding is not None:
+        check_time_sharding(time_sharding)
+        if mode != "parallel":
+            raise ValueError(
+                "time_sharding needs mode='parallel' (a linear cell: jaxrnn.mingru, "
+                "jaxrnn.minlstm, jaxrnn.lru, jaxrnn.rg_lru). A sequential scan cannot be cut "
+                "into blocks that run at once; for an LSTM or GRU shard the batch instead "
+                "(jaxrnn.distributed)"
+            )
     for name, flag in (("reverse", reverse), ("time_major", time_major)):
         if not isinstance(flag, bool):
             raise TypeError(f"{name} must be True or False, got {flag!r}")
