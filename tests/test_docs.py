@@ -16,6 +16,8 @@ MODULES = (
     "jaxrnn.text",
     "jaxrnn.decode",
     "jaxrnn.distributed",
+    "jaxrnn.time_sharding",
+    "jaxrnn.launch",
     "jaxrnn.nnx",
     "jaxrnn.linen",
     "jaxrnn.export",
