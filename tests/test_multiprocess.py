@@ -41,6 +41,7 @@ def run(processes: int, workdir, *args) -> subprocess.CompletedProcess:
         command = [sys.executable, SCRIPT]
     else:
         command = [sys.executable, "-m", "jaxrnn.launch", "-n", str(processes), SCRIPT]
+    assert running(SCRIPT) == [], "processes of an earlier run are still there"
     proc = subprocess.run(
         [*command, "--workdir", str(workdir), *args],
         capture_output=True,
@@ -48,7 +49,7 @@ def run(processes: int, workdir, *args) -> subprocess.CompletedProcess:
         timeout=HANG,
         env={**os.environ, "PYTHONPATH": ROOT},
     )
-    assert running(str(workdir)) == [], "processes left behind"
+    assert running(SCRIPT) == [], "processes left behind"
     return proc
 
 
@@ -63,13 +64,14 @@ def outcome(path) -> tuple[np.ndarray, list[dict], np.ndarray]:
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     """Uninterrupted runs of 20 steps in 1, 2 and 3 processes: ``{count: (losses, history,
-    params)}``."""
+    params)}``, and ``"base"``: the folder of their workdirs ``run1``, ``run2``, ``run3``."""
     base = tmp_path_factory.mktemp("multiprocess")
     out = {}
     for count in (1, 2, 3):
         proc = run(count, base / f"run{count}", "--out", str(base / f"{count}.json"))
         assert proc.returncode == 0, proc.stderr[-3000:]
         out[count] = outcome(base / f"{count}.json")
+    out["base"] = base
     return out
 
 
@@ -80,6 +82,20 @@ def test_two_and_three_processes_follow_the_single_process_run(runs):
         losses, _, params = runs[count]
         np.testing.assert_allclose(losses, single_losses, rtol=1e-5)
         np.testing.assert_allclose(params, single_params, rtol=1e-5, atol=1e-6)
+
+
+def test_metrics_and_checkpoints_are_written_once(runs):
+    from jaxrnn.train import read_metrics
+
+    for count in (1, 3):
+        workdir = runs["base"] / f"run{count}"
+        records = [{k: v for k, v in r.items() if k != "wall_time"} for r in read_metrics(workdir)]
+        assert records == runs[count][1]  # one line per record, not one per process
+        steps = sorted(int(n) for n in os.listdir(workdir / "checkpoints"))
+        assert steps == [10, 15, 20]  # keep_last=3 pruned once, by process 0
+        for step in steps:
+            names = os.listdir(workdir / "checkpoints" / str(step))
+            assert names.count("jaxrnn_checkpoint.json") == 1
 
 
 def test_a_lost_process_stops_the_others_and_a_rerun_resumes_bit_identically(runs, tmp_path):
