@@ -23,13 +23,14 @@ pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("multiprocess")]
 
 
 def running(marker: str) -> list[int]:
-    """Pids of the processes whose command line holds ``marker``."""
+    """Pids of the processes with ``marker`` as one of their arguments (exactly: a shell
+    whose command text merely mentions it does not count)."""
     pids = []
     for name in os.listdir("/proc"):
         if name.isdigit():
             try:
                 with open(f"/proc/{name}/cmdline", "rb") as f:
-                    if marker.encode() in f.read():
+                    if marker.encode() in f.read().split(b"\0"):
                         pids.append(int(name))
             except OSError:
                 pass
