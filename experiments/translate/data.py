@@ -123,13 +123,14 @@ def detokenize(tokens: list[str]) -> str:
 SOURCE_BUCKETS = (6, 8, 12, 16, 24, 32, 48, 64)
 
 
-def encode_sources(vocab: text.Vocabulary, sentences: list[str]) -> list[np.ndarray]:
-    return [vocab.encode(turkish_tokens(s)) for s in sentences]
+def encode_sources(units, sentences: list[str]) -> list[np.ndarray]:
+    """Turkish sentences as id sequences (``units``: `experiments.translate.units`)."""
+    return [units.encode(s) for s in sentences]
 
 
-def encode_targets(vocab: text.Vocabulary, sentences: list[str]) -> list[np.ndarray]:
+def encode_targets(units, sentences: list[str]) -> list[np.ndarray]:
     """English sentences as id sequences ending in <eos>."""
-    return [vocab.encode(english_tokens(s), eos=True) for s in sentences]
+    return [units.encode(s, eos=True) for s in sentences]
 
 
 def buckets(lengths) -> tuple[int, ...]:

@@ -4,6 +4,7 @@ The command line (`python -m experiments.translate.translate`), the notebook and
 run's own evaluation all go through these functions.
 """
 
+import dataclasses
 import functools
 import os
 from typing import Any
@@ -16,6 +17,7 @@ import sacrebleu
 from experiments.reporting import load_config
 from experiments.translate import data
 from experiments.translate import model
+from experiments.translate import units
 from experiments.translate.configs.default import Config
 from jaxrnn import decode
 from jaxrnn import text
@@ -25,8 +27,11 @@ from jaxrnn import train
 def load(workdir: str, which: str = "best"):
     """``(config, params, source_vocab, target_vocab)`` of a trained run."""
     config = load_config(workdir, Config, "translate")
-    source = text.Vocabulary.load(os.path.join(workdir, "source_vocab.json"))
-    target = text.Vocabulary.load(os.path.join(workdir, "target_vocab.json"))
+    words = os.path.join(workdir, "source_vocab.json")
+    if os.path.exists(words) and not os.path.exists(os.path.join(workdir, "source.spm")):
+        config = dataclasses.replace(config, units="word")  # a run from before subwords
+    source = units.load(config.units, workdir, "source", "tr")
+    target = units.load(config.units, workdir, "target", "en")
     like = model.make(config).init(jax.random.key(0), len(source), len(target))
     params = train.Checkpointer(os.path.join(workdir, "checkpoints")).restore_params(like, which)
     return config, params, source, target
@@ -97,7 +102,7 @@ def translate(
             tokens = beam(params, batch["ids"], batch["lengths"], beam_size)
         for row, index in enumerate(batch["index"]):
             if index >= 0:
-                out[nonempty[index]] = data.detokenize(target_vocab.decode(tokens[row]))
+                out[nonempty[index]] = target_vocab.decode(tokens[row])
     return out
 
 
@@ -117,14 +122,14 @@ def attention_map(
     config: Config, params, source_vocab, target_vocab, sentence: str, translation: str
 ):
     """Attention weights ``(target tokens, source tokens)`` of the model on its own output."""
-    source = source_vocab.encode(data.turkish_tokens(sentence))
-    target = target_vocab.encode(data.english_tokens(translation), eos=True)
+    source = source_vocab.encode(sentence)
+    target = target_vocab.encode(translation, eos=True)
     inputs = np.concatenate([[text.Vocabulary.bos_id], target[:-1]])[None]
     _, weights = model.make(config).teacher_forced(
         params, jnp.asarray(source[None]), jnp.asarray([len(source)]), jnp.asarray(inputs)
     )
     return (
         np.asarray(weights[0]),
-        source_vocab.decode(source, strip_special=False),
-        target_vocab.decode(target, strip_special=False),
+        source_vocab.pieces(source),
+        target_vocab.pieces(target),
     )

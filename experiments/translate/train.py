@@ -19,6 +19,7 @@ from experiments.reporting import save_config
 from experiments.reporting import write_json
 from experiments.translate import data
 from experiments.translate import model
+from experiments.translate import units
 from experiments.translate.configs.default import Config
 from experiments.translate.inference import attention_map
 from experiments.translate.inference import score
@@ -31,8 +32,8 @@ from jaxrnn import train
 class Prepared:
     pairs: data.Pairs
     rows: dict[str, np.ndarray]  # split name -> row indices into pairs
-    source_vocab: text.Vocabulary
-    target_vocab: text.Vocabulary
+    source_vocab: units.Words | units.Subwords  # Turkish
+    target_vocab: units.Words | units.Subwords  # English
     dropped: int  # training pairs left out for being longer than the limits
 
 
@@ -49,19 +50,25 @@ def prepare(config: Config) -> Prepared:
     train_rows, val_rows, test_rows = data.split_by_english(
         pairs, config.val_fraction, config.test_fraction, config.split_seed
     )
-    source = [data.turkish_tokens(s) for s in pairs.turkish]
-    target = [data.english_tokens(s) for s in pairs.english]
+    sources = [pairs.turkish[i] for i in train_rows]
+    targets = [pairs.english[i] for i in train_rows]
+    source_units = units.build(
+        config.units, sources, "tr", size=config.source_pieces, min_freq=config.min_freq
+    )
+    target_units = units.build(
+        config.units, targets, "en", size=config.target_pieces, min_freq=config.min_freq
+    )
     fits = [
-        len(source[i]) <= config.max_source_tokens
-        and len(target[i]) + 1 <= config.max_target_tokens
-        for i in train_rows
+        len(source_units.encode(s)) <= config.max_source_tokens
+        and len(target_units.encode(t, eos=True)) <= config.max_target_tokens
+        for s, t in zip(sources, targets, strict=True)
     ]
     kept = train_rows[np.asarray(fits, bool)]
     return Prepared(
         pairs=pairs,
         rows={"train": kept, "val": val_rows, "test": test_rows},
-        source_vocab=text.Vocabulary.build([source[i] for i in kept], min_freq=config.min_freq),
-        target_vocab=text.Vocabulary.build([target[i] for i in kept], min_freq=config.min_freq),
+        source_vocab=source_units,
+        target_vocab=target_units,
         dropped=len(train_rows) - len(kept),
     )
 
@@ -119,14 +126,14 @@ def train_and_evaluate(config: Config, workdir: str) -> dict[str, Any]:
     os.makedirs(workdir, exist_ok=True)
     save_config(workdir, config, "translate")
     prepared = prepare(config)
-    prepared.source_vocab.save(os.path.join(workdir, "source_vocab.json"))
-    prepared.target_vocab.save(os.path.join(workdir, "target_vocab.json"))
+    prepared.source_vocab.save(workdir, "source")
+    prepared.target_vocab.save(workdir, "target")
     sizes = {k: len(v) for k, v in prepared.rows.items()}
     print(
         f"{len(prepared.pairs):,} pairs: {sizes['train']:,} train, {sizes['val']:,} val, "
         f"{sizes['test']:,} test (split by English sentence; {prepared.dropped} over-long "
         f"training pairs left out); vocabularies: {len(prepared.source_vocab):,} Turkish, "
-        f"{len(prepared.target_vocab):,} English words"
+        f"{len(prepared.target_vocab):,} English {config.units}s"
     )
     batches = pair_batches(config, prepared, "train", shuffle=True)
     val = pair_batches(config, prepared, "val", shuffle=False, batch_size=256).epoch(0)
@@ -143,14 +150,17 @@ def train_and_evaluate(config: Config, workdir: str) -> dict[str, Any]:
         eval_every=config.eval_every,
         workdir=workdir,
         seed=config.seed,
-        keep_last=2,
+        keep_last=max(2, config.average_last),
         log_every=max(1, config.eval_every // 5),
         config=run_settings(config),
         name="translate",
     )
     train_seconds = result.history[-1]["wall_time"]
-    best = train.Checkpointer(os.path.join(workdir, "checkpoints")).restore_params(params, "best")
+    best, averaged = pick_params(
+        config, workdir, params, make_loss(config, len(prepared.target_vocab)), val
+    )
 
+    config, tuned = choose_length_penalty(config, best, prepared)
     test = prepared.pairs.subset(prepared.rows["test"])
     outputs, scores = {}, {}
     for name, beam_size in (("greedy", 1), (f"beam {config.beam_size}", config.beam_size)):
@@ -173,6 +183,8 @@ def train_and_evaluate(config: Config, workdir: str) -> dict[str, Any]:
         },
         "train_minutes": round(train_seconds / 60, 1),
         "best_step": result.best_step,
+        "checkpoint_average": averaged,
+        "length_penalty": {"chosen": config.length_penalty, "val_bleu": tuned},
         "test": scores,
         "examples": examples,
         "config": dataclasses.asdict(config),
@@ -206,6 +218,54 @@ def train_and_evaluate(config: Config, workdir: str) -> dict[str, Any]:
         f"{workdir}/attention_*.png"
     )
     return results
+
+
+def pick_params(config: Config, workdir: str, like, loss_fn, val):
+    """The params to evaluate, and a record of the choice: the best checkpoint, or the mean
+    of the last ``config.average_last`` checkpoints when its validation loss is lower."""
+    checkpoints = train.Checkpointer(os.path.join(workdir, "checkpoints"))
+    best = checkpoints.restore_params(like, "best")
+    steps = checkpoints.all_steps()[-config.average_last :] if config.average_last > 1 else []
+    if len(steps) < 2:
+        return best, None
+    restored = [checkpoints.restore_params(like, step) for step in steps]
+    mean = jax.tree.map(lambda *leaves: sum(leaves) / len(leaves), *restored)
+    eval_step = train.make_eval_step(loss_fn)
+    losses = {
+        "best": train.evaluate(eval_step, best, val)["loss"],
+        "average": train.evaluate(eval_step, mean, val)["loss"],
+    }
+    use = "average" if losses["average"] < losses["best"] else "best"
+    print(
+        f"validation loss: best checkpoint {losses['best']:.4f}, mean of steps {steps} "
+        f"{losses['average']:.4f}; using the {use}"
+    )
+    record = {"steps": steps, "val_loss": losses, "used": use}
+    return (mean if use == "average" else best), record
+
+
+def choose_length_penalty(config: Config, params, prepared: Prepared):
+    """``(config, {alpha: validation BLEU})``: the config with the alpha of
+    ``config.length_penalties`` whose beam search scores best on the validation set."""
+    if not config.length_penalties:
+        return config, {}
+    val = prepared.pairs.subset(prepared.rows["val"])
+    tuned = {}
+    for alpha in config.length_penalties:
+        trial = dataclasses.replace(config, length_penalty=float(alpha))
+        hypotheses = translate(
+            trial,
+            params,
+            prepared.source_vocab,
+            prepared.target_vocab,
+            val.turkish,
+            config.beam_size,
+        )
+        tuned[str(alpha)] = round(score(hypotheses, val.english)["bleu"], 2)
+    best = max(config.length_penalties, key=lambda alpha: tuned[str(alpha)])
+    listed = ", ".join(f"{alpha}: {bleu}" for alpha, bleu in tuned.items())
+    print(f"length penalty on validation (beam {config.beam_size}, BLEU): {listed}; using {best}")
+    return dataclasses.replace(config, length_penalty=float(best)), tuned
 
 
 def pick_examples(test: data.Pairs, translations: list[str], count: int = 10, seed: int = 0):

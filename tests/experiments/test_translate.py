@@ -144,6 +144,14 @@ def test_smoke_run_reports_bleu_chrf_and_examples(trained):
         assert stored["test"][name]["bleu_signature"].startswith("nrefs:1")
     assert len(stored["examples"]) == 10
     assert (workdir / "attention_0.png").exists()
+    # Subword units by default: both sentencepiece models are saved with the run, and the
+    # length penalty was chosen on the validation set among those tried.
+    assert (workdir / "source.spm").exists() and (workdir / "target.spm").exists()
+    average = stored["checkpoint_average"]  # the last checkpoints' mean was weighed
+    assert average["steps"] == [15, 30] and average["used"] in ("best", "average")
+    tried = stored["length_penalty"]["val_bleu"]
+    assert sorted(map(float, tried)) == [0.0, 0.6, 1.0, 1.5]
+    assert stored["length_penalty"]["chosen"] == max(map(float, tried), key=lambda a: tried[str(a)])
 
 
 @pytest.mark.slow
@@ -182,3 +190,55 @@ def test_translate_cli_decodes_with_the_runs_beam_by_default(trained, monkeypatc
     first, second = capsys.readouterr().out.splitlines()
     assert second == real(*translate_cli.load(str(workdir)), ["Merhaba."], 1)[0]
     assert first == real(*translate_cli.load(str(workdir)), ["Merhaba."], config.beam_size)[0]
+
+
+def test_subword_units_round_trip_the_english_references(data_dir):
+    from experiments.translate import units
+
+    english = sorted(set(data.load(data_dir).english))
+    pieces = units.Subwords.train(english[::4], "en", size=1000)
+    failures = [e for e in english[:3000] if pieces.decode(pieces.encode(e, eos=True)) != e]
+    # sentencepiece's NFKC normalisation rewrites a few characters (e.g. the ellipsis "…").
+    assert len(failures) < 0.002 * 3000, failures[:5]
+
+
+def test_subword_units_split_turkish_words_the_word_vocabulary_calls_unknown():
+    from experiments.translate import units
+
+    sentences = ["evde kaldım.", "okulda kaldı.", "evdeyim.", "okuldayım.", "kitap okudum."] * 30
+    words = units.Words.build(sentences, "tr", min_freq=2)
+    pieces = units.Subwords.train(sentences, "tr", size=40)
+    unseen = "Kitapta KALDIM."  # a new word: a known stem and a known suffix
+    assert text_unk(words, unseen) > 0
+    assert pieces.unk_count(unseen) == 0
+    assert pieces.decode(pieces.encode(unseen)) == "kitapta kaldım ."  # lower-cased, split
+
+
+def text_unk(units_, sentence):
+    from jaxrnn import text
+
+    return int((units_.encode(sentence) == text.Vocabulary.unk_id).sum())
+
+
+def test_subword_units_are_saved_loaded_and_a_damaged_model_is_named(tmp_path):
+    from experiments.datasets import DataError
+    from experiments.translate import units
+
+    pieces = units.Subwords.train(["Tom is here.", "Mary is not here."] * 20, "en", size=30)
+    pieces.save(str(tmp_path), "target")
+    again = units.load("subword", str(tmp_path), "target", "en")
+    ids = pieces.encode("Mary is here.")
+    np.testing.assert_array_equal(again.encode("Mary is here."), ids)
+    assert again.pieces(ids) == pieces.pieces(ids) and len(again) == len(pieces)
+    (tmp_path / "target.spm").write_bytes(b"not a model")
+    with pytest.raises(DataError, match="target.spm: not a sentencepiece model"):
+        units.load("subword", str(tmp_path), "target", "en")
+
+
+def test_units_flag_out_of_range_is_refused():
+    from experiments.validation import ConfigError
+
+    with pytest.raises(ConfigError, match="--units must be 'word' or 'subword', got 'char'"):
+        Config(units="char").check()
+    with pytest.raises(ConfigError, match="--length-penalties must lie in"):
+        Config(length_penalties=(0.6, -1.0)).check()

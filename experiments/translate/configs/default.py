@@ -18,12 +18,18 @@ class Config:
     """Fraction of distinct English sentences held out for validation."""
     test_fraction: float = 0.05
     """Fraction of distinct English sentences held out for testing."""
+    units: str = "subword"
+    """'subword' (sentencepiece unigram pieces trained on the training split) or 'word'."""
+    source_pieces: int = 4000
+    """Subword units: pieces of the Turkish model (about; fewer if the data supports fewer)."""
+    target_pieces: int = 4000
+    """Subword units: pieces of the English model."""
     min_freq: int = 2
-    """Words seen fewer times in training become <unk> (both languages)."""
-    max_source_tokens: int = 20
-    """Longest Turkish sentence (tokens); longer ones are reported and left out of training."""
-    max_target_tokens: int = 14
-    """Longest English sentence (tokens, <eos> included)."""
+    """Word units: words seen fewer times in training become <unk> (both languages)."""
+    max_source_tokens: int = 32
+    """Longest Turkish sentence (units); longer ones are reported and left out of training."""
+    max_target_tokens: int = 24
+    """Longest English sentence (units, <eos> included)."""
     seed: int = 0
     """Seeds initialisation, dropout and batch order."""
     embed_size: int = 256
@@ -48,18 +54,26 @@ class Config:
     """Peak Adam learning rate (warm-up, cosine decay to 5%)."""
     eval_every: int = 1000
     """Validation loss (and checkpoint) every this many steps."""
+    average_last: int = 3
+    """Mean of the last this many checkpoints, used when its validation loss beats the best
+    checkpoint's (1: no averaging)."""
     beam_size: int = 5
     """Beam width for the beam-search results."""
     length_penalty: float = 0.6
-    """Alpha of the length normalisation ((5 + len) / 6) ** alpha in beam search."""
-    max_decode_tokens: int = 16
-    """Most tokens generated per sentence."""
+    """Alpha of the length normalisation ((5 + len) / 6) ** alpha in beam search; after
+    training, the best of --length-penalties on the validation set replaces it."""
+    length_penalties: tuple[float, ...] = (0.0, 0.6, 1.0, 1.5)
+    """Alphas tried on the validation set after training (empty: keep --length-penalty)."""
+    max_decode_tokens: int = 24
+    """Most units generated per sentence."""
 
     def check(self) -> None:
         """Raises `ConfigError` naming the first flag out of range."""
         check_config(
             self,
             positive=[
+                "source_pieces",
+                "target_pieces",
                 "min_freq",
                 "max_source_tokens",
                 "max_target_tokens",
@@ -73,12 +87,19 @@ class Config:
                 "learning_rate",
                 "eval_every",
                 "beam_size",
+                "average_last",
                 "max_decode_tokens",
             ],
             non_negative=["length_penalty"],
             fractions=["val_fraction", "test_fraction"],
             rates=["dropout", "label_smoothing"],
         )
+        if any(not 0 <= alpha < 10 for alpha in self.length_penalties):
+            raise ConfigError(
+                f"--length-penalties must lie in [0, 10), got {list(self.length_penalties)}"
+            )
+        if self.units not in ("word", "subword"):
+            raise ConfigError(f"--units must be 'word' or 'subword', got {self.units!r}")
         if self.val_fraction + self.test_fraction >= 1:
             raise ConfigError(
                 f"--val-fraction and --test-fraction must sum to less than 1 (the rest trains), "
