@@ -6,6 +6,7 @@ run's own evaluation all go through these functions.
 
 import dataclasses
 import functools
+import json
 import os
 from typing import Any
 
@@ -25,16 +26,28 @@ from jaxrnn import train
 
 
 def load(workdir: str, which: str = "best"):
-    """``(config, params, source_vocab, target_vocab)`` of a trained run."""
+    """``(config, params, source_vocab, target_vocab)`` of a trained run; the config's
+    length penalty is the one chosen on the validation set when the run was evaluated."""
     config = load_config(workdir, Config, "translate")
     words = os.path.join(workdir, "source_vocab.json")
     if os.path.exists(words) and not os.path.exists(os.path.join(workdir, "source.spm")):
         config = dataclasses.replace(config, units="word")  # a run from before subwords
+    chosen = _chosen_length_penalty(workdir)
+    if chosen is not None:  # the alpha that training picked on the validation set
+        config = dataclasses.replace(config, length_penalty=chosen)
     source = units.load(config.units, workdir, "source", "tr")
     target = units.load(config.units, workdir, "target", "en")
     like = model.make(config).init(jax.random.key(0), len(source), len(target))
     params = train.Checkpointer(os.path.join(workdir, "checkpoints")).restore_params(like, which)
     return config, params, source, target
+
+
+def _chosen_length_penalty(workdir: str) -> float | None:
+    try:
+        with open(os.path.join(workdir, "results.json"), encoding="utf-8") as f:
+            return float(json.load(f)["length_penalty"]["chosen"])
+    except (OSError, ValueError, KeyError, TypeError):  # not evaluated yet, or an older run
+        return None
 
 
 @functools.cache

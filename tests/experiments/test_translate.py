@@ -152,6 +152,14 @@ def test_smoke_run_reports_bleu_chrf_and_examples(trained):
     tried = stored["length_penalty"]["val_bleu"]
     assert sorted(map(float, tried)) == [0.0, 0.6, 1.0, 1.5]
     assert stored["length_penalty"]["chosen"] == max(map(float, tried), key=lambda a: tried[str(a)])
+    # The translate command decodes with that choice.
+    original = (workdir / "results.json").read_text()
+    stored["length_penalty"]["chosen"] = 1.5
+    (workdir / "results.json").write_text(json.dumps(stored))
+    try:
+        assert translate_cli.load(str(workdir))[0].length_penalty == 1.5
+    finally:
+        (workdir / "results.json").write_text(original)
 
 
 @pytest.mark.slow
