@@ -88,8 +88,20 @@ def batch_mesh(devices=None) -> Mesh:
       >>> batch_mesh().axis_names
       ('batch',)
     """
+    return one_axis_mesh(BATCH, devices)
+
+
+def one_axis_mesh(name: str, devices=None) -> Mesh:
+    """A mesh with the one axis ``name`` over ``devices`` (default: all of them, of every
+    process).
+
+    Examples:
+      >>> from jaxrnn.distributed import one_axis_mesh
+      >>> one_axis_mesh("data").axis_names
+      ('data',)
+    """
     devices = jax.devices() if devices is None else list(devices)
-    return Mesh(np.asarray(devices), (BATCH,))
+    return Mesh(np.asarray(devices), (name,))
 
 
 def replicate(tree: Any, mesh: Mesh) -> Any:
@@ -225,6 +237,7 @@ __all__ = (
     "batch_mesh",
     "initialize",
     "lost_processes",
+    "one_axis_mesh",
     "process_share",
     "replicate",
     "shard_batch",

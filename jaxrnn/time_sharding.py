@@ -15,11 +15,11 @@ devices runs no faster than one device. Shard their batch instead (`jaxrnn.distr
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 from jax.sharding import Mesh
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec
 
+from jaxrnn.distributed import one_axis_mesh
 from jaxrnn.typing import Array
 
 TIME = "time"
@@ -34,8 +34,7 @@ def time_mesh(devices=None) -> Mesh:
       >>> time_mesh().axis_names
       ('time',)
     """
-    devices = jax.devices() if devices is None else list(devices)
-    return Mesh(np.asarray(devices), (TIME,))
+    return one_axis_mesh(TIME, devices)
 
 
 def check_time_sharding(time_sharding) -> tuple[Mesh, str]:

@@ -1,38 +1,19 @@
 """The time axis of the linear cells split over devices: same values and gradients."""
 
-import json
-import os
-import subprocess
-import sys
-
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from simulated_devices import run_check
 
 import jaxrnn
 from jaxrnn.time_sharding import sharded_linear_scan
 from jaxrnn.time_sharding import time_mesh
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-
 
 @pytest.mark.slow
 def test_four_devices_give_the_single_device_values_and_gradients():
-    env = {
-        **os.environ,
-        "XLA_FLAGS": "--xla_force_host_platform_device_count=4",
-        "PYTHONPATH": os.path.dirname(HERE),
-    }
-    proc = subprocess.run(
-        [sys.executable, os.path.join(HERE, "time_sharding_check.py")],
-        capture_output=True,
-        text=True,
-        timeout=1800,  # only stops a hang: a busy machine is slow
-        env=env,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    report = json.loads(proc.stdout.strip().splitlines()[-1])
+    report = run_check("time_sharding_check.py")
     assert report["devices"] == 4
     assert len(report["cases"]) == 8  # 4 cells, forward and reversed
     for case, diffs in report["cases"].items():
