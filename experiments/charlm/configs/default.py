@@ -34,7 +34,7 @@ class Config:
     """Parallel streams of text (truncated BPTT)."""
     chunk_length: int = 100
     """Characters per chunk: backpropagation runs through this many steps."""
-    num_steps: int = 2200
+    num_steps: int = 4400
     """Updates (each reads batch_size x chunk_length characters)."""
     learning_rate: float = 2e-3
     """Peak Adam learning rate (warm-up, then cosine decay to 5%)."""
