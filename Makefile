@@ -27,7 +27,7 @@ demo: $(STAMP)
 	$(BIN)/python -m experiments.ball
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadgroup
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 # The API reference and the notebooks as a site, in strict mode (tests/test_docs.py builds it too).
 docs: $(STAMP)

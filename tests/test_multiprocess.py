@@ -19,7 +19,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCRIPT = os.path.join(ROOT, "examples", "multiprocess_fit.py")
 HANG = 600  # only stops a hang: a busy machine is slow
 
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("multiprocess")]
+pytestmark = pytest.mark.slow  # one worker runs the module (--dist loadfile): one fixture
 
 
 def running(marker: str) -> list[int]:

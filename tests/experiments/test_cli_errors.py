@@ -19,9 +19,8 @@ from experiments.stock import main as stock_main
 from experiments.translate import main as translate_main
 from experiments.translate import translate as translate_cli
 
-# One worker runs this module, so its module-scoped training fixture runs once (make test
-# uses pytest-xdist with --dist loadgroup).
-pytestmark = pytest.mark.xdist_group("cli_errors")
+# make test runs each module on one pytest-xdist worker (--dist loadfile), so the
+# module-scoped training fixture runs once.
 
 CORPUS = ("First Citizen:\nBefore we proceed any further, hear me speak.\n\nAll:\nSpeak.\n\n") * 40
 HEADER = "Date,Open,High,Low,Close,Volume,Name"

@@ -20,9 +20,8 @@ from experiments.sentiment.train import train_and_evaluate
 from jaxrnn import text
 from tests.serving import run_without_jaxrnn
 
-# One worker runs this module, so its module-scoped training fixture runs once (make test
-# uses pytest-xdist with --dist loadgroup).
-pytestmark = pytest.mark.xdist_group("sentiment")
+# make test runs each module on one pytest-xdist worker (--dist loadfile), so the
+# module-scoped training fixture runs once.
 
 
 def test_rt_polarity_reads_every_row_as_cp1252(data_dir):

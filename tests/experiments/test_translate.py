@@ -16,9 +16,8 @@ from experiments.translate.configs.default import Config
 from experiments.translate.inference import decoders
 from experiments.translate.train import train_and_evaluate
 
-# One worker runs this module, so its module-scoped training fixture runs once (make test
-# uses pytest-xdist with --dist loadgroup).
-pytestmark = pytest.mark.xdist_group("translate")
+# make test runs each module on one pytest-xdist worker (--dist loadfile), so the
+# module-scoped training fixture runs once.
 
 TINY = Config(
     embed_size=16,
