@@ -145,8 +145,14 @@ class Subwords:
     @classmethod
     def load(cls, workdir: str, side: str, language: str) -> "Subwords":
         path = os.path.join(workdir, f"{side}.spm")
-        with open(path, "rb") as f:
-            model = f.read()
+        try:
+            with open(path, "rb") as f:
+                model = f.read()
+        except FileNotFoundError:
+            raise DataError(
+                f"{path} is missing: the run's {side} subword model, written when training "
+                "starts; train again in this workdir or use another"
+            ) from None
         try:
             return cls(model, language)
         except RuntimeError as error:  # sentencepiece's message for a damaged model

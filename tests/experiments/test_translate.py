@@ -237,6 +237,8 @@ def test_subword_units_are_saved_loaded_and_a_damaged_model_is_named(tmp_path):
     ids = pieces.encode("Mary is here.")
     np.testing.assert_array_equal(again.encode("Mary is here."), ids)
     assert again.pieces(ids) == pieces.pieces(ids) and len(again) == len(pieces)
+    with pytest.raises(DataError, match="source.spm is missing: the run's source subword model"):
+        units.load("subword", str(tmp_path), "source", "tr")
     (tmp_path / "target.spm").write_bytes(b"not a model")
     with pytest.raises(DataError, match="target.spm: not a sentencepiece model"):
         units.load("subword", str(tmp_path), "target", "en")
