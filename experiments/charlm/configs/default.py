@@ -28,19 +28,19 @@ class Config:
     """Hidden units per layer."""
     num_layers: int = 1
     """Stacked recurrent layers."""
-    dropout: float = 0.2
+    dropout: float = 0.3
     """Dropout on the embeddings, between layers and before the output layer."""
-    batch_size: int = 64
+    batch_size: int = 32
     """Parallel streams of text (truncated BPTT)."""
     chunk_length: int = 100
     """Characters per chunk: backpropagation runs through this many steps."""
-    num_steps: int = 4400
+    num_steps: int = 10000
     """Updates (each reads batch_size x chunk_length characters)."""
     learning_rate: float = 2e-3
     """Peak Adam learning rate (warm-up, then cosine decay to 5%)."""
     weight_decay: float = 0.0
     """Decoupled weight decay (AdamW)."""
-    eval_every: int = 200
+    eval_every: int = 500
     """Validate (and checkpoint) every this many steps."""
     sample_length: int = 500
     """Characters sampled into the results at the end."""
