@@ -156,7 +156,9 @@ def run_fold(config: Config, corpus, tokens, train_rows, test_rows, workdir: str
     train_tokens = [tokens[i] for i in train_rows]
     test_tokens = [tokens[i] for i in test_rows]
     started = time.perf_counter()
-    baseline = bow.BagOfWords(l2=config.bow_l2).fit(train_tokens, corpus.labels[train_rows])
+    baseline = bow.BagOfWords(
+        l2=config.bow_l2, weighting=config.bow_weighting, order=config.bow_order
+    ).fit(train_tokens, corpus.labels[train_rows])
     bow.save(baseline, os.path.join(workdir, "bow"))
     p_bow = baseline.predict_proba(test_tokens)
     bow_seconds = time.perf_counter() - started
@@ -200,7 +202,8 @@ def train_and_evaluate(config: Config, workdir: str) -> dict[str, Any]:
     corpus = data.load(config.dataset, config.data_dir or None)
     tokens = [tokenize(t) for t in corpus.texts]
     splits = make_splits(config, len(corpus))
-    per_fold, pooled = [], {"labels": [], "lengths": [], "bow": [], "rnn": [], "final": []}
+    per_fold = []
+    pooled = {"rows": [], "labels": [], "lengths": [], "bow": [], "rnn": [], "final": []}
     for k, (train_rows, test_rows) in enumerate(splits):
         print(f"\nsplit {k + 1}/{len(splits)}: {len(train_rows)} train, {len(test_rows)} test")
         out = run_fold(
@@ -225,6 +228,7 @@ def train_and_evaluate(config: Config, workdir: str) -> dict[str, Any]:
             f"{fold['rnn_ensemble']:.4f}, RNN + BoW {fold['rnn_plus_bow']:.4f} "
             f"({fold['rnn_train_seconds']} s)"
         )
+        pooled["rows"].append(np.asarray(test_rows))
         pooled["labels"].append(labels)
         pooled["lengths"].append(np.asarray([len(tokens[i]) for i in test_rows]))
         pooled["bow"].append(out["bow"])
@@ -233,6 +237,7 @@ def train_and_evaluate(config: Config, workdir: str) -> dict[str, Any]:
     pooled = {k: np.concatenate(v) for k, v in pooled.items()}
     results = summarize(config, per_fold, pooled)
     write_json(os.path.join(workdir, "results.json"), results)
+    np.savez(os.path.join(workdir, "test_probabilities.npz"), **pooled)
     print_summary(config, results)
 
     from experiments.sentiment import plots
@@ -248,9 +253,16 @@ def train_and_evaluate(config: Config, workdir: str) -> dict[str, Any]:
     return results
 
 
+def bow_name(config: Config) -> str:
+    """The bag-of-words model's row name, e.g. 'bag-of-words (NB-weighted 1-2-gram LR)'."""
+    kind = "NB-weighted " if config.bow_weighting == "nb" else "binary "
+    grams = "unigram" if config.bow_order == 1 else f"1-{config.bow_order}-gram"
+    return f"bag-of-words ({kind}{grams} LR)"
+
+
 def summarize(config: Config, per_fold: list[dict], pooled: dict) -> dict[str, Any]:
     models = {
-        "bag-of-words (uni+bigram LR)": [f["bow"] for f in per_fold],
+        bow_name(config): [f["bow"] for f in per_fold],
         "RNN (single model, mean of members)": [float(np.mean(f["rnn_members"])) for f in per_fold],
         f"RNN ensemble of {config.ensemble}": [f["rnn_ensemble"] for f in per_fold],
         "RNN ensemble + bag-of-words": [f["rnn_plus_bow"] for f in per_fold],

@@ -1,5 +1,6 @@
 """Sentiment experiment: loaders read every row, padding never matters, predict CLI, smoke run."""
 
+import dataclasses
 import json
 
 import chex
@@ -119,6 +120,53 @@ def test_bow_baseline_learns_and_round_trips(tmp_path):
     np.testing.assert_allclose(again.predict_proba(docs), fitted.predict_proba(docs))
 
 
+def test_nb_ratios_are_the_smoothed_log_ratio_of_class_frequencies():
+    docs = [["good", "fun"], ["good"], ["bad", "fun"]]
+    fitted = bow.BagOfWords(l2=1e-3, weighting="nb", order=1).fit(docs, np.array([1, 1, 0]))
+    # presence counts (positive, negative): bad (0, 1), fun (1, 1), good (2, 0); alpha = 1
+    p, q = np.array([1, 2, 3]) / 6, np.array([2, 2, 1]) / 5
+    expected = np.log(p) - np.log(q)
+    got = [float(fitted.values[fitted.features[w]]) for w in ("bad", "fun", "good")]
+    np.testing.assert_allclose(got, expected, rtol=1e-6)
+    assert float(fitted.values[0]) == 0.0  # the padding feature counts for nothing
+
+
+def test_nb_features_scale_the_logit_and_survive_a_round_trip(tmp_path):
+    docs = [["great", "fun"], ["dull", "mess"], ["great", "cast"], ["a", "mess"]] * 5
+    labels = np.array([1, 0, 1, 0] * 5)
+    fitted = bow.BagOfWords(l2=1e-3, weighting="nb", order=3).fit(docs, labels)
+    assert np.array_equal(fitted.predict_proba(docs) > 0.5, labels == 1)
+    w, b = np.asarray(fitted.params["w"]), float(fitted.params["b"])
+    ids = [fitted.features[g] for g in bow.ngrams(["great", "fun"], 3)]
+    logit = sum(w[i] * float(fitted.values[i]) for i in ids) + b
+    np.testing.assert_allclose(
+        fitted.predict_proba([["great", "fun"]])[0], 1 / (1 + np.exp(-logit)), rtol=1e-5
+    )
+    bow.save(fitted, str(tmp_path))
+    again = bow.load(str(tmp_path))
+    assert (again.weighting, again.order) == ("nb", 3)
+    np.testing.assert_allclose(again.predict_proba(docs), fitted.predict_proba(docs))
+
+
+def test_a_bow_model_saved_before_feature_values_loads_as_binary(tmp_path):
+    docs, labels = [["great"], ["dull"]] * 5, np.array([1, 0] * 5)
+    fitted = bow.BagOfWords(l2=1e-3).fit(docs, labels)
+    bow.save(fitted, str(tmp_path))
+    (tmp_path / "values.npy").unlink()
+    np.testing.assert_allclose(
+        bow.load(str(tmp_path)).predict_proba(docs), fitted.predict_proba(docs)
+    )
+
+
+def test_bow_flags_out_of_range_are_named():
+    with pytest.raises(ValueError, match="--bow-weighting"):
+        dataclasses.replace(Config(), bow_weighting="tfidf").check()
+    with pytest.raises(ValueError, match="--bow-order must be at least 1, got 0"):
+        dataclasses.replace(Config(), bow_order=0).check()
+    with pytest.raises(ValueError, match="documents but"):
+        bow.BagOfWords().fit([["a"], ["b"]], np.array([1]))
+
+
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory, data_dir):
     workdir = tmp_path_factory.mktemp("sentiment")
@@ -144,6 +192,15 @@ def test_smoke_run_writes_results_and_plots(trained):
     assert sum(map(sum, stored["confusion_matrix"])) == 100  # every test sentence, once
     for name in ("accuracy_vs_length.png", "confusion_matrix.png", "fold0/vocab.json"):
         assert (workdir / name).exists()
+    stored = np.load(workdir / "test_probabilities.npz")
+    assert len(set(stored["rows"].tolist())) == len(stored["rows"]) == 100
+    # the final model is the average of the two (combine_bow), and its accuracy is the table's
+    np.testing.assert_allclose(stored["final"], (stored["bow"] + stored["rnn"]) / 2, rtol=1e-6)
+    accuracy = np.mean((stored["final"] > 0.5) == stored["labels"])
+    assert accuracy == pytest.approx(results["accuracy"]["RNN ensemble + bag-of-words"]["mean"])
+    # the NB-weighted trigram model of the default config, saved with its feature values
+    saved = bow.load(str(workdir / "fold0" / "bow"))
+    assert (saved.weighting, saved.order) == ("nb", 3)
 
 
 @pytest.mark.slow

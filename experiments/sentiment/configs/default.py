@@ -3,6 +3,7 @@
 import dataclasses
 import os
 
+from experiments.sentiment.bow import WEIGHTINGS
 from experiments.sentiment.data import DATASETS
 from experiments.sentiment.model import CELLS
 from experiments.validation import ConfigError
@@ -65,9 +66,14 @@ class Config:
     """Peak Adam learning rate (cosine decay to 5%)."""
     ensemble: int = 5
     """RNNs trained with different seeds; their probabilities are averaged."""
-    combine_bow: bool = False
-    """The final model averages the RNN ensemble's probability with the bag-of-words one."""
-    bow_l2: float = 3e-5
+    combine_bow: bool = True
+    """The final model averages the RNN ensemble's probability with the bag-of-words one
+    (--no-combine-bow: the RNN ensemble alone)."""
+    bow_weighting: str = "nb"
+    """Bag-of-words features: 'nb' (naive-Bayes log-count ratios, NBSVM-style) or 'binary'."""
+    bow_order: int = 3
+    """The bag-of-words model reads n-grams up to this n."""
+    bow_l2: float = 1e-4
     """L2 penalty of the bag-of-words logistic regression (on the mean loss)."""
 
     def check(self) -> None:
@@ -84,6 +90,7 @@ class Config:
                 "epochs",
                 "learning_rate",
                 "ensemble",
+                "bow_order",
             ],
             non_negative=["bow_l2"],
             fractions=["test_fraction"],
@@ -94,7 +101,13 @@ class Config:
                 "layer_dropout",
                 "output_dropout",
             ],
-            choices={"dataset": DATASETS, "cell": CELLS, "pooling": POOLING, "batching": BATCHING},
+            choices={
+                "dataset": DATASETS,
+                "cell": CELLS,
+                "pooling": POOLING,
+                "batching": BATCHING,
+                "bow_weighting": WEIGHTINGS,
+            },
         )
         if self.embeddings and os.path.isdir(self.embeddings):
             raise ConfigError(f"--embeddings {self.embeddings} is a folder; give a vector file")
