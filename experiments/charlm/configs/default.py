@@ -38,7 +38,7 @@ class Config:
     """Updates (each reads batch_size x chunk_length characters)."""
     learning_rate: float = 2e-3
     """Peak Adam learning rate (warm-up, then cosine decay to 5%)."""
-    weight_decay: float = 0.0
+    weight_decay: float = 0.1
     """Decoupled weight decay (AdamW)."""
     eval_every: int = 500
     """Validate (and checkpoint) every this many steps."""
