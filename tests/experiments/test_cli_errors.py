@@ -164,7 +164,9 @@ CASES = {
     "charlm --chunk-length": (
         charlm_main.main,
         ["--text", "{files}/corpus.txt", "--chunk-length", "5000", "--sample-prompt", "All"],
-        r"--chunk-length 5000 need at least 320,001 training characters",
+        # streams x chunk + 1 characters, with the default number of streams
+        rf"--batch-size {CharConfig().batch_size} streams of --chunk-length 5000 need at least "
+        rf"{CharConfig().batch_size * 5000 + 1:,} training characters",
     ),
     "sentiment --pooling": (
         sentiment_main.main,
