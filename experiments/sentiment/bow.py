@@ -160,12 +160,19 @@ def save(model: BagOfWords, directory: str) -> None:
     np.save(os.path.join(directory, "values.npy"), np.asarray(model.values), allow_pickle=False)
 
 
+def _read_array(path: str) -> np.ndarray:
+    try:
+        return np.load(path, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as error:
+        raise ValueError(f"{path}: damaged or not a saved array ({error})") from None
+
+
 def load(directory: str) -> BagOfWords:
     """Reads a model written by `save` (one written before feature values were saved has
     binary features)."""
     with open(os.path.join(directory, "features.json"), encoding="utf-8") as f:
         payload = json.load(f)
-    weights = np.load(os.path.join(directory, "weights.npy"), allow_pickle=False)
+    weights = _read_array(os.path.join(directory, "weights.npy"))
     model = BagOfWords(
         l2=payload["l2"],
         weighting=payload.get("weighting", "binary"),
@@ -176,7 +183,7 @@ def load(directory: str) -> BagOfWords:
         raise ValueError(f"{directory}: {len(weights)} weights for {len(model.features)} features")
     values_path = os.path.join(directory, "values.npy")
     if os.path.exists(values_path):
-        values = np.load(values_path, allow_pickle=False)
+        values = _read_array(values_path)
     else:
         values = np.ones(len(model.features) + 1, np.float32)
         values[0] = 0.0

@@ -158,6 +158,17 @@ def test_a_bow_model_saved_before_feature_values_loads_as_binary(tmp_path):
     )
 
 
+def test_a_damaged_bow_file_is_named(tmp_path):
+    docs, labels = [["great"], ["dull"]] * 5, np.array([1, 0] * 5)
+    bow.save(bow.BagOfWords(l2=1e-3, weighting="nb").fit(docs, labels), str(tmp_path))
+    for name in ("values.npy", "weights.npy"):
+        good = (tmp_path / name).read_bytes()
+        (tmp_path / name).write_bytes(good[:100])
+        with pytest.raises(ValueError, match=f"{name}: damaged or not a saved array"):
+            bow.load(str(tmp_path))
+        (tmp_path / name).write_bytes(good)
+
+
 def test_bow_flags_out_of_range_are_named():
     with pytest.raises(ValueError, match="--bow-weighting"):
         dataclasses.replace(Config(), bow_weighting="tfidf").check()
