@@ -31,6 +31,7 @@ from jaxrnn.cells import mgu
 from jaxrnn.cells import mingru
 from jaxrnn.cells import minlstm
 from jaxrnn.cells import rg_lru
+from jaxrnn.checks import checked
 from jaxrnn.layers import BidirectionalCarry
 from jaxrnn.layers import Layer
 from jaxrnn.layers import as_layer
@@ -42,8 +43,9 @@ from jaxrnn.layers import pool
 from jaxrnn.layers import rnn
 from jaxrnn.layers import stacked
 from jaxrnn.layers import with_recurrent_dropout
-from jaxrnn.scan import linear_scan
+from jaxrnn.parallel import linear_scan
 from jaxrnn.scan import unroll
+from jaxrnn.strategy import Strategy
 
 __version__ = "0.1.0"
 
@@ -68,8 +70,10 @@ __all__ = (
     "LSTMCarry",
     "Layer",
     "LinearRecurrence",
+    "Strategy",
     "as_layer",
     "bidirectional",
+    "checked",
     "conv_lstm",
     "decode",
     "distributed",

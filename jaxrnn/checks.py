@@ -1,14 +1,22 @@
-"""Checking what a user passes in: sizes, dtypes, and values that are only known under jit.
+"""The one vocabulary for checking what a user passes in.
 
-Every check raises a `ValueError` or `TypeError` that names the argument, what was expected and
-what was got. A value that is traced under `jax.jit` can only be checked when the compiled code
-runs: `check_at_run_time` does that with a host callback, and prints the message as the first
-line of the error output, because JAX reports a failed callback as a `JaxRuntimeError` whose
-own text starts with an internal traceback.
+Every public entry point of jaxrnn checks its arguments with these functions, so that each rule
+is written once and every message has one shape: ``<name> must be <expected>, got <got>``,
+raised as a `ValueError` (a wrong value) or a `TypeError` (a wrong kind of thing) from a frame
+inside jaxrnn.
+
+A value that is traced under `jax.jit` can only be checked when the compiled code runs:
+`check_at_run_time` does that with a host callback. JAX reports a failed callback as a
+`jax.errors.JaxRuntimeError` whose first line is its own; the message is also printed to stderr
+first, and `checked` turns such a failure back into the `ValueError` it was.
 """
 
+import functools
+import math
 import sys
+import threading
 from collections.abc import Callable
+from collections.abc import Sequence
 from typing import Any
 
 import jax
@@ -18,8 +26,105 @@ import numpy as np
 from jaxrnn.portable import is_portable
 
 
+def show(value: Any) -> str:
+    """A short description of ``value`` for a message: ``repr`` for scalars and strings, kind,
+    shape and dtype for arrays, the type's name otherwise.
+
+    Examples:
+      >>> import numpy as np
+      >>> from jaxrnn.checks import show
+      >>> show(3), show("a"), show(np.zeros((2, 3), np.uint8))
+      ('3', "'a'", 'an array of shape (2, 3) and dtype uint8')
+    """
+    if isinstance(value, (bool, int, float, complex, str, bytes, type(None), np.generic)):
+        text = repr(value.item() if isinstance(value, np.generic) else value)
+        return text if len(text) <= 60 else text[:57] + "..."
+    if hasattr(value, "shape") and hasattr(value, "dtype"):
+        return f"an array of shape {tuple(value.shape)} and dtype {value.dtype}"
+    if (
+        isinstance(value, (list, tuple))
+        and len(value) <= 8
+        and not any(isinstance(v, (list, tuple, dict)) or hasattr(v, "shape") for v in value)
+    ):
+        text = repr(value)
+        return text if len(text) <= 60 else f"a {type(value).__name__} of {len(value)} values"
+    return f"a {type(value).__name__}"
+
+
+def fail(name: str, expected: str, value: Any, kind: type = ValueError, *, hint: str = "") -> None:
+    """Raises ``kind("<name> must be <expected>, got <value>[; hint]")``: every check's message.
+
+    Examples:
+      >>> from jaxrnn.checks import fail
+      >>> fail("hidden_size", "a positive int", 0)
+      Traceback (most recent call last):
+      ...
+      ValueError: hidden_size must be a positive int, got 0
+    """
+    got = value if isinstance(value, _Said) else show(value)
+    raise kind(f"{name} must be {expected}, got {got}" + (f"; {hint}" if hint else ""))
+
+
+class _Said(str):
+    """A ``got`` that is already words (not a value to `show`)."""
+
+
+def said(text: str) -> str:
+    """``text`` as the ``got`` of `fail`, used as it is.
+
+    Examples:
+      >>> from jaxrnn.checks import fail, said
+      >>> fail("xs", "float", said("dtype int32"), TypeError)
+      Traceback (most recent call last):
+      ...
+      TypeError: xs must be float, got dtype int32
+    """
+    return _Said(text)
+
+
+def _is_integer_scalar(value: Any) -> bool:
+    if isinstance(value, (bool, np.bool_)):
+        return False
+    if isinstance(value, (int, np.integer)):
+        return True
+    return (
+        isinstance(value, (np.ndarray, jax.Array))
+        and value.ndim == 0
+        and jnp.issubdtype(value.dtype, jnp.integer)
+        and is_concrete(value)
+    )
+
+
+def check_int(name: str, value: Any, *, low: int | None = None, high: int | None = None) -> int:
+    """``value`` as an int if it is a whole number (a Python or NumPy int, not a bool or a
+    float) in ``[low, high]``.
+
+    Examples:
+      >>> from jaxrnn.checks import check_int
+      >>> check_int("top_k", 3, low=1, high=10)
+      3
+      >>> check_int("top_k", 2.0, low=1)
+      Traceback (most recent call last):
+      ...
+      TypeError: top_k must be a positive int, got 2.0
+    """
+    if low is not None and high is not None:
+        expected = f"an int in [{low}, {high}]"
+    elif low == 1:
+        expected = "a positive int"
+    else:
+        expected = "an int" + ("" if low is None else f" >= {low}")
+        expected += "" if high is None else f" <= {high}"
+    if not _is_integer_scalar(value):
+        fail(name, expected, value, TypeError)
+    if (low is not None and value < low) or (high is not None and value > high):
+        fail(name, expected, int(value))
+    return int(value)
+
+
 def check_size(name: str, value: Any) -> int:
-    """``value`` if it is a positive Python int, else a `ValueError` naming ``name``.
+    """``value`` if it is a positive int (a size, a count of steps), else an error naming
+    ``name``.
 
     Examples:
       >>> from jaxrnn.checks import check_size
@@ -30,12 +135,147 @@ def check_size(name: str, value: Any) -> int:
       ...
       ValueError: hidden_size must be a positive int, got 0
     """
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
-    return int(value)
+    return check_int(name, value, low=1)
 
 
-def check_real_dtype(dtype: Any) -> np.dtype:
+def check_count(name: str, value: Any) -> int:
+    """``value`` if it is an int ``>= 0``.
+
+    Examples:
+      >>> from jaxrnn.checks import check_count
+      >>> check_count("length", 0)
+      0
+    """
+    return check_int(name, value, low=0)
+
+
+def check_step(step: Any) -> int:
+    """``step`` as an int if it is a whole number ``>= 0`` (batches exist for steps 0, 1, ...).
+
+    Examples:
+      >>> from jaxrnn.checks import check_step
+      >>> check_step(3)
+      3
+    """
+    return check_count("step", step)
+
+
+def check_number(
+    name: str,
+    value: Any,
+    *,
+    low: float | None = None,
+    high: float | None = None,
+    low_open: bool = False,
+    high_open: bool = False,
+) -> float:
+    """``value`` as a float if it is a finite real number (not a bool, a string or an array of
+    more than one value) within the bounds: ``[low, high]``, an end open when asked.
+
+    Examples:
+      >>> from jaxrnn.checks import check_number
+      >>> check_number("forget_bias", 1)
+      1.0
+      >>> check_number("temperature", float("nan"), low=0)
+      Traceback (most recent call last):
+      ...
+      ValueError: temperature must be a finite number >= 0, got nan
+    """
+    bounds = []
+    if low is not None:
+        bounds.append(f"{'>' if low_open else '>='} {low:g}")
+    if high is not None:
+        bounds.append(f"{'<' if high_open else '<='} {high:g}")
+    expected = "a finite number" + (" " + " and ".join(bounds) if bounds else "")
+    if low is not None and high is not None:
+        expected = (
+            f"a number in {'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+        )
+    real = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(
+        value, (bool, np.bool_)
+    )
+    if not real and isinstance(value, (np.ndarray, jax.Array)) and value.ndim == 0:
+        real = (
+            jnp.issubdtype(value.dtype, jnp.integer) or jnp.issubdtype(value.dtype, jnp.floating)
+        ) and is_concrete(value)
+    if not real:
+        fail(name, expected, value, TypeError)
+    number = float(value)
+    if (
+        not math.isfinite(number)
+        or (low is not None and (number <= low if low_open else number < low))
+        or (high is not None and (number >= high if high_open else number > high))
+    ):
+        fail(name, expected, number)
+    return number
+
+
+def check_probability(name: str, value: Any) -> float:
+    """``value`` as a float in ``[0, 1)``: a drop rate (1 would drop everything).
+
+    Examples:
+      >>> from jaxrnn.checks import check_probability
+      >>> check_probability("dropout", 0.25)
+      0.25
+      >>> check_probability("dropout", 1)
+      Traceback (most recent call last):
+      ...
+      ValueError: dropout must be a number in [0, 1), got 1.0
+    """
+    return check_number(name, value, low=0.0, high=1.0, high_open=True)
+
+
+def check_flag(name: str, value: Any) -> bool:
+    """``value`` if it is ``True`` or ``False`` (a string such as ``"False"`` is refused, not
+    read as true).
+
+    Examples:
+      >>> from jaxrnn.checks import check_flag
+      >>> check_flag("deterministic", "False")
+      Traceback (most recent call last):
+      ...
+      TypeError: deterministic must be True or False, got 'False'
+    """
+    if not isinstance(value, (bool, np.bool_)):
+        fail(name, "True or False", value, TypeError)
+    return bool(value)
+
+
+def check_choice(name: str, value: Any, choices: Sequence[Any]) -> Any:
+    """``value`` if it is one of ``choices``.
+
+    Examples:
+      >>> from jaxrnn.checks import check_choice
+      >>> check_choice("method", "mean", ("last", "mean", "max"))
+      'mean'
+    """
+    if not isinstance(value, (str, type(None), bool, int)) or value not in choices:
+        words = ", ".join(repr(c) for c in choices[:-1]) + f" or {choices[-1]!r}"
+        fail(name, "one of " + words if len(choices) > 2 else words, value)
+    return value
+
+
+def check_key(name: str, value: Any) -> jax.Array:
+    """``value`` if it is one PRNG key: ``jax.random.key(n)`` (or a raw ``uint32 (2,)`` key of
+    ``jax.random.PRNGKey``).
+
+    Examples:
+      >>> import jax
+      >>> from jaxrnn.checks import check_key
+      >>> check_key("dropout_key", 42)
+      Traceback (most recent call last):
+      ...
+      TypeError: dropout_key must be a PRNG key such as jax.random.key(0), got 42
+    """
+    if isinstance(value, jax.Array):
+        if jnp.issubdtype(value.dtype, jax.dtypes.prng_key) and value.shape == ():
+            return value
+        if value.dtype == jnp.uint32 and value.shape == (2,):
+            return value
+    fail(name, "a PRNG key such as jax.random.key(0)", value, TypeError)
+
+
+def check_real_dtype(dtype: Any, name: str = "dtype") -> np.dtype:
     """``dtype`` as a NumPy dtype if it is a real floating-point type (float16, bfloat16,
     float32, float64), else a `TypeError`: the cells' gates, initialisers and fused passes are
     real-valued.
@@ -45,22 +285,177 @@ def check_real_dtype(dtype: Any) -> np.dtype:
       >>> import jax.numpy as jnp
       >>> check_real_dtype(jnp.float32)
       dtype('float32')
-      >>> check_real_dtype(jnp.complex64)
+      >>> check_real_dtype("flaot32")  # doctest: +ELLIPSIS
       Traceback (most recent call last):
       ...
-      TypeError: dtype must be a real floating-point type ... got complex64
+      TypeError: dtype must be a real floating-point type (...), got 'flaot32'
     """
     try:
         resolved = jnp.dtype(dtype)
-    except TypeError:
+    except (TypeError, ValueError):
         resolved = None
     if resolved is None or not jnp.issubdtype(resolved, jnp.floating):
-        got = resolved if resolved is not None else repr(dtype)
-        raise TypeError(
-            "dtype must be a real floating-point type (float16, bfloat16, float32 or float64), "
-            f"got {got}"
+        fail(
+            name,
+            "a real floating-point type (float16, bfloat16, float32 or float64)",
+            said(str(resolved)) if resolved is not None else dtype,
+            TypeError,
         )
     return resolved
+
+
+def check_axes(name: str, axes: Any, ndim: int) -> tuple[int, ...]:
+    """``axes`` (ints in ``[-ndim, ndim)``) as non-negative axes of an array of rank ``ndim``;
+    an axis past the rank is an error, not taken modulo the rank.
+
+    Examples:
+      >>> from jaxrnn.checks import check_axes
+      >>> check_axes("shared_axes", (1, -1), ndim=3)
+      (1, 2)
+      >>> check_axes("shared_axes", (5,), ndim=3)
+      Traceback (most recent call last):
+      ...
+      ValueError: shared_axes must be axes of an array of rank 3 (ints in [-3, 3)), got (5,)
+    """
+    expected = f"axes of an array of rank {ndim} (ints in [-{ndim}, {ndim}))"
+    if not isinstance(axes, (tuple, list)) or not all(_is_integer_scalar(a) for a in axes):
+        fail(name, expected, axes, TypeError)
+    if any(not -ndim <= a < ndim for a in axes):
+        fail(name, expected, tuple(int(a) for a in axes))
+    return tuple(int(a) % ndim for a in axes)
+
+
+def check_lengths(
+    name: str, value: Any, batch_shape: tuple[Any, ...], num_steps: Any
+) -> jax.Array | None:
+    """``value``, lengths of the sequences of a batch, as an int32 array ``batch_shape``, or
+    None for None.
+
+    Any integer dtype is accepted (``uint8``, ``int64``, ...); the range ``[0, num_steps]`` is
+    checked in that dtype before the cast, so that no length wraps around or is cut to 32
+    bits. Concrete values are checked now; traced ones when the compiled code runs
+    (`check_at_run_time`). Bools and floats are refused: they are not lengths.
+
+    Examples:
+      >>> import numpy as np
+      >>> from jaxrnn.checks import check_lengths
+      >>> check_lengths("seq_lengths", np.array([200, 3], np.uint8), (2,), 300)
+      Array([200,   3], dtype=int32)
+      >>> check_lengths("seq_lengths", np.array([2**32 + 3, 5]), (2,), 5)  # doctest: +ELLIPSIS
+      Traceback (most recent call last):
+      ...
+      ValueError: seq_lengths must lie in [0, 5] (...), got values from 5 to 4294967299
+    """
+    if value is None:
+        return None
+    if not hasattr(value, "dtype"):
+        try:
+            value = np.asarray(value)
+        except (TypeError, ValueError, OverflowError):
+            fail(name, f"integer lengths of shape {tuple(batch_shape)}", value, TypeError)
+    if not jnp.issubdtype(value.dtype, jnp.integer) or value.dtype == np.bool_:
+        fail(
+            name,
+            f"an integer array of shape {tuple(batch_shape)} (one length per sequence)",
+            said(f"dtype {value.dtype}"),
+            TypeError,
+        )
+    if tuple(value.shape) != tuple(batch_shape):
+        fail(
+            name,
+            f"of shape {tuple(batch_shape)} (one length per sequence of xs)",
+            said(f"shape {tuple(value.shape)}"),
+        )
+
+    def raise_if_bad(low, high):
+        if low < 0 or high > num_steps:
+            raise ValueError(
+                f"{name} must lie in [0, {num_steps}] (the time axis of xs), got values from "
+                f"{int(low)} to {int(high)}"
+            )
+
+    if is_concrete(value):
+        values = np.asarray(value)
+        if not is_portable() and values.size and isinstance(num_steps, int):
+            raise_if_bad(values.min(), values.max())
+        return jnp.asarray(values.astype(np.int32))
+    if not is_portable() and isinstance(num_steps, int) and math.prod(value.shape):
+        check_at_run_time(raise_if_bad, jnp.min(value), jnp.max(value))
+    return value.astype(jnp.int32)
+
+
+def check_mask(name: str, value: Any, shape: tuple[Any, ...], layout: str = "") -> jax.Array:
+    """``value`` as a bool array of exactly ``shape``; ints (0/1) are refused rather than read
+    as truth values, and nothing is broadcast. ``layout`` (``"time-major"``) goes in the
+    message.
+
+    Examples:
+      >>> from jaxrnn.checks import check_mask
+      >>> check_mask("mask", [[True, False]], (1, 2)).shape
+      (1, 2)
+      >>> check_mask("mask", [[True, False]], (2, 1), "time-major")  # doctest: +ELLIPSIS
+      Traceback (most recent call last):
+      ...
+      ValueError: mask must be a bool array of shape (2, 1) (time-major: ...), got shape (1, 2); ...
+    """
+    expected = f"a bool array of shape {tuple(shape)}"
+    if layout:
+        expected += f" ({layout}: one entry per step of each sequence)"
+    if not hasattr(value, "dtype"):
+        try:
+            value = np.asarray(value)
+        except (TypeError, ValueError):
+            fail(name, expected, value, TypeError)
+    if value.dtype != np.bool_:
+        fail(name, expected, said(f"dtype {value.dtype}"), TypeError)
+    if tuple(value.shape) != tuple(shape):
+        fail(
+            name,
+            expected,
+            said(f"shape {tuple(value.shape)}"),
+            hint="nothing is broadcast silently",
+        )
+    return jnp.asarray(value)
+
+
+def describe(tree: Any) -> str:
+    """``LSTMCarry(h=(2, 8) float32, c=...)``-style summary of a tree of arrays or shapes.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> from jaxrnn.checks import describe
+      >>> describe({"h": jnp.zeros((2, 3))})
+      '{h: (2, 3) float32}'
+    """
+    shapes = jax.tree.map(lambda a: f"{tuple(np.shape(a))} {jnp.result_type(a)}", tree)
+    return str(shapes).replace("'", "")
+
+
+def check_tree(name: str, value: Any, template: Any, *, source: str = "") -> Any:
+    """``value`` if it is a pytree of arrays with the structure, shapes and dtypes of
+    ``template`` (arrays or `jax.ShapeDtypeStruct` s); ``source`` says where the template
+    comes from.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> from jaxrnn.checks import check_tree
+      >>> check_tree("initial_carry", jnp.zeros(3), jnp.zeros(4))
+      Traceback (most recent call last):
+      ...
+      ValueError: initial_carry must be a pytree of arrays matching (4,) float32, got (3,) float32
+    """
+    spec = lambda a: jax.ShapeDtypeStruct(np.shape(a), jnp.result_type(a))
+    want = jax.tree.map(spec, template)
+    expected = f"a pytree of arrays matching {source + ': ' if source else ''}{describe(want)}"
+    try:
+        got = jax.tree.map(spec, value)
+    except (TypeError, ValueError):
+        fail(name, expected, value, TypeError)
+    if jax.tree.structure(got) != jax.tree.structure(want) or jax.tree.leaves(got) != (
+        jax.tree.leaves(want)
+    ):
+        fail(name, expected, said(describe(got)))
+    return value
 
 
 def is_concrete(value: Any) -> bool:
@@ -72,11 +467,11 @@ def is_concrete(value: Any) -> bool:
       >>> is_concrete(1.0), is_concrete(jnp.ones(2))
       (True, True)
     """
-    try:
-        np.asarray(value)
-    except (jax.errors.ConcretizationTypeError, jax.errors.TracerArrayConversionError):
-        return False
-    return True
+    return not any(isinstance(leaf, jax.core.Tracer) for leaf in jax.tree.leaves(value))
+
+
+# The last failure of a run-time check on this thread, for `checked`.
+_FAILED = threading.local()
 
 
 def check_at_run_time(raise_if_bad: Callable[..., None], *operands: Any) -> None:
@@ -84,7 +479,8 @@ def check_at_run_time(raise_if_bad: Callable[..., None], *operands: Any) -> None
     compiled code runs (a host callback). ``raise_if_bad`` raises for bad values.
 
     Under jit, the message is also written to stderr as ``jaxrnn: <error>`` before JAX reports
-    the failed callback, so that it is the first thing a user reads.
+    the failed callback, so that it is the first thing a user reads; `checked` raises it as
+    the error it was.
 
     Examples:
       >>> from jaxrnn.checks import check_at_run_time
@@ -103,46 +499,44 @@ def check_at_run_time(raise_if_bad: Callable[..., None], *operands: Any) -> None
         try:
             raise_if_bad(*values)
         except (ValueError, TypeError) as error:
+            _FAILED.error = error
             print(f"jaxrnn: {type(error).__name__}: {error}", file=sys.stderr, flush=True)
             raise
 
     jax.debug.callback(callback, *operands)
 
 
-def check_step(step) -> int:
-    """``step`` as an int if it is a whole number ``>= 0`` (batches exist for steps 0, 1, ...).
+def checked(fn: Callable) -> Callable:
+    """``fn`` (typically jitted) whose failed run-time checks raise the `ValueError` or
+    `TypeError` that jaxrnn's check raised, naming the argument in its first line, instead of
+    JAX's ``JaxRuntimeError: INTERNAL: CpuCallback error ...`` (kept as its ``__cause__``).
 
     Examples:
-      >>> from jaxrnn.checks import check_step
-      >>> check_step(3)
-      3
+      >>> import jax, jax.numpy as jnp, jaxrnn
+      >>> cell = jaxrnn.gru(4)
+      >>> params = cell.init(jax.random.key(0), input_size=3)
+      >>> run = jaxrnn.checked(jax.jit(lambda xs, n: jaxrnn.unroll(cell, params, xs,
+      ...                                                         seq_lengths=n)[1]))
+      >>> run(jnp.ones((2, 5, 3)), jnp.array([9, 2]))  # doctest: +ELLIPSIS
+      Traceback (most recent call last):
+      ...
+      ValueError: seq_lengths must lie in [0, 5] (the time axis of xs), got values from 2 to 9
     """
-    if isinstance(step, bool) or not isinstance(step, (int, np.integer)) or step < 0:
-        if not (isinstance(step, (jax.Array, np.ndarray)) and np.ndim(step) == 0):
-            raise ValueError(f"step must be an int >= 0, got {step!r}")
-        value = np.asarray(step)
-        if not np.issubdtype(value.dtype, np.integer) or value < 0:
-            raise ValueError(f"step must be an int >= 0, got {step!r}")
-    return int(step)
+    if not callable(fn):
+        fail("fn", "a function", fn, TypeError)
 
+    @functools.wraps(fn)
+    def run(*args, **kwargs):
+        _FAILED.error = None
+        try:
+            return jax.block_until_ready(fn(*args, **kwargs))
+        except jax.errors.JaxRuntimeError as error:
+            original = getattr(_FAILED, "error", None)
+            if original is None or str(original) not in str(error):
+                raise
+            raise type(original)(str(original)) from error
 
-def check_init_args(key: Any, input_size: Any, dtype: Any) -> np.dtype:
-    """Checks the arguments of a cell's ``init``; returns ``dtype`` as a NumPy dtype.
-
-    Examples:
-      >>> from jaxrnn.checks import check_init_args
-      >>> import jax, jax.numpy as jnp
-      >>> check_init_args(jax.random.key(0), 3, jnp.float32)
-      dtype('float32')
-    """
-    if not (isinstance(key, jax.Array) and jnp.issubdtype(key.dtype, jax.dtypes.prng_key)):
-        if not (isinstance(key, jax.Array) and key.dtype == jnp.uint32 and key.shape == (2,)):
-            raise TypeError(
-                f"key must be a PRNG key such as jax.random.key(0), got {type(key).__name__}"
-                + (f" {key!r}" if np.ndim(key) == 0 else "")
-            )
-    check_size("input_size", input_size)
-    return check_real_dtype(dtype)
+    return run
 
 
 def check_batch_shape(batch_shape: Any) -> tuple[Any, ...]:
@@ -157,14 +551,24 @@ def check_batch_shape(batch_shape: Any) -> tuple[Any, ...]:
       (2, 3)
     """
     if not isinstance(batch_shape, (tuple, list)) or not all(
-        is_symbolic_size(n)
-        or (isinstance(n, (int, np.integer)) and not isinstance(n, bool) and n >= 0)
-        for n in batch_shape
+        is_symbolic_size(n) or (_is_integer_scalar(n) and n >= 0) for n in batch_shape
     ):
-        raise TypeError(
-            f"batch_shape must be a tuple of sizes such as (b,) or (), got {batch_shape!r}"
-        )
+        fail("batch_shape", "a tuple of sizes such as (b,) or ()", batch_shape, TypeError)
     return tuple(n if is_symbolic_size(n) else int(n) for n in batch_shape)
+
+
+def check_init_args(key: Any, input_size: Any, dtype: Any) -> np.dtype:
+    """Checks the arguments of a cell's ``init``; returns ``dtype`` as a NumPy dtype.
+
+    Examples:
+      >>> from jaxrnn.checks import check_init_args
+      >>> import jax, jax.numpy as jnp
+      >>> check_init_args(jax.random.key(0), 3, jnp.float32)
+      dtype('float32')
+    """
+    check_key("key", key)
+    check_size("input_size", input_size)
+    return check_real_dtype(dtype)
 
 
 def is_symbolic_size(n: Any) -> bool:

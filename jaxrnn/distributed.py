@@ -11,7 +11,7 @@ them, and every process passes only its share of each global batch (`process_sha
 from the global batch); `shard_batch` joins the shares with
 `jax.make_array_from_process_local_data`. ``python -m jaxrnn.launch`` starts the processes
 on one machine. The time axis of the linear recurrences can be split over devices as well:
-`jaxrnn.unroll(..., time_sharding=...)`.
+``jaxrnn.Strategy(mode="parallel", time_sharding=...)``.
 """
 
 import os

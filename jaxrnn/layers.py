@@ -15,14 +15,22 @@ from typing import Protocol
 import jax
 import jax.numpy as jnp
 
+from jaxrnn import steps as steps_
 from jaxrnn.cells.base import Cell
 from jaxrnn.cells.base import hidden_state
 from jaxrnn.cells.base import replace_step
 from jaxrnn.cells.base import with_hidden_state
-from jaxrnn.scan import check_seq_lengths
-from jaxrnn.scan import check_unroll_options
-from jaxrnn.scan import unroll as _unroll  # `rnn` has an argument named `unroll`
-from jaxrnn.scan import valid_steps
+from jaxrnn.checks import check_axes
+from jaxrnn.checks import check_choice
+from jaxrnn.checks import check_flag
+from jaxrnn.checks import check_key
+from jaxrnn.checks import check_probability
+from jaxrnn.checks import fail
+from jaxrnn.checks import said
+from jaxrnn.scan import check_runs
+from jaxrnn.scan import unroll
+from jaxrnn.strategy import Strategy
+from jaxrnn.strategy import resolve
 from jaxrnn.typing import Array
 from jaxrnn.typing import Carry
 from jaxrnn.typing import Params
@@ -90,26 +98,22 @@ def rnn(
     cell: Cell,
     *,
     reverse: bool = False,
-    unroll: int = 1,
     recurrent_dropout: float = 0.0,
-    mode: str = "sequential",
-    remat: int | None = None,
-    fused: bool = True,
+    strategy: Strategy | None = None,
+    **deprecated: Any,
 ) -> Layer:
     """A layer that unrolls ``cell`` over the sequence: `jaxrnn.unroll` with fixed options.
 
     Args:
       cell: a `Cell`.
       reverse: read sequences backwards (only the valid prefix, as in `jaxrnn.unroll`).
-      unroll: passed to `jax.lax.scan`.
       recurrent_dropout: drop probability in ``[0, 1)`` for the hidden state where the step
         reads it (`with_recurrent_dropout`): when ``apply`` gets a ``dropout_key``, one mask is
         drawn per sequence and used at every step (Gal & Ghahramani 2016; Keras
-        ``recurrent_dropout=``). Such a layer runs the plain scan (the fused passes and the
-        parallel mode do not know the mask), and only while it drops.
-      mode: passed to `jaxrnn.unroll`.
-      remat: passed to `jaxrnn.unroll`.
-      fused: passed to `jaxrnn.unroll`.
+        ``recurrent_dropout=``). Such a layer runs the plain scan (the fused passes do not
+        know the mask) while it drops, and cannot run ``mode="parallel"``.
+      strategy: how `jaxrnn.unroll` runs the cell (`jaxrnn.Strategy`), passed on untouched.
+      **deprecated: the fields of `jaxrnn.Strategy` as keywords, as before 0.1.1.
 
     Returns:
       A `Layer` with ``output_size == cell.hidden_size``; its params are the cell's params.
@@ -126,15 +130,18 @@ def rnn(
       True
     """
     if not isinstance(cell, Cell):
-        raise TypeError(f"cell must be a jaxrnn.Cell, got {type(cell).__name__}")
-    if not isinstance(reverse, bool):
-        raise TypeError(f"reverse must be True or False, got {reverse!r}")
-    check_unroll_options(unroll, mode, remat, reverse, False)
-    _check_rate(recurrent_dropout)
-    if not isinstance(fused, bool):
-        raise TypeError(f"fused must be True or False, got {fused!r}")
-    layer_reverse = reverse
-    options = dict(unroll=unroll, mode=mode, remat=remat, fused=fused)
+        fail("cell", "a jaxrnn.Cell such as jaxrnn.lstm(128)", cell, TypeError)
+    layer_reverse = check_flag("reverse", reverse)
+    check_probability("recurrent_dropout", recurrent_dropout)
+    strategy = resolve(strategy, deprecated, "rnn")
+    check_runs(cell, strategy)
+    if recurrent_dropout > 0 and strategy.mode == "parallel":
+        fail(
+            "recurrent_dropout",
+            "0 with mode='parallel' (the parallel scan cannot apply a mask where the step "
+            "reads the hidden state)",
+            recurrent_dropout,
+        )
 
     def apply(
         params,
@@ -149,11 +156,12 @@ def rnn(
         dropout_key=None,
     ):
         run = cell
-        if dropout_key is not None and recurrent_dropout > 0:
-            run = with_recurrent_dropout(
-                cell, _recurrent_mask(cell, params, xs, time_major, dropout_key, recurrent_dropout)
-            )
-        return _unroll(
+        if dropout_key is not None:
+            check_key("dropout_key", dropout_key)
+            if recurrent_dropout > 0:
+                keep = _recurrent_mask(cell, params, xs, time_major, dropout_key, recurrent_dropout)
+                run = with_recurrent_dropout(cell, keep)
+        return unroll(
             run,
             params,
             xs,
@@ -161,14 +169,15 @@ def rnn(
             seq_lengths=seq_lengths,
             mask=mask,
             resets=resets,
-            reverse=reverse != layer_reverse,
+            reverse=check_flag("reverse", reverse) != layer_reverse,
             time_major=time_major,
-            **options,
+            strategy=strategy,
         )
 
     extras = [
         ("reverse=True", reverse),
         (f"recurrent_dropout={recurrent_dropout}", recurrent_dropout),
+        (f"strategy={strategy}", strategy != Strategy()),
     ]
     name = f"rnn({', '.join([f'{cell.name}({cell.hidden_size})'] + [t for t, on in extras if on])})"
     return Layer(
@@ -208,15 +217,24 @@ def as_layer(model: Cell | Layer, **rnn_options: Any) -> Layer:
       >>> jaxrnn.as_layer(jaxrnn.lstm(4), recurrent_dropout=0.1).uses_dropout
       True
     """
+    return _as_layer(model, "model", **rnn_options)
+
+
+def _as_layer(model: Any, name: str, **rnn_options: Any) -> Layer:
+    """`as_layer` with the argument's name for the error."""
     if isinstance(model, Layer):
         return model
     if isinstance(model, Cell):
         return rnn(model, **rnn_options)
-    raise TypeError(f"expected a jaxrnn.Cell or jaxrnn.Layer, got {type(model).__name__}")
+    fail(name, "a jaxrnn.Cell or jaxrnn.Layer such as jaxrnn.lstm(128)", model, TypeError)
 
 
 def stacked(
-    layers: Sequence[Cell | Layer], *, dropout: float = 0.0, variational: bool = False
+    layers: Sequence[Cell | Layer],
+    *,
+    dropout: float = 0.0,
+    variational: bool = False,
+    strategy: Strategy | None = None,
 ) -> Layer:
     """A deep RNN: each layer reads the outputs of the one below.
 
@@ -228,6 +246,8 @@ def stacked(
       dropout: drop probability in ``[0, 1)`` between layers.
       variational: one dropout mask per sequence for all time steps (Gal & Ghahramani 2016;
         Keras ``dropout=`` on an RNN) instead of a fresh one at every position.
+      strategy: how the entries given as cells are run (`jaxrnn.Strategy`); a layer keeps
+        the strategy it was built with.
 
     Returns:
       A `Layer`; params and carries are tuples with one entry per layer.
@@ -240,18 +260,21 @@ def stacked(
       >>> ys.shape, len(carries)
       ((2, 5, 8), 2)
     """
-    layers = tuple(as_layer(layer) for layer in layers)
+    if not isinstance(layers, (list, tuple)):
+        fail("layers", "a list of cells or layers, bottom first", layers, TypeError)
     if not layers:
-        raise ValueError("layers must hold at least one cell or layer, got an empty sequence")
+        fail("layers", "a list of at least one cell or layer", said("an empty list"))
+    layers = tuple(
+        _as_layer(layer, f"layers[{n}]", strategy=strategy) for n, layer in enumerate(layers)
+    )
     for n, layer in enumerate(layers[:-1]):
         if not isinstance(layer.output_size, int):
             raise ValueError(
                 f"layers[{n}] ({layer!r}) returns two unmerged outputs (merge=None), which the "
                 "layer above cannot read; only the last layer of a stack may leave them unmerged"
             )
-    _check_rate(dropout)
-    if not isinstance(variational, bool):
-        raise TypeError(f"variational must be True or False, got {variational!r}")
+    check_probability("dropout", dropout)
+    check_flag("variational", variational)
 
     def init(key: PRNGKey, input_size: int, *, dtype=jnp.float32) -> Params:
         params = []
@@ -281,9 +304,9 @@ def stacked(
         _check_tuple(params, len(layers), "params")
         if initial_carry is not None:
             _check_tuple(initial_carry, len(layers), "initial_carry")
-        keys = [None] * len(layers)
+        keys = [None] * (2 * len(layers))
         if dropout_key is not None:
-            keys = list(jax.random.split(dropout_key, 2 * len(layers)))
+            keys = list(jax.random.split(check_key("dropout_key", dropout_key), 2 * len(layers)))
         carries = []
         for n, layer in enumerate(layers):
             carry, xs = layer.apply(
@@ -295,7 +318,7 @@ def stacked(
                 initial_carry=None if initial_carry is None else initial_carry[n],
                 reverse=reverse,
                 time_major=time_major,
-                dropout_key=None if dropout_key is None else keys[2 * n],
+                dropout_key=keys[2 * n],
             )
             carries.append(carry)
             if dropout_key is not None and dropout > 0 and n < len(layers) - 1:
@@ -321,6 +344,7 @@ def bidirectional(
     backward: Cell | Layer | None = None,
     *,
     merge: str | Callable[[Array, Array], Array] | None = "concat",
+    strategy: Strategy | None = None,
 ) -> Layer:
     """Reads each sequence both ways and merges the two outputs at every position.
 
@@ -337,6 +361,7 @@ def bidirectional(
         ``merge(ys_forward, ys_backward) -> ys``, or None for both directions unmerged:
         ``ys`` is then the pair ``(ys_forward, ys_backward)`` and ``output_size`` the pair of
         widths (Keras ``merge_mode=None``); such a layer can only be the last of a stack.
+      strategy: how the directions given as cells are run (`jaxrnn.Strategy`).
 
     Returns:
       A `Layer`; params are ``{"forward": ..., "backward": ...}``, carries a
@@ -350,8 +375,8 @@ def bidirectional(
       >>> ys.shape
       (2, 5, 16)
     """
-    fwd = as_layer(forward)
-    bwd = as_layer(forward if backward is None else backward)
+    fwd = _as_layer(forward, "forward", strategy=strategy)
+    bwd = _as_layer(forward if backward is None else backward, "backward", strategy=strategy)
     if merge is None:
         merge_fn = lambda a, b: (a, b)
     elif merge == "concat":
@@ -361,7 +386,7 @@ def bidirectional(
     elif callable(merge):
         merge_fn = merge
     else:
-        raise ValueError(f"merge must be 'concat', 'sum', a function or None, got {merge!r}")
+        fail("merge", "'concat', 'sum', a function or None", merge)
     if merge is None:
         output_size = (fwd.output_size, bwd.output_size)
     else:
@@ -407,7 +432,9 @@ def bidirectional(
                 "initial_carry of a bidirectional layer must be a BidirectionalCarry(forward, "
                 f"backward) (either may be None), got {got}"
             )
-        keys = (None, None) if dropout_key is None else tuple(jax.random.split(dropout_key))
+        keys = (None, None)
+        if dropout_key is not None:
+            keys = tuple(jax.random.split(check_key("dropout_key", dropout_key)))
         carry_f, ys_f = fwd.apply(
             params["forward"],
             xs,
@@ -491,10 +518,13 @@ def dropout_apply(
       >>> bool(jnp.all(same == same[:, :1]))
       True
     """
-    _check_rate(rate)
+    check_key("key", key)
+    rate = check_probability("rate", rate)
+    if not (hasattr(xs, "dtype") and jnp.issubdtype(xs.dtype, jnp.floating)):
+        fail("xs", "a floating-point array", xs, TypeError)
+    shared = check_axes("shared_axes", shared_axes, xs.ndim)
     if rate == 0:
         return xs
-    shared = {axis % xs.ndim for axis in shared_axes}
     shape = tuple(1 if axis in shared else n for axis, n in enumerate(xs.shape))
     keep = jax.random.bernoulli(key, 1.0 - rate, shape)
     return jnp.where(keep, xs / (1.0 - rate), jnp.zeros_like(xs))
@@ -555,20 +585,26 @@ def pool(
     ys: Array,
     seq_lengths: Array | None = None,
     *,
+    mask: Array | None = None,
     method: str = "last",
     time_major: bool = False,
 ) -> Array:
     """Reduces per-step outputs to one vector per sequence, ignoring padding.
 
+    The steps that count are those `jaxrnn.unroll` runs for the same ``seq_lengths`` and
+    ``mask`` (both are read by `jaxrnn.steps.read`), so ``"last"`` is the output of the last
+    step the scan ran.
+
     Args:
       ys: outputs ``(b, t, h)`` (``(t, b, h)`` if time-major, or ``(t, h)``).
       seq_lengths: ``(b,)`` valid lengths, or None for full length.
-      method: ``"last"`` (the output at ``length - 1``: the lecture's many-to-one), ``"mean"``
-        or ``"max"`` over the valid steps.
+      mask: ``(b, t)`` bool (``(t, b)`` if time-major), True on the steps that ran, or None.
+      method: ``"last"`` (the output at the last valid step: the lecture's many-to-one),
+        ``"mean"`` or ``"max"`` over the valid steps.
       time_major: layout of ``ys``.
 
     Returns:
-      ``(b, h)``; zeros for sequences of length 0.
+      ``(b, h)``; zeros for sequences without a valid step.
 
     Examples:
       >>> from jaxrnn.layers import pool
@@ -576,29 +612,43 @@ def pool(
       >>> ys = jnp.arange(6.0).reshape(1, 3, 2)
       >>> pool(ys, jnp.array([2]))
       Array([[2., 3.]], dtype=float32)
+      >>> pool(ys, mask=jnp.array([[True, True, False]]))
+      Array([[2., 3.]], dtype=float32)
     """
-    if method not in ("last", "mean", "max"):
-        raise ValueError(f"method must be 'last', 'mean' or 'max', got {method!r}")
-    if ys.ndim < 2:
-        raise ValueError(f"ys must have rank 3 (batch, time, features), got shape {ys.shape}")
+    check_choice("method", method, ("last", "mean", "max"))
+    check_flag("time_major", time_major)
+    if not (hasattr(ys, "dtype") and hasattr(ys, "ndim")) or ys.ndim < 2:
+        fail("ys", "an array of shape (b, t, h), (t, b, h) or (t, h)", ys)
+    if not jnp.issubdtype(ys.dtype, jnp.floating):
+        fail("ys", "a floating-point array", said(f"dtype {ys.dtype}"), TypeError)
     ys_t = ys if (time_major or ys.ndim == 2) else jnp.moveaxis(ys, -2, 0)  # (t, *batch, h)
-    num_steps = ys_t.shape[0]
-    lengths = check_seq_lengths(seq_lengths, ys_t.shape[1:-1], num_steps)
-    if lengths is None:
-        lengths = jnp.full(ys_t.shape[1:-1], num_steps, jnp.int32)
-    nonempty = (lengths > 0)[..., None]
+    num_steps, batch_shape = ys_t.shape[0], tuple(ys_t.shape[1:-1])
+    seen = steps_.read(
+        seq_lengths,
+        mask,
+        None,
+        num_steps=num_steps,
+        batch_shape=batch_shape,
+        time_major=time_major or ys.ndim == 2,
+    )
     if method == "last":
-        index = jnp.maximum(lengths - 1, 0)[None, ..., None]
-        out = jnp.take_along_axis(ys_t, index, axis=0)[0]
-        return jnp.where(nonempty, out, jnp.zeros_like(out))
-    valid = valid_steps(lengths, num_steps)[..., None]  # (t, b, 1)
+        index = seen.last(num_steps, batch_shape)
+        out = jnp.take_along_axis(ys_t, jnp.maximum(index, 0)[None, ..., None], axis=0)[0]
+        if seen.valid is None:
+            return out
+        return jnp.where((index >= 0)[..., None], out, jnp.zeros_like(out))
+    if seen.valid is None:
+        valid = jnp.ones((num_steps, *batch_shape, 1), bool)
+    else:
+        valid = seen.valid[..., None]  # (t, *batch, 1)
+    counts = jnp.sum(valid, axis=0)
     if method == "mean":
         total = jnp.sum(jnp.where(valid, ys_t, jnp.zeros_like(ys_t)), axis=0)
-        return total / jnp.maximum(lengths, 1)[..., None].astype(ys.dtype)
+        return total / jnp.maximum(counts, 1).astype(ys.dtype)
     # initial= only where it is needed (no steps at all): ONNX exporters refuse it.
     empty = isinstance(num_steps, int) and num_steps == 0
     out = jnp.max(jnp.where(valid, ys_t, -jnp.inf), axis=0, initial=-jnp.inf if empty else None)
-    return jnp.where(nonempty, out, jnp.zeros_like(out))
+    return jnp.where(counts > 0, out, jnp.zeros_like(out))
 
 
 def many_to_one(
@@ -607,7 +657,9 @@ def many_to_one(
     xs: Array,
     *,
     seq_lengths: Array | None = None,
+    mask: Array | None = None,
     method: str = "last",
+    strategy: Strategy | None = None,
     **apply_kwargs: Any,
 ) -> Array:
     """The lecture's many-to-one head: one output vector per sequence.
@@ -617,8 +669,12 @@ def many_to_one(
       params: its params.
       xs: inputs ``(b, t, i)``.
       seq_lengths: ``(b,)`` valid lengths, or None.
+      mask: ``(b, t)`` bool, True on the steps to run (as in `jaxrnn.unroll`), or None; the
+        head reads the last step that ran.
       method: how to reduce over time, see `pool` (``"last"``: the last valid output).
-      **apply_kwargs: passed to the layer's ``apply`` (``initial_carry``, ``dropout_key``, ...).
+      strategy: how a `Cell` is run (`jaxrnn.Strategy`); a layer keeps its own.
+      **apply_kwargs: passed to the layer's ``apply`` (``initial_carry``, ``resets``,
+        ``reverse``, ``time_major``, ``dropout_key``).
 
     Returns:
       ``(b, h)``.
@@ -630,20 +686,25 @@ def many_to_one(
       >>> jaxrnn.many_to_one(cell, params, jnp.ones((2, 5, 3))).shape
       (2, 8)
     """
+    layer = _head_layer(model, strategy)
+    check_choice("method", method, ("last", "mean", "max"))
     time_major = apply_kwargs.get("time_major", False)
     reads_carry = (
         isinstance(model, Cell)
         and model.output is not None
         and method == "last"
         and seq_lengths is None
+        and mask is None
         and not apply_kwargs.get("reverse", False)
     )
     if reads_carry:
         # The last output is the final carry's: XLA then drops the stacked outputs.
-        carry, _ = as_layer(model).apply(params, xs, **apply_kwargs)
+        carry, _ = layer.apply(params, xs, **apply_kwargs)
         return model.output(carry)
-    _, ys = as_layer(model).apply(params, xs, seq_lengths=seq_lengths, **apply_kwargs)
-    return pool(ys, seq_lengths, method=method, time_major=time_major)
+    _, ys = layer.apply(params, xs, seq_lengths=seq_lengths, mask=mask, **apply_kwargs)
+    if not isinstance(ys, jax.Array):  # a bidirectional layer with merge=None
+        fail("model", "a layer with one output (merge=None gives a pair)", model, TypeError)
+    return pool(ys, seq_lengths, mask=mask, method=method, time_major=time_major)
 
 
 def many_to_many(
@@ -652,6 +713,7 @@ def many_to_many(
     xs: Array,
     *,
     seq_lengths: Array | None = None,
+    strategy: Strategy | None = None,
     **apply_kwargs: Any,
 ) -> Array:
     """The lecture's many-to-many head: an output at every time step (zeros on padding).
@@ -661,7 +723,8 @@ def many_to_many(
       params: its params.
       xs: inputs ``(b, t, i)``.
       seq_lengths: ``(b,)`` valid lengths, or None.
-      **apply_kwargs: passed to the layer's ``apply``.
+      strategy: how a `Cell` is run (`jaxrnn.Strategy`); a layer keeps its own.
+      **apply_kwargs: passed to the layer's ``apply`` (``mask``, ``resets``, ...).
 
     Returns:
       ``(b, t, h)``.
@@ -673,20 +736,25 @@ def many_to_many(
       >>> jaxrnn.many_to_many(cell, params, jnp.ones((2, 5, 3))).shape
       (2, 5, 8)
     """
-    return as_layer(model).apply(params, xs, seq_lengths=seq_lengths, **apply_kwargs)[1]
+    layer = _head_layer(model, strategy)
+    return layer.apply(params, xs, seq_lengths=seq_lengths, **apply_kwargs)[1]
 
 
-def _check_rate(rate: float) -> None:
-    if not 0.0 <= rate < 1.0:
-        raise ValueError(f"dropout rate must be in [0, 1), got {rate!r}")
+def _head_layer(model: Cell | Layer, strategy: Strategy | None) -> Layer:
+    """The layer a head runs: a cell with ``strategy``; a layer as it was built."""
+    if isinstance(model, Layer) and strategy is not None:
+        fail(
+            "strategy",
+            "None for a jaxrnn.Layer, whose strategy was fixed when it was built "
+            "(jaxrnn.rnn(cell, strategy=...))",
+            said(repr(strategy)),
+        )
+    return as_layer(model, strategy=strategy)
 
 
 def _check_tuple(value: Any, length: int, name: str) -> None:
     if not isinstance(value, (tuple, list)) or len(value) != length:
-        got = f"{type(value).__name__}" + (
+        got = f"a {type(value).__name__}" + (
             f" of length {len(value)}" if isinstance(value, (tuple, list)) else ""
         )
-        raise ValueError(
-            f"{name} of a stacked layer must be a tuple of {length} entries, "
-            f"one per layer, got {got}"
-        )
+        fail(name, f"a tuple of {length} entries, one per layer of the stack", said(got))

@@ -23,6 +23,11 @@ import jax.numpy as jnp
 
 from jaxrnn import layers
 from jaxrnn.cells.base import Cell
+from jaxrnn.checks import check_flag
+from jaxrnn.checks import fail
+from jaxrnn.strategy import FIELDS
+from jaxrnn.strategy import Strategy
+from jaxrnn.strategy import resolve
 from jaxrnn.typing import Array
 from jaxrnn.typing import Carry
 
@@ -37,12 +42,13 @@ class RNN(nn.Module):
       reverse: read each sequence backwards.
       return_carry: calls return ``(final_carry, ys)``.
       time_major: inputs and outputs are ``(t, b, ...)``.
-      unroll: passed to `jaxrnn.unroll`.
-      mode: passed to `jaxrnn.unroll`.
-      remat: passed to `jaxrnn.unroll`.
-      fused: passed to `jaxrnn.unroll`.
+      unroll: deprecated, a field of ``strategy``.
+      mode: deprecated, a field of ``strategy``.
+      remat: deprecated, a field of ``strategy``.
+      fused: deprecated, a field of ``strategy``.
       param_dtype: the params' dtype.
       deterministic: no dropout; may also be given to the call (as for ``nn.Dropout``).
+      strategy: how `jaxrnn.unroll` runs the cell (`jaxrnn.Strategy`), passed on untouched.
 
     Examples:
       >>> import jax, jax.numpy as jnp, jaxrnn
@@ -60,23 +66,25 @@ class RNN(nn.Module):
     reverse: bool = False
     return_carry: bool = False
     time_major: bool = False
-    unroll: int = 1
-    mode: str = "sequential"
+    # Deprecated: the fields of `strategy`, kept (at their old places) until 0.2.
+    unroll: int | None = None
+    mode: str | None = None
     remat: int | None = None
-    fused: bool = True
+    fused: bool | None = None
     param_dtype: Any = jnp.float32
     deterministic: bool | None = None
+    strategy: Strategy | None = None
 
     def layer(self) -> layers.Layer:
         """The jaxrnn `Layer` this module runs."""
+        given = {
+            name: getattr(self, name) for name in FIELDS if getattr(self, name, None) is not None
+        }
         return layers.rnn(
             self.cell,
             reverse=self.reverse,
-            unroll=self.unroll,
             recurrent_dropout=self.recurrent_dropout,
-            mode=self.mode,
-            remat=self.remat,
-            fused=self.fused,
+            strategy=resolve(self.strategy, given, "jaxrnn.linen.RNN"),
         )
 
     @nn.compact
@@ -97,6 +105,7 @@ class Stacked(nn.Module):
       time_major: as in `RNN`.
       param_dtype: as in `RNN`.
       deterministic: as in `RNN`.
+      strategy: how the cells given as cells are run (`jaxrnn.Strategy`).
 
     Examples:
       >>> import jax, jax.numpy as jnp, jaxrnn
@@ -114,10 +123,14 @@ class Stacked(nn.Module):
     time_major: bool = False
     param_dtype: Any = jnp.float32
     deterministic: bool | None = None
+    strategy: Strategy | None = None
 
     def layer(self) -> layers.Layer:
         """The jaxrnn `Layer` this module runs."""
-        parts = [layers.as_layer(c, recurrent_dropout=self.recurrent_dropout) for c in self.cells]
+        if not isinstance(self.cells, (list, tuple)):
+            fail("cells", "a list of cells or layers, bottom first", self.cells, TypeError)
+        options = dict(recurrent_dropout=self.recurrent_dropout, strategy=self.strategy)
+        parts = [layers.as_layer(c, **options) for c in self.cells]
         return layers.stacked(parts, dropout=self.dropout, variational=self.variational)
 
     @nn.compact
@@ -138,6 +151,7 @@ class Bidirectional(nn.Module):
       time_major: as in `RNN`.
       param_dtype: as in `RNN`.
       deterministic: as in `RNN`.
+      strategy: how the directions given as cells are run (`jaxrnn.Strategy`).
 
     Examples:
       >>> import jax, jax.numpy as jnp, jaxrnn
@@ -155,13 +169,15 @@ class Bidirectional(nn.Module):
     time_major: bool = False
     param_dtype: Any = jnp.float32
     deterministic: bool | None = None
+    strategy: Strategy | None = None
 
     def layer(self) -> layers.Layer:
         """The jaxrnn `Layer` this module runs."""
         backward = self.forward if self.backward is None else self.backward
+        options = dict(recurrent_dropout=self.recurrent_dropout, strategy=self.strategy)
         return layers.bidirectional(
-            layers.as_layer(self.forward, recurrent_dropout=self.recurrent_dropout),
-            layers.as_layer(backward, recurrent_dropout=self.recurrent_dropout),
+            layers.as_layer(self.forward, **options),
+            layers.as_layer(backward, **options),
             merge=self.merge,
         )
 
@@ -211,6 +227,9 @@ def run(
       >>> carry.h.shape, sorted(variables["params"])
       ((2, 4), ['layer'])
     """
+    for name, flag in (("return_carry", return_carry), ("deterministic", deterministic)):
+        if flag is not None:
+            check_flag(name, flag)
     in_features = jnp.shape(xs)[-1]
     params = module.param(
         "layer", lambda key: layer.init(key, in_features, dtype=module.param_dtype)

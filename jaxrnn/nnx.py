@@ -25,6 +25,13 @@ from flax import nnx
 
 from jaxrnn import layers
 from jaxrnn.cells.base import Cell
+from jaxrnn.checks import check_flag
+from jaxrnn.checks import check_real_dtype
+from jaxrnn.checks import check_size
+from jaxrnn.checks import check_tree
+from jaxrnn.checks import fail
+from jaxrnn.strategy import Strategy
+from jaxrnn.strategy import resolve
 from jaxrnn.typing import Array
 from jaxrnn.typing import Carry
 from jaxrnn.typing import Params
@@ -51,15 +58,15 @@ class Module(nnx.Module):
         time_major: bool = False,
         deterministic: bool = False,
     ):
-        if not isinstance(rngs, nnx.Rngs):
-            raise TypeError(f"rngs must be a flax.nnx.Rngs, e.g. nnx.Rngs(0), got {rngs!r}")
+        _check_rngs(rngs)
+        check_size("in_features", in_features)
+        dtype = check_real_dtype(dtype)
         for name, flag in (
             ("return_carry", return_carry),
             ("time_major", time_major),
             ("deterministic", deterministic),
         ):
-            if not isinstance(flag, bool):
-                raise TypeError(f"{name} must be True or False, got {flag!r}")
+            check_flag(name, flag)
         self.layer = layer
         self.params = nnx.data(
             jax.tree.map(nnx.Param, layer.init(rngs.params(), in_features, dtype=dtype))
@@ -99,19 +106,8 @@ class Module(nnx.Module):
           >>> bool((rnn.get_params()["w_hh"] == trained["w_hh"]).all())
           True
         """
-        current = self.get_params()
-        want = jax.tree.map(lambda a: (a.shape, a.dtype), current)
-        try:
-            got = jax.tree.map(lambda a: (jnp.shape(a), jnp.result_type(a)), params)
-        except TypeError as error:
-            raise TypeError(f"params must be a pytree of arrays, got {error}") from None
-        if jax.tree.structure(got, is_leaf=_is_pair) != jax.tree.structure(
-            want, is_leaf=_is_pair
-        ) or jax.tree.leaves(got, is_leaf=_is_pair) != jax.tree.leaves(want, is_leaf=_is_pair):
-            raise ValueError(
-                f"params do not fit {self.layer!r} with in_features={self.in_features}: "
-                f"expected {_describe(want)}, got {_describe(got)}"
-            )
+        source = f"{self.layer!r} with in_features={self.in_features}"
+        check_tree("params", params, self.get_params(), source=source)
         variables = jax.tree.leaves(self.params, is_leaf=_is_variable)
         for variable, value in zip(variables, jax.tree.leaves(params), strict=True):
             variable.set_value(jnp.asarray(value))
@@ -147,6 +143,11 @@ class Module(nnx.Module):
           ``ys`` ``(b, t, output_size)``, or ``(final_carry, ys)``.
         """
         deterministic = self.deterministic if deterministic is None else deterministic
+        check_flag("deterministic", deterministic)
+        if return_carry is not None:
+            check_flag("return_carry", return_carry)
+        if rngs is not None:
+            _check_rngs(rngs)
         dropout_key = None
         if not deterministic and self.layer.uses_dropout:
             stream = self.rngs if rngs is None else rngs["dropout"]
@@ -194,12 +195,10 @@ class RNN(Module):
       reverse: read each sequence backwards.
       return_carry: calls return ``(final_carry, ys)``.
       time_major: inputs and outputs are ``(t, b, ...)``.
-      unroll: passed to `jaxrnn.unroll`.
-      mode: passed to `jaxrnn.unroll`.
-      remat: passed to `jaxrnn.unroll`.
-      fused: passed to `jaxrnn.unroll`.
+      strategy: how `jaxrnn.unroll` runs the cell (`jaxrnn.Strategy`), passed on untouched.
       dtype: the params' dtype.
       deterministic: start without dropout.
+      **deprecated: the fields of `jaxrnn.Strategy` as keywords, as before 0.1.1.
 
     Examples:
       >>> import jax.numpy as jnp, jaxrnn
@@ -221,21 +220,16 @@ class RNN(Module):
         reverse: bool = False,
         return_carry: bool = False,
         time_major: bool = False,
-        unroll: int = 1,
-        mode: str = "sequential",
-        remat: int | None = None,
-        fused: bool = True,
+        strategy: Strategy | None = None,
         dtype: Any = jnp.float32,
         deterministic: bool = False,
+        **deprecated: Any,
     ):
         layer = layers.rnn(
             cell,
             reverse=reverse,
-            unroll=unroll,
             recurrent_dropout=recurrent_dropout,
-            mode=mode,
-            remat=remat,
-            fused=fused,
+            strategy=resolve(strategy, deprecated, "jaxrnn.nnx.RNN"),
         )
         super().__init__(
             layer,
@@ -261,6 +255,7 @@ class Stacked(Module):
       recurrent_dropout: recurrent dropout for every cell given as a cell.
       return_carry: as in `RNN`.
       time_major: as in `RNN`.
+      strategy: how the cells given as cells are run (`jaxrnn.Strategy`).
       dtype: as in `RNN`.
       deterministic: as in `RNN`.
 
@@ -284,10 +279,16 @@ class Stacked(Module):
         recurrent_dropout: float = 0.0,
         return_carry: bool = False,
         time_major: bool = False,
+        strategy: Strategy | None = None,
         dtype: Any = jnp.float32,
         deterministic: bool = False,
     ):
-        parts = [layers.as_layer(c, recurrent_dropout=recurrent_dropout) for c in cells]
+        if not isinstance(cells, (list, tuple)):
+            fail("cells", "a list of cells or layers, bottom first", cells, TypeError)
+        parts = [
+            layers.as_layer(c, recurrent_dropout=recurrent_dropout, strategy=strategy)
+            for c in cells
+        ]
         layer = layers.stacked(parts, dropout=dropout, variational=variational)
         super().__init__(
             layer,
@@ -312,6 +313,7 @@ class Bidirectional(Module):
       recurrent_dropout: recurrent dropout for each direction given as a cell.
       return_carry: as in `RNN`.
       time_major: as in `RNN`.
+      strategy: how the directions given as cells are run (`jaxrnn.Strategy`).
       dtype: as in `RNN`.
       deterministic: as in `RNN`.
 
@@ -334,14 +336,14 @@ class Bidirectional(Module):
         recurrent_dropout: float = 0.0,
         return_carry: bool = False,
         time_major: bool = False,
+        strategy: Strategy | None = None,
         dtype: Any = jnp.float32,
         deterministic: bool = False,
     ):
         backward = forward if backward is None else backward
+        options = dict(recurrent_dropout=recurrent_dropout, strategy=strategy)
         layer = layers.bidirectional(
-            layers.as_layer(forward, recurrent_dropout=recurrent_dropout),
-            layers.as_layer(backward, recurrent_dropout=recurrent_dropout),
-            merge=merge,
+            layers.as_layer(forward, **options), layers.as_layer(backward, **options), merge=merge
         )
         super().__init__(
             layer,
@@ -358,12 +360,15 @@ def _is_variable(x: Any) -> bool:
     return isinstance(x, nnx.Variable)
 
 
-def _is_pair(x: Any) -> bool:
-    return isinstance(x, tuple) and len(x) == 2 and isinstance(x[0], tuple)
-
-
-def _describe(tree: Any) -> str:
-    return str(jax.tree.map(lambda p: f"{p[0]} {p[1]}", tree, is_leaf=_is_pair)).replace("'", "")
+def _check_rngs(rngs: Any) -> None:
+    if not isinstance(rngs, nnx.Rngs):
+        fail(
+            "rngs",
+            "a flax.nnx.Rngs such as nnx.Rngs(0) or nnx.Rngs(params=0, dropout=1)",
+            rngs,
+            TypeError,
+            hint="a bare key is not a stream of keys: wrap it, nnx.Rngs(key)",
+        )
 
 
 __all__ = (

@@ -1,22 +1,31 @@
-"""Turning a step into a sequence: `lax.scan`, lengths and masking, reverse, time-major."""
+"""Turning a step into a sequence, in three steps: check the arguments, put them into one
+time-major shape ``(t, b, ...)`` with one batch axis, and run the chosen `jaxrnn.Strategy`
+(the scan of the step, the cell's fused passes, checkpointed segments, or the parallel scan of a
+linear recurrence)."""
 
-import functools
 import math
+import warnings
 from typing import Any
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
-import numpy as np
-from jax.sharding import Mesh
 
+from jaxrnn import steps as steps_
 from jaxrnn.cells.base import Cell
-from jaxrnn.checks import check_at_run_time
-from jaxrnn.checks import is_concrete
-from jaxrnn.portable import is_portable
+from jaxrnn.checks import check_flag
+from jaxrnn.checks import check_lengths
+from jaxrnn.checks import check_tree
+from jaxrnn.checks import fail
+from jaxrnn.checks import said
+from jaxrnn.parallel import linear_scan
+from jaxrnn.parallel import place_over_time
+from jaxrnn.parallel import sharded_linear_scan
 from jaxrnn.portable import scan
-from jaxrnn.time_sharding import check_time_sharding
-from jaxrnn.time_sharding import place_over_time
-from jaxrnn.time_sharding import sharded_linear_scan
+from jaxrnn.steps import expand
+from jaxrnn.steps import valid_steps
+from jaxrnn.strategy import Strategy
+from jaxrnn.strategy import resolve
 from jaxrnn.typing import Array
 from jaxrnn.typing import Carry
 from jaxrnn.typing import Params
@@ -33,11 +42,8 @@ def unroll(
     resets: Array | None = None,
     reverse: bool = False,
     time_major: bool = False,
-    unroll: int = 1,
-    mode: str = "sequential",
-    remat: int | None = None,
-    fused: bool = True,
-    time_sharding: tuple[Mesh, str] | None = None,
+    strategy: Strategy | None = None,
+    **deprecated: Any,
 ) -> tuple[Carry, Array]:
     """Runs ``cell`` over every time step of ``xs`` with one `jax.lax.scan`.
 
@@ -60,14 +66,15 @@ def unroll(
         scan over the flattened batch, no vmap), with lengths and carries shaped
         ``(b1, b2, ...)``. Must have the params' dtype.
       initial_carry: the carry before the first step; zeros (``cell.initial_carry``) if None.
-      seq_lengths: ``(b,)`` (the batch axes) integer valid lengths in ``[0, t]`` (``()`` for
-        unbatched ``xs``);
-        None means every sequence is ``t`` long.
+      seq_lengths: ``(b,)`` (the batch axes) valid lengths in ``[0, t]`` (``()`` for
+        unbatched ``xs``), of any integer dtype; None means every sequence is ``t`` long.
       mask: a general mask, bool ``(b, t)`` (``(t, b)`` if time-major, ``(t,)`` unbatched),
         True on the steps to run: a False step leaves the carry unchanged, outputs zero, and
         its input never reaches the arithmetic, wherever it is (Keras masks with holes).
         With ``reverse=True`` the True steps are read from last to first. Combined with
-        ``seq_lengths`` (both must hold); ``seq_lengths`` is the faster common case.
+        ``seq_lengths`` (both must hold); ``seq_lengths`` is the faster common case. The heads
+        (`jaxrnn.many_to_one`, `jaxrnn.pool`) take the same ``mask`` and read the same last
+        step (`jaxrnn.steps.read` decides for both).
       resets: packed sequences: bool, the shape of ``mask``, True where a new document starts
         in the row. The carry goes back to the initial carry before each such step, so
         several documents laid end to end in one row give the same numbers (values and
@@ -78,24 +85,10 @@ def unroll(
         Resets past ``seq_lengths`` are ignored; a reset on a masked step still resets.
       reverse: read each sequence backwards.
       time_major: ``xs`` and ``ys`` are ``(t, b, ...)`` instead of ``(b, t, ...)``.
-      unroll: passed to `jax.lax.scan`: how many steps one loop iteration runs.
-      mode: ``"sequential"`` (a `jax.lax.scan` of the step, for every cell) or
-        ``"parallel"`` (for cells whose recurrence is linear: `jaxrnn.mingru`,
-        `jaxrnn.minlstm`, `jaxrnn.lru`, `jaxrnn.rg_lru`): the gates of all steps are computed
-        at once, then the recurrence runs over them with `linear_scan` (an associative scan
-        on GPU/TPU, a minimal loop on CPU). Both modes give the same numbers up to float
-        rounding; the parallel one accumulates in float32 or wider.
-      remat: checkpoint the scan in segments of this many steps (sequential mode): the
-        backward pass keeps only the carries between segments and recomputes each segment,
-        so memory grows like ``t / remat + remat`` steps instead of ``t``. ``remat ≈ sqrt(t)``
-        is the usual choice for very long sequences. The input projection is then done per
-        segment, too.
-      fused: use the cell's hand-written sequence backward pass when it has one (LSTM, GRU:
-        faster training, identical numbers); False differentiates the scan with JAX autodiff.
-      time_sharding: ``(mesh, axis name)``: split the time axis over that mesh axis, each
-        device holding ``t / devices`` steps (`jaxrnn.time_sharding`; ``mode="parallel"``
-        only, as only a linear recurrence can be cut into blocks). Same values and
-        gradients as on one device, up to rounding.
+      strategy: how to run it, a `jaxrnn.Strategy` (mode, unroll, remat, fused,
+        time_sharding); the default is the sequential scan with the fused passes.
+      **deprecated: the fields of `jaxrnn.Strategy` as keywords (``mode="parallel"``), as
+        before 0.1.1: still accepted with a `DeprecationWarning` until 0.2.
 
     Returns:
       ``(final_carry, ys)``: the carry after each sequence's last valid step (leaves
@@ -113,83 +106,120 @@ def unroll(
       >>> bool(jnp.all(ys[1, 2:] == 0))
       True
     """
-    _check_cell(cell)
+    strategy = resolve(strategy, deprecated, "unroll")
+    run = _prepare(cell, params, xs, initial_carry, seq_lengths, mask, resets, reverse, time_major)
+    carry, ys = _run(cell, params, run, reverse, strategy)
+    return _restore(run, carry, ys)
+
+
+class _Prepared(NamedTuple):
+    """`unroll`'s arguments, checked, in the one shape every strategy runs on."""
+
+    xs: Array  # (t, n, *spatial, i): time-major, the batch axes flattened into n
+    carry: Carry  # leaves (n, *spatial, ...)
+    valid: Array | None  # (t, n, *spatial) bool: the steps that run, or None for all
+    starts: Array | None  # (t, n, *spatial) bool: resets in the order the scan reads them
+    batch_shape: tuple[int, ...]  # the batch axes of the call, () for one sequence
+    batch_axis: int | None  # where the batch axes go back in ys (None: one sequence)
+
+
+def _prepare(cell, params, xs, initial_carry, seq_lengths, mask, resets, reverse, time_major):
+    """Check, then put into one time-major shape with one batch axis."""
+    if not isinstance(cell, Cell):
+        fail(
+            "cell",
+            "a jaxrnn.Cell such as jaxrnn.lstm(hidden_size=128)",
+            cell,
+            TypeError,
+            hint="for a stacked or bidirectional layer call layer.apply",
+        )
     input_size = cell.check_params(params)
     dtype = jax.tree.leaves(params)[0].dtype
+    check_flag("reverse", reverse)
+    check_flag("time_major", time_major)
     spatial = cell.input_axes - 1  # axes of one step's input besides the features
     xs = _check_xs(xs, input_size, dtype, time_major, spatial)
-    check_unroll_options(unroll, mode, remat, reverse, time_major, time_sharding)
     batch_rank = xs.ndim - 2 - spatial
-    if batch_rank > 1:
-        options = dict(
-            reverse=reverse,
-            unroll=unroll,
-            mode=mode,
-            remat=remat,
-            fused=fused,
-            time_sharding=time_sharding,
-        )
-        return _unroll_many_batch_axes(
-            cell, params, xs, initial_carry, seq_lengths, mask, resets, time_major, options
-        )
-    xs_t = xs if (time_major or batch_rank == 0) else jnp.swapaxes(xs, 0, 1)
-    num_steps, batch_shape = xs_t.shape[0], xs_t.shape[1 : 1 + batch_rank]
-    steps_shape = xs_t.shape[: 1 + batch_rank]  # (t, *batch): one entry per step and sequence
-    lengths = check_seq_lengths(seq_lengths, batch_shape, num_steps)
-    carry = _check_initial_carry(cell, params, initial_carry, xs_t.shape[1:-1])
-    valid = None if lengths is None else valid_steps(lengths, num_steps)
-    starts = None
-    if resets is not None:
-        starts = _scan_order_resets(
-            _check_mask(resets, steps_shape, time_major or batch_rank == 0, "resets"),
-            valid,
-            reverse,
-        )
-    if mask is not None:
-        steps = _check_mask(mask, steps_shape, time_major or batch_rank == 0)
-        valid = steps if valid is None else valid & steps
-    if spatial:  # every position of an image shares its sequence's steps
-        over_space = lambda m: jnp.broadcast_to(
-            m.reshape(m.shape + (1,) * spatial), xs_t.shape[:-1]
-        )
-        valid = None if valid is None else over_space(valid)
-        starts = None if starts is None else over_space(starts)
+    time_axis = 0 if (time_major or batch_rank == 0) else batch_rank
+    num_steps = xs.shape[time_axis]
+    batch_shape = tuple(xs.shape[1 : 1 + batch_rank] if time_axis == 0 else xs.shape[:batch_rank])
+    space = tuple(xs.shape[xs.ndim - 1 - spatial : -1])
+    seen = steps_.read(
+        seq_lengths,
+        mask,
+        resets,
+        num_steps=num_steps,
+        batch_shape=batch_shape,
+        time_major=time_major or batch_rank == 0,
+    )
+    carry = _check_initial_carry(cell, params, initial_carry, (*batch_shape, *space))
+    starts = steps_.in_scan_order(seen, reverse)
+    # One batch axis n (1 for a single sequence), time first.
+    n = math.prod(batch_shape)
+    xs = jnp.moveaxis(xs, time_axis, 0).reshape((num_steps, n, *space, input_size))
+    carry = jax.tree.map(lambda c: c.reshape((n, *c.shape[len(batch_shape) :])), carry)
+    over_space = lambda m: (
+        None
+        if m is None
+        else jnp.broadcast_to(m.reshape((num_steps, n) + (1,) * spatial), (num_steps, n, *space))
+    )
+    valid, starts = over_space(seen.valid), over_space(starts)
     if valid is not None:
         # Padding must never reach the arithmetic: a NaN or inf there would leave the outputs
         # clean (they are masked) but make the gradients NaN (0 * nan in the backward pass).
-        xs_t = jnp.where(valid[..., None], xs_t, jnp.zeros((), xs_t.dtype))
-
-    if num_steps == 0:
-        ys = _no_outputs(cell, params, carry, xs_t)
-    elif mode == "parallel":
-        carry, ys = _parallel(cell, params, xs_t, carry, valid, reverse, starts, time_sharding)
-    elif remat is not None:
-        carry, ys = _segmented(cell, params, xs_t, carry, valid, reverse, unroll, remat, starts)
-    elif fused and cell.fused is not None and unroll == 1:
-        if starts is None:
-            carry, ys = cell.fused(params, xs_t, carry, valid, reverse)
-        else:
-            carry, ys = cell.fused(params, xs_t, carry, valid, reverse, resets=starts)
-    else:
-        px = cell.project(params, xs_t)  # (t, b, g): one matmul for all steps
-        carry, ys = _scan(cell, params, px, carry, valid, reverse, unroll, starts)
-
-    if not time_major and batch_rank == 1:
-        ys = jnp.swapaxes(ys, 0, 1)
-    return carry, ys
+        xs = jnp.where(valid[..., None], xs, jnp.zeros((), xs.dtype))
+    batch_axis = None if batch_rank == 0 else (0 if time_major else batch_rank)
+    return _Prepared(xs, carry, valid, starts, batch_shape, batch_axis)
 
 
-def valid_steps(lengths: Array, num_steps: int) -> Array:
-    """``(t, *batch)`` bool: True where step ``t`` of a sequence is within its length.
+def check_runs(cell: Cell, strategy: Strategy) -> None:
+    """Raises when ``strategy`` cannot run ``cell`` (the parallel mode needs a linear cell).
 
     Examples:
-      >>> from jaxrnn.scan import valid_steps
-      >>> import jax.numpy as jnp
-      >>> valid_steps(jnp.array([2, 0]), 3).tolist()
-      [[True, False], [True, False], [False, False]]
+      >>> import jaxrnn
+      >>> from jaxrnn.scan import check_runs
+      >>> check_runs(jaxrnn.lstm(4), jaxrnn.Strategy(mode="parallel"))  # doctest: +ELLIPSIS
+      Traceback (most recent call last):
+      ...
+      ValueError: strategy must be mode='sequential' for jaxrnn.lstm(hidden_size=4), ...
     """
-    steps = jnp.arange(num_steps, dtype=lengths.dtype).reshape((num_steps,) + (1,) * lengths.ndim)
-    return steps < lengths[None]
+    if strategy.mode == "parallel" and cell.linear is None:
+        fail(
+            "strategy",
+            f"mode='sequential' for {cell!r}, whose gates read h_{{t-1}} (mode='parallel' "
+            "needs a cell whose recurrence is linear in its carry: jaxrnn.mingru, "
+            "jaxrnn.minlstm, jaxrnn.lru, jaxrnn.rg_lru)",
+            said(repr(strategy)),
+        )
+
+
+def _run(cell: Cell, params: Params, run: _Prepared, reverse: bool, strategy: Strategy):
+    """The chosen strategy over ``run.xs (t, n, ...)``: ``(carry, ys (t, n, ...))``."""
+    check_runs(cell, strategy)
+    xs, carry, valid, starts = run.xs, run.carry, run.valid, run.starts
+    if xs.shape[0] == 0:
+        return carry, _no_outputs(cell, params, carry, xs)
+    if strategy.mode == "parallel":
+        return _parallel(cell, params, xs, carry, valid, reverse, starts, strategy.time_sharding)
+    if strategy.remat is not None:
+        return _segmented(
+            cell, params, xs, carry, valid, reverse, strategy.unroll, strategy.remat, starts
+        )
+    if strategy.fused and cell.fused is not None and strategy.unroll == 1:
+        resets = {} if starts is None else {"resets": starts}
+        return cell.fused(params, xs, carry, valid, reverse, **resets)
+    px = cell.project(params, xs)  # (t, n, g): one matmul for all steps
+    return _scan(cell, params, px, carry, valid, reverse, strategy.unroll, starts)
+
+
+def _restore(run: _Prepared, carry: Carry, ys: Array) -> tuple[Carry, Array]:
+    """The call's own batch axes and layout back."""
+    batch = run.batch_shape
+    carry = jax.tree.map(lambda c: c.reshape((*batch, *c.shape[1:])), carry)
+    ys = ys.reshape((ys.shape[0], *batch, *ys.shape[2:]))
+    if run.batch_axis:  # batch-major: the batch axes before time
+        ys = jnp.moveaxis(ys, 0, run.batch_axis)
+    return carry, ys
 
 
 def _no_outputs(cell, params, carry, xs_t):
@@ -197,18 +227,6 @@ def _no_outputs(cell, params, carry, xs_t):
     x = jax.ShapeDtypeStruct(xs_t.shape[1:], xs_t.dtype)
     y = jax.eval_shape(cell.step, params, carry, x)[1]
     return jnp.zeros((0, *y.shape), y.dtype)
-
-
-def _scan_order_resets(starts: Array, valid: Array | None, reverse: bool) -> Array:
-    """The steps before which the carry goes back to the initial one, in the order the scan
-    reads them: the document starts, or, reading backwards, the documents' last steps (the
-    step before each start). ``valid`` (the lengths' mask or None) drops resets in padding."""
-    if valid is not None:
-        starts = starts & valid
-    if not reverse:
-        return starts
-    ends = jnp.concatenate([starts[1:], jnp.zeros_like(starts[:1])], axis=0)
-    return ends if valid is None else ends & valid
 
 
 def _scan(cell, params, px, carry, valid, reverse, unroll, resets=None, initial=None):
@@ -231,9 +249,9 @@ def _scan(cell, params, px, carry, valid, reverse, unroll, resets=None, initial=
         px_t, ok = inputs
         new_carry, y = cell.step_projected(params, carry, px_t)
         new_carry = jax.tree.map(
-            lambda new, old: jnp.where(_expand(ok, new), new, old), new_carry, carry
+            lambda new, old: jnp.where(expand(ok, new), new, old), new_carry, carry
         )
-        return new_carry, jnp.where(_expand(ok, y), y, jnp.zeros_like(y))
+        return new_carry, jnp.where(expand(ok, y), y, jnp.zeros_like(y))
 
     return scan(masked_body, carry, (px, valid), reverse=reverse, unroll=unroll)
 
@@ -245,12 +263,12 @@ def _scan_with_resets(cell, params, px, carry, valid, reverse, unroll, resets, i
 
     def body(carry, inputs):
         px_t, ok, rs = inputs
-        carry = jax.tree.map(lambda c0, c: jnp.where(_expand(rs, c), c0, c), initial, carry)
+        carry = jax.tree.map(lambda c0, c: jnp.where(expand(rs, c), c0, c), initial, carry)
         new_carry, y = cell.step_projected(params, carry, px_t)
         new_carry = jax.tree.map(
-            lambda new, old: jnp.where(_expand(ok, new), new, old), new_carry, carry
+            lambda new, old: jnp.where(expand(ok, new), new, old), new_carry, carry
         )
-        return new_carry, jnp.where(_expand(ok, y), y, jnp.zeros_like(y))
+        return new_carry, jnp.where(expand(ok, y), y, jnp.zeros_like(y))
 
     return scan(body, carry, (px, valid, resets), reverse=reverse, unroll=unroll)
 
@@ -287,22 +305,16 @@ def _segmented(cell, params, xs_t, carry, valid, reverse, unroll, segment, reset
 def _parallel(cell, params, xs_t, carry, valid, reverse, resets=None, time_sharding=None):
     """All steps of a linear recurrence ``h_t = a_t h_{t-1} + b_t`` by `linear_scan`, or by
     `time_sharding.sharded_linear_scan` over a mesh axis."""
-    if cell.linear is None:
-        raise ValueError(
-            f"mode='parallel' needs a cell whose recurrence is linear in its carry "
-            f"(jaxrnn.mingru, jaxrnn.minlstm, jaxrnn.lru, jaxrnn.rg_lru); {cell!r} has gates "
-            "that read h_{t-1}, so use mode='sequential'"
-        )
     if time_sharding is not None:  # the projection and gates are computed where they live
         xs_t = place_over_time(xs_t, *time_sharding)
     px = cell.project(params, xs_t)
     a, b = cell.linear.coefficients(params, px)  # (t, b, n), float32 or wider
     if valid is not None:
-        ok = _expand(valid, a)
+        ok = expand(valid, a)
         a = jnp.where(ok, a, jnp.ones_like(a))  # padding leaves the state as it is
         b = jnp.where(ok, b, jnp.zeros_like(b))
     if resets is not None:  # h_t = a_t h_0 + b_t where step t starts from the initial state
-        rs = _expand(resets, a)
+        rs = expand(resets, a)
         b = jnp.where(rs, a * carry.astype(a.dtype)[None] + b, b)
         a = jnp.where(rs, jnp.zeros_like(a), a)
     # Fold the initial state into the first step read (the last one when reversed).
@@ -316,321 +328,97 @@ def _parallel(cell, params, xs_t, carry, valid, reverse, resets=None, time_shard
     states = states.astype(carry.dtype)
     ys = cell.linear.readout(params, states, px)
     if valid is not None:
-        ys = jnp.where(_expand(valid, ys), ys, jnp.zeros_like(ys))
+        ys = jnp.where(expand(valid, ys), ys, jnp.zeros_like(ys))
     if time_sharding is not None:  # the outputs stay where they were computed
         ys = place_over_time(ys, *time_sharding)
     final = states[0] if reverse else states[-1]
     return final, ys
 
 
-def linear_scan(a: Array, b: Array, *, reverse: bool = False, method: str | None = None) -> Array:
-    """All states of ``h_t = a_t * h_{t-1} + b_t`` from ``h_{-1} = 0``.
-
-    Two algorithms, the same numbers up to rounding:
-
-    - ``"associative"``: `jax.lax.associative_scan`, ``log t`` levels of work over the whole
-      array; the fast choice where there are thousands of parallel lanes (GPU, TPU).
-    - ``"loop"``: a `jax.lax.scan` over the precomputed coefficients with a hand-written
-      backward pass (the reverse recurrence ``g_t = dh_t + a_{t+1} g_{t+1}``) that stores
-      nothing but the states. Every sweep of the associative scan reads and writes the whole
-      array, and on a CPU memory bandwidth, not arithmetic, is the limit: one sweep is the
-      minimum (see ``benchmarks/README.md``).
-
-    The default is ``"loop"`` on CPU and ``"associative"`` elsewhere.
-
-    Args:
-      a: ``(t, ...)`` multipliers.
-      b: ``(t, ...)`` inputs, same shape and dtype.
-      reverse: run from the last step to the first.
-      method: ``"loop"``, ``"associative"`` or None (by backend).
-
-    Returns:
-      ``(t, ...)`` states ``h_t``.
-
-    Examples:
-      >>> from jaxrnn.scan import linear_scan
-      >>> import jax.numpy as jnp
-      >>> linear_scan(jnp.full(4, 0.5), jnp.ones(4))
-      Array([1.   , 1.5  , 1.75 , 1.875], dtype=float32)
-    """
-    if method is None:
-        method = "loop" if jax.default_backend() == "cpu" else "associative"
-    if method == "loop":
-        return _linear_loop(a, b, reverse)
-    if method != "associative":
-        raise ValueError(f"method must be 'loop', 'associative' or None, got {method!r}")
-
-    def combine(earlier, later):
-        a1, b1 = earlier
-        a2, b2 = later
-        return a2 * a1, a2 * b1 + b2
-
-    return jax.lax.associative_scan(combine, (a, b), reverse=reverse, axis=0)[1]
-
-
-def _loop_states(a, b, reverse):
-    def body(h, ab):
-        h = ab[0] * h + ab[1]
-        return h, h
-
-    return scan(body, jnp.zeros_like(b[0]), (a, b), reverse=reverse)[1]
-
-
-@functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
-def _linear_loop(a, b, reverse):
-    return _loop_states(a, b, reverse)
-
-
-def _linear_loop_fwd(a, b, reverse):
-    states = _loop_states(a, b, reverse)
-    return states, (a, states)
-
-
-def _linear_loop_bwd(reverse, residuals, d_states):
-    a, states = residuals
-    # g_t = dh_t + a_{t+1} g_{t+1}: the same recurrence, run the other way.
-    if reverse:
-        a_next = jnp.concatenate([jnp.zeros_like(a[:1]), a[:-1]], axis=0)
-        previous = jnp.concatenate([states[1:], jnp.zeros_like(states[:1])], axis=0)
-    else:
-        a_next = jnp.concatenate([a[1:], jnp.zeros_like(a[:1])], axis=0)
-        previous = jnp.concatenate([jnp.zeros_like(states[:1]), states[:-1]], axis=0)
-    g = _loop_states(a_next, d_states, not reverse)
-    return g * previous, g
-
-
-_linear_loop.defvjp(_linear_loop_fwd, _linear_loop_bwd)
-
-
-def _expand(mask: Array, like: Array) -> Array:
-    """``mask`` of the batch shape, with trailing unit axes to broadcast against ``like``."""
-    return mask.reshape(mask.shape + (1,) * (like.ndim - mask.ndim))
-
-
-def _check_cell(cell: Any) -> None:
-    if not isinstance(cell, Cell):
-        raise TypeError(
-            "cell must be a jaxrnn.Cell such as jaxrnn.lstm(hidden_size=128), got "
-            f"{type(cell).__name__}; for a stacked or bidirectional layer call layer.apply"
-        )
-
-
-def _check_mask(
-    mask: Any, time_major_shape: tuple[int, ...], time_major: bool, name: str = "mask"
-) -> Array:
-    """``mask`` (or ``resets``) as a bool ``(t, *batch)`` array, checked against the inputs'
-    shape."""
-    mask = jnp.asarray(mask)
-    t, batch = time_major_shape[0], time_major_shape[1:]
-    expected = (t, *batch) if time_major else (*batch, t)
-    if mask.dtype != jnp.bool_:
-        raise TypeError(f"{name} must be a bool array of shape {expected}, got dtype {mask.dtype}")
-    if tuple(mask.shape) != expected:
-        raise ValueError(
-            f"{name} must have shape {expected} (one entry per step of each sequence, "
-            f"{'time-major' if time_major else 'batch-major'}), got {tuple(mask.shape)}; "
-            "nothing is broadcast silently"
-        )
-    return mask if time_major else jnp.moveaxis(mask, -1, 0)
-
-
-def _unroll_many_batch_axes(
-    cell, params, xs, initial_carry, seq_lengths, mask, resets, time_major, options
-):
-    """`unroll` over ``xs (*batch, t, i)`` (or ``(t, *batch, i)``) with several batch axes: the
-    batch axes are flattened into one, unrolled, and restored (no vmap, one scan)."""
-    rank = xs.ndim - 1 - cell.input_axes  # batch axes
-    batch = xs.shape[1 : 1 + rank] if time_major else xs.shape[:rank]
-    size = math.prod(batch)
-    flat_xs = xs.reshape(
-        (xs.shape[0], size, *xs.shape[1 + rank :]) if time_major else (size, *xs.shape[rank:])
-    )
-    lengths = None
-    if seq_lengths is not None:
-        lengths = jnp.asarray(seq_lengths)
-        if lengths.shape != batch:
-            raise ValueError(
-                f"seq_lengths must have shape {batch} (the batch axes of xs {tuple(xs.shape)}), "
-                f"got {tuple(lengths.shape)}"
-            )
-        lengths = lengths.reshape(size)
-    carry = None
-    if initial_carry is not None:
-        for leaf in jax.tree.leaves(initial_carry):
-            if tuple(leaf.shape[: len(batch)]) != batch:
-                raise ValueError(
-                    f"initial_carry leaves must start with the batch axes {batch} of xs, got a "
-                    f"leaf of shape {tuple(leaf.shape)}"
-                )
-        carry = jax.tree.map(lambda c: c.reshape((size, *c.shape[len(batch) :])), initial_carry)
-    want = (xs.shape[0], *batch) if time_major else (*batch, xs.shape[rank])
-
-    def flat_steps(name, steps):
-        if steps is None:
-            return None
-        steps = jnp.asarray(steps)
-        if tuple(steps.shape) != want:
-            raise ValueError(f"{name} must have shape {want}, got {tuple(steps.shape)}")
-        return steps.reshape((want[0], size) if time_major else (size, want[-1]))
-
-    final, ys = unroll(
-        cell,
-        params,
-        flat_xs,
-        initial_carry=carry,
-        seq_lengths=lengths,
-        mask=flat_steps("mask", mask),
-        resets=flat_steps("resets", resets),
-        time_major=time_major,
-        **options,
-    )
-    final = jax.tree.map(lambda c: c.reshape((*batch, *c.shape[1:])), final)
-    if time_major:
-        return final, ys.reshape((ys.shape[0], *batch, *ys.shape[2:]))
-    return final, ys.reshape((*batch, *ys.shape[1:]))
-
-
 def _check_xs(xs: Any, input_size: int, dtype, time_major: bool, spatial: int = 0) -> Array:
     """``xs`` as an array of rank 2 or more (plus the ``spatial`` axes of image cells) with
     ``input_size`` features and the params' dtype."""
-    if not hasattr(xs, "ndim"):
-        xs = jnp.asarray(xs)
     step = ", ".join(["*spatial"] * bool(spatial) + [str(input_size)])
     layout = "(time, *batch, %s)" if time_major else "(*batch, time, %s)"
-    expected = f"{layout % step} or (time, {step})"
-    if xs.ndim < 2 + spatial:
-        raise ValueError(
-            f"xs must have rank {2 + spatial} or more, shape {expected}, got rank {xs.ndim} "
-            f"with shape {xs.shape}"
-        )
-    if xs.shape[-1] != input_size:
-        raise ValueError(
-            f"xs must have shape {expected} for params built with input_size={input_size}, "
-            f"got {tuple(xs.shape)}"
+    expected = f"an array of shape {layout % step} or (time, {step})"
+    if not hasattr(xs, "ndim"):
+        try:
+            xs = jnp.asarray(xs)
+        except (TypeError, ValueError):
+            fail("xs", expected, xs, TypeError)
+    if xs.ndim < 2 + spatial or xs.shape[-1] != input_size:
+        fail(
+            "xs",
+            expected + f" for params built with input_size={input_size}",
+            said(f"shape {tuple(xs.shape)}"),
         )
     if not jnp.issubdtype(xs.dtype, jnp.floating):
-        raise TypeError(f"xs must be a floating-point array of dtype {dtype}, got {xs.dtype}")
+        fail("xs", f"a floating-point array of dtype {dtype}", said(f"dtype {xs.dtype}"), TypeError)
     if xs.dtype != dtype:
-        raise TypeError(
-            f"xs has dtype {xs.dtype} but params are {dtype}; cast one of them explicitly "
-            f"(e.g. xs.astype(jnp.{dtype}))"
+        fail(
+            "xs",
+            f"of the params' dtype {dtype}",
+            said(f"dtype {xs.dtype}"),
+            TypeError,
+            hint=f"cast one of them explicitly (e.g. xs.astype(jnp.{dtype}))",
         )
     return jnp.asarray(xs)
-
-
-def check_seq_lengths(seq_lengths: Any, batch_shape: tuple[int, ...], num_steps: int):
-    """Validates ``seq_lengths`` against the batch shape and time axis; returns an array or None.
-
-    Shapes and dtype are checked at trace time. Values are checked eagerly when concrete, and
-    under `jax.jit` by a host callback that raises when a length is negative or too long.
-
-    Args:
-      seq_lengths: ``(b,)`` integers, or None.
-      batch_shape: the batch shape of ``xs``: ``(b,)``, or ``()`` for one sequence.
-      num_steps: ``t``, the length of the time axis.
-
-    Returns:
-      ``seq_lengths`` as a ``(b,)`` integer array, or None.
-
-    Examples:
-      >>> from jaxrnn.scan import check_seq_lengths
-      >>> import jax.numpy as jnp
-      >>> check_seq_lengths(jnp.array([3, 1]), batch_shape=(2,), num_steps=3)
-      Array([3, 1], dtype=int32)
-    """
-    if seq_lengths is None:
-        return None
-    if not hasattr(seq_lengths, "dtype"):
-        seq_lengths = np.asarray(seq_lengths)
-    if tuple(seq_lengths.shape) != tuple(batch_shape):
-        raise ValueError(
-            f"seq_lengths must have shape {tuple(batch_shape)} (one length per sequence of xs), "
-            f"got {tuple(seq_lengths.shape)}"
-        )
-    if not jnp.issubdtype(seq_lengths.dtype, jnp.integer):
-        raise TypeError(f"seq_lengths must be an integer array, got dtype {seq_lengths.dtype}")
-    seq_lengths = jnp.asarray(seq_lengths)
-    if not is_portable():  # an artifact cannot check at run time (and ONNX has no initial=)
-        check_at_run_time(
-            functools.partial(_raise_bad_lengths, num_steps=num_steps),
-            jnp.min(seq_lengths, initial=num_steps),
-            jnp.max(seq_lengths, initial=0),
-        )
-    elif is_concrete(seq_lengths):
-        lengths = np.asarray(seq_lengths)
-        _raise_bad_lengths(lengths.min(initial=num_steps), lengths.max(initial=0), num_steps)
-    return seq_lengths
-
-
-def _raise_bad_lengths(low, high, num_steps: int) -> None:
-    if low < 0 or high > num_steps:
-        raise ValueError(
-            f"seq_lengths must lie in [0, {num_steps}] (the time axis of xs), got values from "
-            f"{int(low)} to {int(high)}"
-        )
-
-
-def check_unroll_options(
-    unroll: Any, mode: Any, remat: Any, reverse: Any, time_major: Any, time_sharding: Any = None
-) -> None:
-    """Raises for a value of `unroll`'s options that it cannot run, naming the option.
-
-    Examples:
-      >>> from jaxrnn.scan import check_unroll_options
-      >>> check_unroll_options(1, "parallel", None, False, False)
-    """
-    if time_sharding is not None:
-        check_time_sharding(time_sharding)
-        if mode != "parallel":
-            raise ValueError(
-                "time_sharding needs mode='parallel' (a linear cell: jaxrnn.mingru, "
-                "jaxrnn.minlstm, jaxrnn.lru, jaxrnn.rg_lru). A sequential scan cannot be cut "
-                "into blocks that run at once; for an LSTM or GRU shard the batch instead "
-                "(jaxrnn.distributed)"
-            )
-    for name, flag in (("reverse", reverse), ("time_major", time_major)):
-        if not isinstance(flag, bool):
-            raise TypeError(f"{name} must be True or False, got {flag!r}")
-    if mode not in ("sequential", "parallel"):
-        raise ValueError(f"mode must be 'sequential' or 'parallel', got {mode!r}")
-    if unroll is not True and (
-        isinstance(unroll, bool) or not isinstance(unroll, (int, np.integer)) or unroll < 1
-    ):
-        raise ValueError(
-            f"unroll must be a positive int (steps per loop iteration of the scan), got {unroll!r}"
-        )
-    if remat is not None:
-        if mode == "parallel":
-            raise ValueError(
-                "remat applies to mode='sequential'; the parallel scan keeps no "
-                "per-step residuals of the recurrence to checkpoint"
-            )
-        if isinstance(remat, bool) or not isinstance(remat, (int, np.integer)) or remat < 1:
-            raise ValueError(f"remat must be a positive int (steps per segment), got {remat!r}")
 
 
 def _check_initial_carry(cell: Cell, params: Params, initial_carry, batch_shape) -> Carry:
     expected = cell.initial_carry(params, batch_shape)
     if initial_carry is None:
         return expected
-    want = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype), expected)
-    try:
-        got = jax.tree.map(
-            lambda a: jax.ShapeDtypeStruct(jnp.shape(a), jnp.result_type(a)), initial_carry
-        )
-    except TypeError as error:
-        raise TypeError(f"initial_carry must be a pytree of arrays, got {error}") from None
-    if jax.tree.structure(got) != jax.tree.structure(want) or jax.tree.leaves(got) != (
-        jax.tree.leaves(want)
-    ):
-        raise ValueError(
-            f"initial_carry must match {cell!r}.initial_carry(params, batch_shape="
-            f"{tuple(batch_shape)}): expected {_describe(want)}, got {_describe(got)}"
-        )
-    return initial_carry
+    source = f"{cell!r}.initial_carry(params, batch_shape={tuple(batch_shape)})"
+    return check_tree("initial_carry", initial_carry, expected, source=source)
 
 
-def _describe(tree) -> str:
-    """``LSTMCarry(h=(2, 8) float32, c=...)``-style summary of a tree of shapes."""
-    text = str(jax.tree.map(lambda s: f"{tuple(s.shape)} {s.dtype}", tree))
-    return text.replace("'", "")
+def check_seq_lengths(seq_lengths: Any, batch_shape: tuple[int, ...], num_steps: int):
+    """Deprecated: `jaxrnn.checks.check_lengths` with the name ``"seq_lengths"``.
+
+    Examples:
+      >>> import warnings, jax.numpy as jnp
+      >>> from jaxrnn.scan import check_seq_lengths
+      >>> with warnings.catch_warnings():
+      ...     warnings.simplefilter("ignore")
+      ...     check_seq_lengths(jnp.array([3, 1]), batch_shape=(2,), num_steps=3)
+      Array([3, 1], dtype=int32)
+    """
+    warnings.warn(
+        "jaxrnn.scan.check_seq_lengths is deprecated: use "
+        "jaxrnn.checks.check_lengths('seq_lengths', ...)",
+        DeprecationWarning,
+        stacklevel=2,
+    )
+    return check_lengths("seq_lengths", seq_lengths, tuple(batch_shape), num_steps)
+
+
+def check_unroll_options(
+    unroll: Any, mode: Any, remat: Any, reverse: Any, time_major: Any, time_sharding: Any = None
+) -> None:
+    """Deprecated: make a `jaxrnn.Strategy`, which checks its options when it is made.
+
+    Examples:
+      >>> import warnings
+      >>> from jaxrnn.scan import check_unroll_options
+      >>> with warnings.catch_warnings():
+      ...     warnings.simplefilter("ignore")
+      ...     check_unroll_options(1, "parallel", None, False, False)
+    """
+    warnings.warn(
+        "jaxrnn.scan.check_unroll_options is deprecated: make a jaxrnn.Strategy, which checks "
+        "its options",
+        DeprecationWarning,
+        stacklevel=2,
+    )
+    check_flag("reverse", reverse)
+    check_flag("time_major", time_major)
+    Strategy(mode=mode, unroll=unroll, remat=remat, time_sharding=time_sharding)
+
+
+__all__ = (
+    "check_runs",
+    "linear_scan",
+    "unroll",
+    "valid_steps",
+)

@@ -19,17 +19,17 @@ XS = jnp.ones((2, 5, 3))
 VOCAB = text.Vocabulary.build([["a"]])
 
 CASES = {
-    "rnn(unroll=0)": (
-        lambda: jaxrnn.rnn(CELL, unroll=0),
-        r"unroll must be a positive int \(steps per loop iteration of the scan\), got 0",
+    "Strategy(unroll=0)": (
+        lambda: jaxrnn.Strategy(unroll=0),
+        r"unroll must be a positive int, got 0",
     ),
-    "rnn(mode='fast')": (
-        lambda: jaxrnn.rnn(CELL, mode="fast"),
+    "Strategy(mode='fast')": (
+        lambda: jaxrnn.Strategy(mode="fast"),
         "mode must be 'sequential' or 'parallel', got 'fast'",
     ),
     "rnn(recurrent_dropout=1)": (
         lambda: jaxrnn.rnn(CELL, recurrent_dropout=1.0),
-        r"dropout rate must be in \[0, 1\), got 1.0",
+        r"recurrent_dropout must be a number in \[0, 1\), got 1.0",
     ),
     "elman(activation=None)": (
         lambda: jaxrnn.elman(4, activation=None),

@@ -76,9 +76,13 @@ def test_elman_activation_is_used():
     np.testing.assert_array_equal(h, [0.0, 1.0])
 
 
-@pytest.mark.parametrize("bad", [0, -3, 2.5, True, "8"])
-def test_error_hidden_size(bad):
-    with pytest.raises(ValueError, match=f"hidden_size must be a positive int, got {bad!r}"):
+@pytest.mark.parametrize(
+    "bad, kind",
+    [(0, ValueError), (-3, ValueError), (2.5, TypeError), (True, TypeError), ("8", TypeError)],
+)
+def test_error_hidden_size(bad, kind):
+    # A wrong value is a ValueError, a wrong kind of thing (float, bool, str) a TypeError.
+    with pytest.raises(kind, match=f"hidden_size must be a positive int, got {bad!r}"):
         jaxrnn.lstm(bad)
 
 

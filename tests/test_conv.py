@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 import jaxrnn
+from jaxrnn import Strategy
 
 B, T, S, C, F = 2, 5, 4, 3, 4  # clips, frames, S x S pixels, channels in, features
 
@@ -69,7 +70,14 @@ def test_conv_lstm_equals_flax_convlstmcell_on_converted_weights(kernel):
     np.testing.assert_allclose(flax_run(back, xs)[1], ys_ref, atol=1e-5)
 
 
-@pytest.mark.parametrize("options", [{"unroll": 2}, {"remat": 2}, {"reverse": True, "remat": 3}])
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"strategy": Strategy(unroll=2)},
+        {"strategy": Strategy(remat=2)},
+        {"reverse": True, "strategy": Strategy(remat=3)},
+    ],
+)
 def test_conv_lstm_unroll_equals_a_loop_over_step_with_lengths(options):
     cell, params, xs = _problem()
     lengths = jnp.array([5, 2])
@@ -129,13 +137,16 @@ def test_conv_lstm_masks_resets_layers_vmap_and_batch_axes():
 
 def test_conv_lstm_errors_name_what_was_expected():
     cell, params, xs = _problem()
-    with pytest.raises(ValueError, match=r"xs must have rank 4 or more.*\*spatial, 3"):
+    with pytest.raises(
+        ValueError,
+        match=r"xs must be an array of shape \(\*batch, time, \*spatial, 3\).*got shape \(4, 4, 3\)",
+    ):
         jaxrnn.unroll(cell, params, xs[0, 0])
-    with pytest.raises(ValueError, match=r"seq_lengths must have shape \(2,\)"):
+    with pytest.raises(ValueError, match=r"seq_lengths must be of shape \(2,\)"):
         jaxrnn.unroll(cell, params, xs, seq_lengths=jnp.ones((2, S, S), jnp.int32))
-    with pytest.raises(ValueError, match=r"mask must have shape \(2, 5\)"):
+    with pytest.raises(ValueError, match=r"mask must be a bool array of shape \(2, 5\)"):
         jaxrnn.unroll(cell, params, xs, mask=jnp.ones((2, 5, S, S), bool))
-    with pytest.raises(ValueError, match=r"initial_carry must match"):
+    with pytest.raises(ValueError, match=r"initial_carry must be a pytree of arrays matching"):
         jaxrnn.unroll(cell, params, xs, initial_carry=cell.initial_carry(params, (B, S, 3)))
     with pytest.raises(TypeError, match=r"kernel_size must be a tuple"):
         jaxrnn.conv_lstm(4, 3)

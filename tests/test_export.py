@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 import jaxrnn
+from jaxrnn import Strategy
 from jaxrnn import export
 from jaxrnn.portable import portable
 from tests.serving import run_without_jaxrnn
@@ -99,7 +100,13 @@ PIECES = ((0, 4), (4, 5), (5, 11), (11, 16))
 
 @pytest.mark.parametrize(
     "name, options",
-    [("lstm", {}), ("gru", {}), ("elman", {}), ("mingru", {"mode": "parallel"}), ("lru", {})],
+    [
+        ("lstm", {}),
+        ("gru", {}),
+        ("elman", {}),
+        ("mingru", {"strategy": Strategy(mode="parallel")}),
+        ("lru", {}),
+    ],
 )
 def test_a_sequence_in_pieces_equals_one_call(name, options):
     cell = getattr(jaxrnn, name)(H)

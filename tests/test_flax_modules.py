@@ -101,11 +101,18 @@ def test_nnx_modules_run_the_jaxrnn_layer_with_every_option():
             jaxrnn.rnn(jaxrnn.lstm(H), reverse=True),
         ),
         (
-            jaxrnn.nnx.RNN(jaxrnn.mingru(H), in_features=F, rngs=nnx.Rngs(0), mode="parallel"),
+            jaxrnn.nnx.RNN(
+                jaxrnn.mingru(H),
+                in_features=F,
+                rngs=nnx.Rngs(0),
+                strategy=jaxrnn.Strategy(mode="parallel"),
+            ),
             jaxrnn.rnn(jaxrnn.mingru(H)),
         ),
         (
-            jaxrnn.nnx.RNN(jaxrnn.gru(H), in_features=F, rngs=nnx.Rngs(0), remat=2),
+            jaxrnn.nnx.RNN(
+                jaxrnn.gru(H), in_features=F, rngs=nnx.Rngs(0), strategy=jaxrnn.Strategy(remat=2)
+            ),
             jaxrnn.rnn(jaxrnn.gru(H)),
         ),
         (
@@ -329,9 +336,11 @@ def test_a_jaxrnn_checkpoint_loads_into_the_module(tmp_path):
     module.set_params(restored["encoder"])
     xs = inputs()
     np.testing.assert_array_equal(module(xs), layer.apply(params["encoder"], xs)[1])
-    with pytest.raises(ValueError, match=r"params do not fit .*in_features=4"):
+    with pytest.raises(
+        ValueError, match=r"params must be a pytree of arrays matching .*in_features=4"
+    ):
         module.set_params(restored["encoder"][:1])
-    with pytest.raises(ValueError, match=r"expected .*\(4, 20\) float32.*got .*\(5, 20\)"):
+    with pytest.raises(ValueError, match=r"matching .*\(4, 20\) float32.*got .*\(5, 20\)"):
         module.set_params(jaxrnn.stacked([jaxrnn.lstm(H)] * 2).init(jax.random.key(0), H))
 
 
@@ -340,10 +349,10 @@ def test_nnx_module_refuses_bad_arguments():
         jaxrnn.nnx.RNN(jaxrnn.lstm(H), in_features=F, rngs=0)
     with pytest.raises(TypeError, match="return_carry must be True or False"):
         jaxrnn.nnx.RNN(jaxrnn.lstm(H), in_features=F, rngs=nnx.Rngs(0), return_carry=1)
-    with pytest.raises(ValueError, match=r"dropout rate must be in \[0, 1\)"):
+    with pytest.raises(ValueError, match=r"recurrent_dropout must be a number in \[0, 1\)"):
         jaxrnn.nnx.RNN(jaxrnn.lstm(H), in_features=F, rngs=nnx.Rngs(0), recurrent_dropout=1.0)
     module = jaxrnn.nnx.RNN(jaxrnn.lstm(H), in_features=F, rngs=nnx.Rngs(0))
-    with pytest.raises(ValueError, match=r"xs must have shape .*input_size=4"):
+    with pytest.raises(ValueError, match=r"xs must be an array of shape .*input_size=4"):
         module(inputs(shape=(B, T, F + 1)))
 
 

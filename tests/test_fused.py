@@ -67,7 +67,7 @@ def test_fused_equals_autodiff(name, reverse, with_lengths, uses, gate_policy):
             seq_lengths=lengths,
             reverse=reverse,
             initial_carry=carry0,
-            fused=fused,
+            strategy=jaxrnn.Strategy(fused=fused),
         )
         carry_leaves = jax.tree.leaves(carry) if "h" in uses else []
         value = sum(jnp.sum(c * c) for c in carry_leaves)
@@ -92,7 +92,12 @@ def test_fused_gradients_float64(name, gate_policy):
 
         def loss(params, xs, fused):
             carry, ys = jaxrnn.unroll(
-                cell, params, xs, seq_lengths=lengths, fused=fused, initial_carry=carry0
+                cell,
+                params,
+                xs,
+                seq_lengths=lengths,
+                strategy=jaxrnn.Strategy(fused=fused),
+                initial_carry=carry0,
             )
             return jnp.sum(ys**3) + jnp.sum(jax.tree.leaves(carry)[0])
 
@@ -108,7 +113,16 @@ def test_large_lstm_stores_its_gates_and_still_equals_autodiff():
     xs = jax.random.normal(jax.random.key(1), (2, 5, F))
     lengths = jnp.array([5, 2])
     loss = lambda p, fused: jnp.sum(
-        jnp.sin(jaxrnn.unroll(cell, p, xs, seq_lengths=lengths, reverse=True, fused=fused)[1])
+        jnp.sin(
+            jaxrnn.unroll(
+                cell,
+                p,
+                xs,
+                seq_lengths=lengths,
+                reverse=True,
+                strategy=jaxrnn.Strategy(fused=fused),
+            )[1]
+        )
     )
     g_f, g_a = jax.grad(loss)(params, True), jax.grad(loss)(params, False)
     for key in params:
@@ -117,7 +131,9 @@ def test_large_lstm_stores_its_gates_and_still_equals_autodiff():
 
 def test_fused_unbatched_and_under_vmap():
     cell, params, xs, _ = setup("lstm")
-    loss = lambda p, x, fused: jnp.sum(jaxrnn.unroll(cell, p, x, fused=fused)[1] ** 2)
+    loss = lambda p, x, fused: jnp.sum(
+        jaxrnn.unroll(cell, p, x, strategy=jaxrnn.Strategy(fused=fused))[1] ** 2
+    )
     single = jax.grad(loss)(params, xs[0], True)
     np.testing.assert_allclose(
         single["w_hh"], jax.grad(loss)(params, xs[0], False)["w_hh"], rtol=1e-5, atol=1e-7

@@ -162,9 +162,11 @@ def test_many_to_one_reads_the_final_carry_with_the_same_values_and_gradients(na
 
 
 def test_layer_errors():
-    with pytest.raises(ValueError, match="layers must hold at least one"):
+    with pytest.raises(
+        ValueError, match="layers must be a list of at least one cell or layer, got an empty list"
+    ):
         jaxrnn.stacked([])
-    with pytest.raises(ValueError, match=r"dropout rate must be in \[0, 1\), got 1.0"):
+    with pytest.raises(ValueError, match=r"dropout must be a number in \[0, 1\), got 1.0"):
         jaxrnn.stacked([jaxrnn.lstm(2)], dropout=1.0)
     with pytest.raises(ValueError, match="merge must be 'concat', 'sum', a function or None"):
         jaxrnn.bidirectional(jaxrnn.lstm(2), merge="avg")
@@ -172,11 +174,13 @@ def test_layer_errors():
     params = deep.init(jax.random.key(0), F)
     with pytest.raises(
         ValueError,
-        match="params of a stacked layer must be a tuple of 2 entries"
-        ", one per layer, got tuple of length 1",
+        match="params must be a tuple of 2 entries, one per layer of the stack, got a tuple "
+        "of length 1",
     ):
         deep.apply(params[:1], inputs())
-    with pytest.raises(TypeError, match="expected a jaxrnn.Cell or jaxrnn.Layer, got int"):
+    with pytest.raises(
+        TypeError, match=r"layers\[0\] must be a jaxrnn.Cell or jaxrnn.Layer .*got 3"
+    ):
         jaxrnn.stacked([3])
     with pytest.raises(ValueError, match="method must be 'last', 'mean' or 'max'"):
         jaxrnn.pool(jnp.zeros((1, 2, 3)), method="sum")
@@ -317,13 +321,13 @@ def test_layers_say_whether_they_use_a_dropout_key():
 
 
 def test_rnn_passes_its_unroll_options():
-    layer = jaxrnn.rnn(jaxrnn.mingru(4), mode="parallel", remat=None)
+    layer = jaxrnn.rnn(jaxrnn.mingru(4), strategy=jaxrnn.Strategy(mode="parallel"))
     params = layer.init(jax.random.key(0), F)
     text = jax.jit(lambda p, xs: layer.apply(p, xs)[1]).lower(params, inputs()).as_text()
     sequential = jaxrnn.rnn(jaxrnn.mingru(4))
     text_seq = jax.jit(lambda p, xs: sequential.apply(p, xs)[1]).lower(params, inputs()).as_text()
     assert text != text_seq
-    with pytest.raises(ValueError, match="remat applies to mode='sequential'"):
-        jaxrnn.rnn(jaxrnn.mingru(4), mode="parallel", remat=2)
+    with pytest.raises(ValueError, match="remat must be None with mode='parallel'"):
+        jaxrnn.Strategy(mode="parallel", remat=2)
     with pytest.raises(ValueError, match="mode must be 'sequential' or 'parallel'"):
-        jaxrnn.rnn(jaxrnn.mingru(4), mode="fast")
+        jaxrnn.Strategy(mode="fast")

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 import jaxrnn
+from jaxrnn import Strategy
 from jaxrnn import packing
 
 # Two rows of 9 steps: documents of 3, 4, 1 steps (then one padding step) and 2, 5, 2.
@@ -63,16 +64,19 @@ def _loss(carry, ys):
 CASES = [
     ("lstm", {}),  # the fused backward pass, recomputing the gates
     ("lstm", {"store": True}),  # the fused pass with stored gates
-    ("lstm", {"fused": False}),  # autodiff of the scan
-    ("lstm", {"remat": 4}),  # checkpointed segments (9 steps: a remainder segment)
+    ("lstm", {"strategy": Strategy(fused=False)}),  # autodiff of the scan
+    (
+        "lstm",
+        {"strategy": Strategy(remat=4)},
+    ),  # checkpointed segments (9 steps: a remainder segment)
     ("gru", {}),
     ("gru", {"store": True}),
-    ("gru", {"fused": False, "unroll": 2}),
+    ("gru", {"strategy": Strategy(fused=False, unroll=2)}),
     ("elman", {}),
-    ("mgu", {"remat": 2}),
-    ("mingru", {"mode": "parallel"}),
-    ("minlstm", {"mode": "parallel"}),
-    ("lru", {"mode": "parallel"}),
+    ("mgu", {"strategy": Strategy(remat=2)}),
+    ("mingru", {"strategy": Strategy(mode="parallel")}),
+    ("minlstm", {"strategy": Strategy(mode="parallel")}),
+    ("lru", {"strategy": Strategy(mode="parallel")}),
     ("lru", {}),
 ]
 
@@ -191,11 +195,15 @@ def test_resets_combine_with_a_mask_and_name_bad_shapes():
     _, ys = jaxrnn.unroll(cell, params, xs, seq_lengths=LENGTHS, resets=RESETS, mask=mask)
     _, doc = jaxrnn.unroll(cell, params, xs[1, 2:7], mask=mask[1, 2:7])
     np.testing.assert_allclose(ys[1, 2:7], doc, rtol=1e-5, atol=1e-6)
-    with pytest.raises(ValueError, match=r"resets must have shape \(2, 9\).*got \(9, 2\)"):
+    with pytest.raises(
+        ValueError, match=r"resets must be a bool array of shape \(2, 9\).*got shape \(9, 2\)"
+    ):
         jaxrnn.unroll(cell, params, xs, resets=RESETS.T)
     with pytest.raises(TypeError, match="resets must be a bool array"):
         jaxrnn.unroll(cell, params, xs, resets=RESETS.astype(jnp.int32))
-    with pytest.raises(ValueError, match=r"resets must have shape \(1, 2, 9\), got \(2, 9\)"):
+    with pytest.raises(
+        ValueError, match=r"resets must be a bool array of shape \(1, 2, 9\).*got shape \(2, 9\)"
+    ):
         jaxrnn.unroll(cell, params, xs[None], resets=RESETS)
 
 

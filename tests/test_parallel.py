@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 import jaxrnn
+from jaxrnn import Strategy
 
 B, T, F = 3, 11, 4
 LINEAR = {
@@ -42,7 +43,13 @@ def test_parallel_equals_sequential_values_and_gradients(name, reverse, with_len
 
     def loss(params, xs, mode):
         carry, ys = jaxrnn.unroll(
-            cell, params, xs, seq_lengths=lengths, reverse=reverse, initial_carry=carry0, mode=mode
+            cell,
+            params,
+            xs,
+            seq_lengths=lengths,
+            reverse=reverse,
+            initial_carry=carry0,
+            strategy=Strategy(mode=mode),
         )
         return jnp.sum(jnp.sin(ys)) + jnp.sum(jnp.abs(carry) ** 2), (carry, ys)
 
@@ -83,14 +90,15 @@ def test_lru_eigenvalues_start_in_the_ring():
 def test_parallel_mode_needs_a_linear_cell():
     cell = jaxrnn.lstm(4)
     params = cell.init(jax.random.key(0), 2)
+    parallel = jaxrnn.Strategy(mode="parallel")
     with pytest.raises(
         ValueError,
-        match=r"mode='parallel' needs a cell whose recurrence is "
-        r"linear.*lstm\(hidden_size=4\)",
+        match=r"strategy must be mode='sequential' for jaxrnn.lstm\(hidden_size=4\), whose "
+        r"gates read h_\{t-1\} \(mode='parallel' needs a cell whose recurrence is linear",
     ):
-        jaxrnn.unroll(cell, params, jnp.zeros((1, 3, 2)), mode="parallel")
+        jaxrnn.unroll(cell, params, jnp.zeros((1, 3, 2)), strategy=parallel)
     with pytest.raises(ValueError, match="mode must be 'sequential' or 'parallel'"):
-        jaxrnn.unroll(cell, params, jnp.zeros((1, 3, 2)), mode="fast")
+        jaxrnn.Strategy(mode="fast")
 
 
 @pytest.mark.parametrize("segment", [1, 3, 4, T])
@@ -103,7 +111,7 @@ def test_remat_equals_the_plain_scan(segment, reverse):
 
     def loss(params, xs, remat):
         carry, ys = jaxrnn.unroll(
-            cell, params, xs, seq_lengths=lengths, reverse=reverse, remat=remat
+            cell, params, xs, seq_lengths=lengths, reverse=reverse, strategy=Strategy(remat=remat)
         )
         return jnp.sum(jnp.cos(ys)) + jnp.sum(carry.c), ys
 
@@ -113,4 +121,4 @@ def test_remat_equals_the_plain_scan(segment, reverse):
     np.testing.assert_allclose(v1, v0, rtol=1e-6)
     chex.assert_trees_all_close(g1, g0, rtol=1e-5, atol=1e-6)
     with pytest.raises(ValueError, match="remat must be a positive int"):
-        jaxrnn.unroll(cell, params, xs, remat=0)
+        Strategy(remat=0)

@@ -9,6 +9,9 @@ import numpy as np
 import pytest
 
 import jaxrnn
+from jaxrnn import Strategy
+
+PARALLEL = jaxrnn.Strategy(mode="parallel")
 
 B, T, H = 3, 12, 8
 
@@ -39,7 +42,13 @@ def _loss(carry, ys):
 
 
 @pytest.mark.parametrize(
-    "options", [{"mode": "parallel"}, {}, {"remat": 5}, {"mode": "parallel", "reverse": True}]
+    "options",
+    [
+        {"strategy": PARALLEL},
+        {},
+        {"strategy": Strategy(remat=5)},
+        {"strategy": PARALLEL, "reverse": True},
+    ],
 )
 def test_rg_lru_equals_a_loop_over_step(options):
     cell, params, xs = _problem()
@@ -60,12 +69,12 @@ def test_rg_lru_equals_a_loop_over_step(options):
 def test_rg_lru_packed_layers_vmap_and_its_gradient_stays_finite_as_a_approaches_one():
     cell, params, xs = _problem(3)
     resets = jnp.zeros((B, T), bool).at[:, 5].set(True)
-    _, packed = jaxrnn.unroll(cell, params, xs, resets=resets, mode="parallel")
+    _, packed = jaxrnn.unroll(cell, params, xs, resets=resets, strategy=PARALLEL)
     _, second = jaxrnn.unroll(cell, params, xs[:, 5:])
     np.testing.assert_allclose(packed[:, 5:], second, atol=1e-5)
     bi = jaxrnn.bidirectional(cell, cell)
     _, ys = bi.apply({"forward": params, "backward": params}, xs)
-    _, back = jaxrnn.unroll(cell, params, xs, reverse=True, mode="parallel")
+    _, back = jaxrnn.unroll(cell, params, xs, reverse=True, strategy=PARALLEL)
     np.testing.assert_allclose(ys[..., H:], back, atol=1e-5)
     two = jaxrnn.stacked([cell, jaxrnn.rg_lru(H)])
     two_params = two.init(jax.random.key(5), input_size=H)
@@ -74,7 +83,7 @@ def test_rg_lru_packed_layers_vmap_and_its_gradient_stays_finite_as_a_approaches
     np.testing.assert_allclose(ys_v[:, 0], ys2, atol=1e-5)
     # With the decay gate shut (a = 1 exactly) d sqrt(1 - a^2) is infinite; it is bounded.
     shut = {**params, "b_a": jnp.full_like(params["b_a"], -100.0)}
-    grads = jax.grad(lambda p: jnp.sum(jaxrnn.unroll(cell, p, xs, mode="parallel")[1]))(shut)
+    grads = jax.grad(lambda p: jnp.sum(jaxrnn.unroll(cell, p, xs, strategy=PARALLEL)[1]))(shut)
     assert all(bool(jnp.all(jnp.isfinite(g))) for g in jax.tree.leaves(grads))
 
 

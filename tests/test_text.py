@@ -172,5 +172,5 @@ def test_batches_refuse_negative_steps():
     for batch_of in batches:
         with pytest.raises(ValueError, match="step must be an int >= 0, got -1"):
             batch_of(-1)
-        with pytest.raises(ValueError, match="step must be an int >= 0, got 1.5"):
+        with pytest.raises(TypeError, match="step must be an int >= 0, got 1.5"):
             batch_of(1.5)

@@ -1,7 +1,6 @@
 """The time axis of the linear cells split over devices: same values and gradients."""
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
 from simulated_devices import run_check
@@ -35,10 +34,9 @@ def test_unroll_with_time_sharding_on_one_device_is_unchanged():
     cell = jaxrnn.mingru(4)
     params = cell.init(jax.random.key(0), 3)
     xs = jax.random.normal(jax.random.key(1), (2, 7, 3))
-    carry, ys = jaxrnn.unroll(cell, params, xs, mode="parallel")
-    carry2, ys2 = jaxrnn.unroll(
-        cell, params, xs, mode="parallel", time_sharding=(time_mesh(), "time")
-    )
+    carry, ys = jaxrnn.unroll(cell, params, xs, strategy=jaxrnn.Strategy(mode="parallel"))
+    sharded = jaxrnn.Strategy(mode="parallel", time_sharding=(time_mesh(), "time"))
+    carry2, ys2 = jaxrnn.unroll(cell, params, xs, strategy=sharded)
     np.testing.assert_allclose(ys2, ys, rtol=1e-6)
     np.testing.assert_allclose(carry2, carry, rtol=1e-6)
 
@@ -49,20 +47,22 @@ def test_unroll_with_time_sharding_on_one_device_is_unchanged():
         (
             jaxrnn.lstm(4),
             dict(),
-            "time_sharding needs mode='parallel' .* for an LSTM or GRU shard the batch",
+            "time_sharding must be None with mode='sequential'.* for an LSTM or GRU shard the "
+            "batch",
         ),
         (jaxrnn.mingru(4), dict(mode="parallel", bad="mesh"), "must be \\(mesh, axis name\\)"),
         (
             jaxrnn.mingru(4),
             dict(mode="parallel", axis="batch"),
-            "names mesh axis 'batch', but the mesh has axes \\('time',\\)",
+            "time_sharding must be an axis of the mesh, one of \\('time',\\), got 'batch'",
         ),
     ],
 )
 def test_time_sharding_errors_name_what_was_expected(cell, options, message):
-    params = cell.init(jax.random.key(0), 3)
+
     sharding = (time_mesh(), options.pop("axis", "time"))
     if options.pop("bad", None):
         sharding = time_mesh()
+    del cell
     with pytest.raises(ValueError, match=message):
-        jaxrnn.unroll(cell, params, jnp.ones((2, 5, 3)), time_sharding=sharding, **options)
+        jaxrnn.Strategy(time_sharding=sharding, **options)

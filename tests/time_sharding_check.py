@@ -34,7 +34,6 @@ def main():
         resets = jnp.zeros((3, 37), bool).at[0, 11].set(True).at[2, 30].set(True)
         for reverse in (False, True):
             options = dict(
-                mode="parallel",
                 reverse=reverse,
                 seq_lengths=jnp.array([37, 20, 33]),
                 resets=resets,
@@ -42,7 +41,8 @@ def main():
             )
 
             def loss(params, xs, sharding, cell=cell, options=options):
-                carry, ys = jaxrnn.unroll(cell, params, xs, time_sharding=sharding, **options)
+                strategy = jaxrnn.Strategy(mode="parallel", time_sharding=sharding)
+                carry, ys = jaxrnn.unroll(cell, params, xs, strategy=strategy, **options)
                 squares = [jnp.sum(jnp.abs(leaf) ** 2) for leaf in jax.tree.leaves(carry)]
                 return jnp.sum(ys**2) + sum(squares), ys
 
@@ -63,7 +63,10 @@ def main():
     params = cell.init(jax.random.key(0), inputs)
     run = jax.jit(
         lambda params, xs: jaxrnn.unroll(
-            cell, params, xs, mode="parallel", time_sharding=(mesh, "time")
+            cell,
+            params,
+            xs,
+            strategy=jaxrnn.Strategy(mode="parallel", time_sharding=(mesh, "time")),
         )[1]
     )
     ys = run(params, jnp.ones((3, 40, inputs)))

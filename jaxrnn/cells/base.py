@@ -39,12 +39,12 @@ class Cell(NamedTuple):
       hidden_size: ``h``, the size of ``y`` and of each carry leaf.
       linear: for cells whose recurrence is linear in the carry, ``h_t = a_t * h_{t-1} + b_t``
         with ``a_t, b_t`` depending on ``x_t`` only: a `LinearRecurrence` that lets
-        ``jaxrnn.unroll(..., mode="parallel")`` evaluate all steps with an associative scan.
+        ``jaxrnn.Strategy(mode="parallel")`` evaluate all steps with an associative scan.
         None for the classic cells, whose gates read ``h_{t-1}``.
       fused: optional ``fused(params, xs, carry, valid, reverse, resets=None) -> (carry, ys)``
         running the whole time-major sequence ``xs (t, b, i)`` with a hand-written backward pass
         (`jaxrnn.cells.fused`);
-        `jaxrnn.unroll` uses it unless ``fused=False``. Same numbers as the scan of
+        `jaxrnn.unroll` uses it unless ``jaxrnn.Strategy(fused=False)``. Same numbers as the scan of
         ``step_projected``.
       output: optional ``output(carry) -> y`` when a step's output is a function of the carry
         it ends with (``h`` for the classic cells); `jaxrnn.many_to_one` then reads the final

@@ -18,7 +18,7 @@ weight-gradient products accumulated inside the backward loop. So these scans
 The measurements behind each choice are in ``benchmarks/README.md``.
 
 Values and gradients equal JAX autodiff of the plain scan (tested);
-``jaxrnn.unroll(..., fused=False)`` is that reference. Inputs are time-major: ``xs (t, b, i)``
+``jaxrnn.Strategy(fused=False)`` is that reference. Inputs are time-major: ``xs (t, b, i)``
 (or ``(t, i)``), states ``(b, h)``, ``valid (t, b)`` marks real steps or is None, and
 ``resets (t, b)`` (or None) marks the steps before which the state goes back to the initial
 one (packed sequences; see ``resets`` in `jaxrnn.unroll`).

@@ -44,7 +44,7 @@ def lru(
     ``|lambda|`` starts uniform in the ring ``[r_min, r_max]`` (close to 1: long memory) and
     the phases in ``[0, max_phase]``. Params (all real): ``nu_log, theta_log, gamma_log (n,)``,
     ``b_re, b_im (i, n)``, ``c_re, c_im (n, h)``, ``d (i, h)``. The carry is ``(..., n)``
-    complex64. Supports ``mode="parallel"`` in `jaxrnn.unroll`.
+    complex64. Supports ``jaxrnn.Strategy(mode="parallel")``.
 
     Args:
       hidden_size: ``h``, the size of the output ``y``.
@@ -60,7 +60,8 @@ def lru(
       >>> import jax, jax.numpy as jnp, jaxrnn
       >>> cell = jaxrnn.lru(8, state_size=16)
       >>> params = cell.init(jax.random.key(0), input_size=3)
-      >>> carry, ys = jaxrnn.unroll(cell, params, jnp.ones((2, 10, 3)), mode="parallel")
+      >>> parallel = jaxrnn.Strategy(mode="parallel")
+      >>> carry, ys = jaxrnn.unroll(cell, params, jnp.ones((2, 10, 3)), strategy=parallel)
       >>> carry.dtype, ys.shape
       (dtype('complex64'), (2, 10, 8))
     """

@@ -67,8 +67,8 @@ def mingru(hidden_size: int) -> Cell:
 
     Params ``{"w_ih": (i, 2h), "b": (2h,)}`` (``z`` first, then ``h~``); the carry ``(..., h)``
     is float32 (accumulation precision). Because ``h_t`` is linear in ``h_{t-1}``,
-    ``jaxrnn.unroll(cell, params, xs, mode="parallel")`` evaluates it with an associative scan
-    in ``O(log t)`` sequential depth.
+    ``jaxrnn.unroll(..., strategy=jaxrnn.Strategy(mode="parallel"))`` evaluates it with an
+    associative scan in ``O(log t)`` sequential depth.
 
     Args:
       hidden_size: ``h``.
@@ -82,7 +82,7 @@ def mingru(hidden_size: int) -> Cell:
       >>> params = cell.init(jax.random.key(0), input_size=3)
       >>> xs = jnp.ones((2, 16, 3))
       >>> _, seq = jaxrnn.unroll(cell, params, xs)
-      >>> _, par = jaxrnn.unroll(cell, params, xs, mode="parallel")
+      >>> _, par = jaxrnn.unroll(cell, params, xs, strategy=jaxrnn.Strategy(mode="parallel"))
       >>> bool(jnp.allclose(seq, par, atol=1e-6))
       True
     """
@@ -108,7 +108,7 @@ def minlstm(hidden_size: int) -> Cell:
     $$
 
     Params ``{"w_ih": (i, 3h), "b": (3h,)}`` (``f``, ``i``, ``h~``); float32 carry. Supports
-    ``mode="parallel"`` in `jaxrnn.unroll`.
+    ``jaxrnn.Strategy(mode="parallel")``.
 
     Args:
       hidden_size: ``h``.
@@ -120,7 +120,8 @@ def minlstm(hidden_size: int) -> Cell:
       >>> import jax, jax.numpy as jnp, jaxrnn
       >>> cell = jaxrnn.minlstm(4)
       >>> params = cell.init(jax.random.key(0), input_size=2)
-      >>> carry, ys = jaxrnn.unroll(cell, params, jnp.ones((3, 5, 2)), mode="parallel")
+      >>> parallel = jaxrnn.Strategy(mode="parallel")
+      >>> carry, ys = jaxrnn.unroll(cell, params, jnp.ones((3, 5, 2)), strategy=parallel)
       >>> ys.shape
       (3, 5, 4)
     """

@@ -41,7 +41,7 @@ def rg_lru(
     so the input size equals ``hidden_size``. Params ``{"a_param": (h,), "w_a": (n, h/n, h/n),
     "b_a": (n, h/n), "w_x": ..., "b_x": ...}`` (``n`` heads); the carry is ``(..., h)``.
     ``a`` starts uniformly on the ring ``[min_rad, max_rad]``. The recurrence is linear in
-    ``h``, so ``jaxrnn.unroll(..., mode="parallel")`` runs all steps with `linear_scan`, in
+    ``h``, so ``jaxrnn.Strategy(mode="parallel")`` runs all steps with `linear_scan`, in
     float32 or wider.
 
     RecurrentGemma skips the ``sqrt(1 - a^2)`` factor on a document's first step
@@ -63,7 +63,7 @@ def rg_lru(
       >>> cell = jaxrnn.rg_lru(8, num_heads=2)
       >>> params = cell.init(jax.random.key(0), input_size=8)
       >>> xs = jax.random.normal(jax.random.key(1), (2, 64, 8))
-      >>> _, ys = jaxrnn.unroll(cell, params, xs, mode="parallel")
+      >>> _, ys = jaxrnn.unroll(cell, params, xs, strategy=jaxrnn.Strategy(mode="parallel"))
       >>> _, ys_seq = jaxrnn.unroll(cell, params, xs)
       >>> ys.shape, bool(jnp.allclose(ys, ys_seq, atol=1e-5))
       ((2, 64, 8), True)

@@ -1,0 +1,146 @@
+"""How a sequence is run: one `Strategy` value, made and checked once, passed through untouched.
+
+`jaxrnn.unroll`, the layers (`jaxrnn.rnn`, `jaxrnn.stacked`, `jaxrnn.bidirectional`), the heads
+(`jaxrnn.many_to_one`, `jaxrnn.many_to_many`) and the Flax modules (`jaxrnn.nnx`,
+`jaxrnn.linen`) all take ``strategy=`` and hand the same value down to `jaxrnn.unroll`; none of
+them lists its fields again. A combination that cannot run is refused when the value is made,
+naming both options (as recurrentgemma's ``ScanType`` is one value resolved in one place).
+
+Until 0.2 the fields may still be passed one by one as keywords (``unroll(..., mode=
+"parallel")``): `resolve` turns them into a `Strategy` and warns once per call site.
+"""
+
+import dataclasses
+import warnings
+from typing import Any
+
+from jax.sharding import Mesh
+
+from jaxrnn.checks import check_choice
+from jaxrnn.checks import check_flag
+from jaxrnn.checks import check_size
+from jaxrnn.checks import fail
+from jaxrnn.checks import show
+from jaxrnn.time_sharding import check_time_sharding
+
+MODES = ("sequential", "parallel")
+
+
+@dataclasses.dataclass(frozen=True)
+class Strategy:
+    """How `jaxrnn.unroll` runs a cell over time. Hashable, so it can be a static argument.
+
+    Attributes:
+      mode: ``"sequential"`` (a `jax.lax.scan` of the step, for every cell) or ``"parallel"``
+        (for cells whose recurrence is linear: `jaxrnn.mingru`, `jaxrnn.minlstm`,
+        `jaxrnn.lru`, `jaxrnn.rg_lru`): the gates of all steps are computed at once, then the
+        recurrence runs over them with `jaxrnn.linear_scan` (an associative scan on GPU/TPU, a
+        minimal loop on CPU). Both give the same numbers up to float rounding; the parallel
+        one accumulates in float32 or wider.
+      unroll: steps per loop iteration of the `jax.lax.scan` (``True``: all of them).
+      remat: checkpoint the scan in segments of this many steps (sequential mode): the
+        backward pass keeps only the carries between segments and recomputes each segment, so
+        memory grows like ``t / remat + remat`` steps instead of ``t``; ``remat ≈ sqrt(t)``
+        is the usual choice for very long sequences.
+      fused: use the cell's hand-written sequence backward pass when it has one (LSTM, GRU:
+        faster training, identical numbers); False differentiates the scan with JAX autodiff.
+      time_sharding: ``(mesh, axis name)``: split the time axis over that mesh axis, each
+        device holding ``t / devices`` steps (`jaxrnn.time_sharding`; ``mode="parallel"``
+        only, as only a linear recurrence can be cut into blocks).
+
+    Examples:
+      >>> import jax, jax.numpy as jnp, jaxrnn
+      >>> cell = jaxrnn.mingru(8)
+      >>> params = cell.init(jax.random.key(0), input_size=3)
+      >>> parallel = jaxrnn.Strategy(mode="parallel")
+      >>> _, ys = jaxrnn.unroll(cell, params, jnp.ones((2, 5, 3)), strategy=parallel)
+      >>> ys.shape
+      (2, 5, 8)
+      >>> jaxrnn.Strategy(mode="parallel", remat=10)  # doctest: +ELLIPSIS
+      Traceback (most recent call last):
+      ...
+      ValueError: remat must be None with mode='parallel' (...), got 10
+    """
+
+    mode: str = "sequential"
+    unroll: int | bool = 1
+    remat: int | None = None
+    fused: bool = True
+    time_sharding: tuple[Mesh, str] | None = None
+
+    def __post_init__(self):
+        check_choice("mode", self.mode, MODES)
+        if self.unroll is not True:
+            check_size("unroll", self.unroll)
+        if self.remat is not None:
+            check_size("remat", self.remat)
+        check_flag("fused", self.fused)
+        if self.time_sharding is not None:
+            check_time_sharding(self.time_sharding)
+        # The rules between options, all here.
+        if self.remat is not None and self.mode == "parallel":
+            fail(
+                "remat",
+                "None with mode='parallel' (the parallel scan keeps no per-step residuals of "
+                "the recurrence to checkpoint)",
+                self.remat,
+            )
+        if self.time_sharding is not None and self.mode != "parallel":
+            fail(
+                "time_sharding",
+                "None with mode='sequential': a sequential scan cannot be cut into blocks "
+                "that run at once (use mode='parallel' with a linear cell: jaxrnn.mingru, "
+                "jaxrnn.minlstm, jaxrnn.lru, jaxrnn.rg_lru; for an LSTM or GRU shard the batch "
+                "instead, jaxrnn.distributed)",
+                self.time_sharding,
+            )
+
+
+FIELDS = tuple(field.name for field in dataclasses.fields(Strategy))
+
+
+def resolve(strategy: Any, keywords: dict[str, Any], caller: str) -> Strategy:
+    """The `Strategy` of a call: ``strategy`` itself, the default one for None, or one made
+    from the deprecated per-field ``keywords`` (with a `DeprecationWarning` naming
+    ``caller``). Any other keyword is a `TypeError`, as Python gives for an unknown one.
+
+    Examples:
+      >>> from jaxrnn.strategy import Strategy, resolve
+      >>> resolve(None, {}, "unroll")
+      Strategy(mode='sequential', unroll=1, remat=None, fused=True, time_sharding=None)
+    """
+    unknown = sorted(set(keywords) - set(FIELDS))
+    if unknown:
+        raise TypeError(f"{caller}() got an unexpected keyword argument {unknown[0]!r}")
+    if keywords:
+        if strategy is not None:
+            raise TypeError(
+                f"{caller}() got strategy= and the keywords {sorted(keywords)}, which are "
+                "fields of the strategy: put them in the Strategy"
+            )
+        spelled = ", ".join(f"{k}={show(v)}" for k, v in keywords.items())
+        warnings.warn(
+            f"{caller}({spelled}) is deprecated and will stop working in jaxrnn 0.2; pass "
+            f"strategy=jaxrnn.Strategy({spelled}) instead",
+            DeprecationWarning,
+            stacklevel=3,
+        )
+        return Strategy(**keywords)
+    if strategy is None:
+        return Strategy()
+    if not isinstance(strategy, Strategy):
+        fail(
+            "strategy",
+            "a jaxrnn.Strategy such as jaxrnn.Strategy(mode='parallel')",
+            strategy,
+            TypeError,
+        )
+    return strategy
+
+
+__all__ = (
+    "FIELDS",
+    "MODES",
+    "Strategy",
+    "resolve",
+)
