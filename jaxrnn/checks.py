@@ -251,7 +251,7 @@ def check_choice(name: str, value: Any, choices: Sequence[Any]) -> Any:
     """
     if not isinstance(value, (str, type(None), bool, int)) or value not in choices:
         words = ", ".join(repr(c) for c in choices[:-1]) + f" or {choices[-1]!r}"
-        fail(name, "one of " + words if len(choices) > 2 else words, value)
+        fail(name, words, value)
     return value
 
 
@@ -382,6 +382,102 @@ def check_lengths(
     if not is_portable() and isinstance(num_steps, int) and math.prod(value.shape):
         check_at_run_time(raise_if_bad, jnp.min(value), jnp.max(value))
     return value.astype(jnp.int32)
+
+
+def check_token_ids(name: str, value: Any, vocab_size: Any = None) -> jax.Array:
+    """``value`` as an int32 array of token ids in ``[0, vocab_size)``: integer dtypes only (a
+    float id is refused, not truncated; a bool is not an id). The range is checked now for
+    concrete ids, when the compiled code runs for traced ones, not at all when ``vocab_size``
+    is None.
+
+    Examples:
+      >>> from jaxrnn.checks import check_token_ids
+      >>> check_token_ids("first_tokens", [1, 4], vocab_size=5)
+      Array([1, 4], dtype=int32)
+      >>> check_token_ids("first_tokens", [1, 5], vocab_size=5)
+      Traceback (most recent call last):
+      ...
+      ValueError: first_tokens must be token ids in [0, 5) (the vocabulary), got values from 1 to 5
+    """
+    if not hasattr(value, "dtype"):
+        try:
+            value = np.asarray(value)
+        except (TypeError, ValueError):
+            fail(name, "integer token ids", value, TypeError)
+    if not jnp.issubdtype(value.dtype, jnp.integer) or value.dtype == np.bool_:
+        fail(
+            name,
+            "integer token ids",
+            said(f"dtype {value.dtype}"),
+            TypeError,
+            hint="cast them explicitly (e.g. ids.astype(jnp.int32)) if they really are ids",
+        )
+
+    def raise_if_bad(low, high):
+        if low < 0 or high >= vocab_size:
+            raise ValueError(
+                f"{name} must be token ids in [0, {vocab_size}) (the vocabulary), got values from "
+                f"{int(low)} to {int(high)}"
+            )
+
+    if vocab_size is not None and math.prod(value.shape):
+        if is_concrete(value):
+            values = np.asarray(value)
+            raise_if_bad(values.min(), values.max())
+        else:
+            check_at_run_time(raise_if_bad, jnp.min(value), jnp.max(value))
+    if is_concrete(value):
+        return jnp.asarray(np.asarray(value).astype(np.int32))
+    return value.astype(jnp.int32)
+
+
+def score_problems(value: Any) -> jax.Array:
+    """Per row of scores ``(..., v)``: 0 when a token can be chosen, 1 for a NaN, 2 for +inf,
+    3 when every score is ``-inf`` (``-inf`` alone masks a token). What `check_scores`
+    reports; `jaxrnn.decode` accumulates it over the steps of a scan and checks once.
+
+    Examples:
+      >>> import numpy as np
+      >>> from jaxrnn.checks import score_problems
+      >>> score_problems(np.array([[0.0, -np.inf], [np.nan, 1.0], [-np.inf, -np.inf]])).tolist()
+      [0, 1, 3]
+    """
+    value = jnp.asarray(value)
+    return jnp.where(
+        jnp.any(jnp.isnan(value), axis=-1),
+        1,
+        jnp.where(
+            jnp.any(value == jnp.inf, axis=-1),
+            2,
+            jnp.where(jnp.all(value == -jnp.inf, axis=-1), 3, 0),
+        ),
+    ).astype(jnp.int32)
+
+
+def check_scores(name: str, problems: Any) -> None:
+    """Raises when `score_problems` found a row from which no token can be chosen (NaN, +inf,
+    or nothing but ``-inf``); now for concrete values, when the compiled code runs for traced
+    ones.
+
+    Examples:
+      >>> import numpy as np
+      >>> from jaxrnn.checks import check_scores, score_problems
+      >>> check_scores("logits", score_problems(np.array([[0.0, -np.inf], [np.nan, 1.0]])))
+      Traceback (most recent call last):
+      ...
+      ValueError: logits must be finite scores or -inf (a masked token), got NaN in row 1
+    """
+    check_at_run_time(functools.partial(_raise_bad_scores, name), problems)
+
+
+def _raise_bad_scores(name, problems) -> None:
+    problems = np.asarray(problems).reshape(-1)
+    if problems.any():
+        row = int(np.flatnonzero(problems)[0])
+        what = {1: "NaN", 2: "+inf", 3: "only -inf (no token left to choose)"}[int(problems[row])]
+        raise ValueError(
+            f"{name} must be finite scores or -inf (a masked token), got {what} in row {row}"
+        )
 
 
 def check_mask(name: str, value: Any, shape: tuple[Any, ...], layout: str = "") -> jax.Array:

@@ -13,7 +13,18 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxrnn.checks import check_at_run_time
+from jaxrnn.checks import check_count
+from jaxrnn.checks import check_int
+from jaxrnn.checks import check_key
+from jaxrnn.checks import check_number
+from jaxrnn.checks import check_scores
+from jaxrnn.checks import check_size
+from jaxrnn.checks import check_token_ids
+from jaxrnn.checks import describe
+from jaxrnn.checks import fail
 from jaxrnn.checks import is_concrete
+from jaxrnn.checks import said
+from jaxrnn.checks import score_problems
 from jaxrnn.typing import Array
 from jaxrnn.typing import Carry
 from jaxrnn.typing import PRNGKey
@@ -28,7 +39,9 @@ def select(
 
     ``temperature == 0`` (or ``key=None``) is greedy decoding. Otherwise the logits are divided
     by ``temperature`` and, with ``top_k``, all but the ``top_k`` largest are excluded before
-    sampling.
+    sampling. A temperature too small for float32 (``1e-40``) samples the most likely token, as
+    the limit says, not at random. Logits may hold ``-inf`` (a token never chosen), but not
+    NaN or ``+inf``: such a row is an error, not a silent token 0.
 
     Args:
       logits: ``(b, v)`` unnormalised scores.
@@ -49,24 +62,31 @@ def select(
       [1]
     """
     logits = _check_logits(logits)
+    check_scores("logits", score_problems(logits))
+    if key is not None:
+        check_key("key", key)
+    _check_top_k(top_k, logits.shape[-1])
     return _pick(logits, key, check_temperature(temperature), top_k)
+
+
+def _check_top_k(top_k: Any, vocab: int) -> None:
+    if top_k is not None:
+        check_int("top_k", top_k, low=1, high=vocab)
 
 
 def _pick(logits: Array, key: PRNGKey | None, temperature: Array, top_k: int | None) -> Array:
     """`select` after its checks (so that a scan checks a traced temperature only once)."""
     vocab = logits.shape[-1]
-    if top_k is not None and (
-        isinstance(top_k, bool)
-        or not isinstance(top_k, (int, np.integer))
-        or not 1 <= top_k <= vocab
-    ):
-        raise ValueError(f"top_k must be an int in [1, {vocab}] (the vocabulary), got {top_k!r}")
     greedy = jnp.argmax(logits, axis=-1).astype(jnp.int32)
     if key is None or (is_concrete(temperature) and float(temperature) == 0):
         return greedy
-    # A traced temperature (under jit) may still be 0: divide by 1 then and pick the argmax.
-    safe = jnp.where(temperature > 0, temperature, 1.0).astype(jnp.float32)
-    scaled = logits.astype(jnp.float32) / safe
+    # Scores relative to the best one are <= 0, so dividing by a temperature too small for
+    # float32 (which flushes it to 0) still leaves the best token at 0 and the rest at -inf:
+    # the greedy limit, not NaN. A traced temperature (under jit) may still be 0: argmax then.
+    floor = jnp.finfo(jnp.float32).tiny
+    safe = jnp.where(temperature > 0, jnp.maximum(temperature, floor), 1.0).astype(jnp.float32)
+    wide = logits.astype(jnp.float32)
+    scaled = (wide - jnp.max(wide, axis=-1, keepdims=True)) / safe
     if top_k is not None and top_k < vocab:
         kth = jax.lax.top_k(scaled, top_k)[0][..., -1:]
         scaled = jnp.where(scaled < kth, -jnp.inf, scaled)
@@ -85,76 +105,73 @@ def check_temperature(temperature: Any) -> Any:
       >>> check_temperature(0.8)
       Array(0.8, dtype=float32)
     """
-    if isinstance(temperature, bool) or jnp.ndim(temperature) != 0:
-        raise TypeError(f"temperature must be a number, got {temperature!r}")
-    if not jnp.issubdtype(jnp.result_type(temperature), jnp.number):
-        raise TypeError(f"temperature must be a number, got {temperature!r}")
-    temperature = jnp.asarray(temperature, jnp.float32)
-    check_at_run_time(_raise_bad_temperature, temperature)
-    return temperature
+    if not is_concrete(temperature):
+        if jnp.ndim(temperature) != 0 or not jnp.issubdtype(temperature.dtype, jnp.floating):
+            fail("temperature", "a number", temperature, TypeError)
+        temperature = temperature.astype(jnp.float32)
+        check_at_run_time(_raise_bad_temperature, temperature)
+        return temperature
+    if isinstance(temperature, (np.ndarray, jax.Array)) and temperature.ndim == 0:
+        temperature = (
+            temperature.item() if temperature.dtype != jnp.bfloat16 else float(temperature)
+        )
+    return jnp.asarray(check_number("temperature", temperature, low=0), jnp.float32)
 
 
 def _raise_bad_temperature(temperature) -> None:
-    if not (np.isfinite(temperature) and temperature >= 0):
-        raise ValueError(
-            f"temperature must be a finite number >= 0 (0 is greedy), got {float(temperature)}"
-        )
+    check_number("temperature", float(temperature), low=0)
 
 
-def _check_logits(logits: Any) -> Array:
+def _check_logits(logits: Any, name: str = "logits") -> Array:
+    if not hasattr(logits, "dtype"):
+        try:
+            logits = np.asarray(logits)
+        except (TypeError, ValueError):
+            fail(name, "an array of shape (b, v)", logits, TypeError)
     logits = jnp.asarray(logits)
     if logits.ndim < 1 or logits.shape[-1] == 0:
-        raise ValueError(f"logits must have shape (b, v) with v >= 1, got {logits.shape}")
+        fail(name, "an array of shape (b, v) with v >= 1", said(f"shape {logits.shape}"))
     if not jnp.issubdtype(logits.dtype, jnp.floating):
-        raise TypeError(f"logits must be a floating-point array, got dtype {logits.dtype}")
+        fail(name, "a floating-point array", said(f"dtype {logits.dtype}"), TypeError)
     return logits
 
 
-def _check_tokens(first_tokens: Any) -> Array:
-    """``first_tokens`` as ``(b,)`` int32; floats are refused rather than truncated."""
-    dtype = jnp.result_type(first_tokens) if hasattr(first_tokens, "dtype") else None
-    if dtype is None:
-        values = np.asarray(first_tokens)
-        dtype = values.dtype
-    if not jnp.issubdtype(dtype, jnp.integer):
-        raise TypeError(
-            f"first_tokens must be integer token ids, got dtype {dtype}; cast them explicitly "
-            "(e.g. tokens.astype(jnp.int32)) if they really are ids"
-        )
-    tokens = jnp.asarray(first_tokens, jnp.int32)
+def _check_tokens(first_tokens: Any, vocab: int | None = None) -> Array:
+    """``first_tokens`` as ``(b,)`` int32 ids in ``[0, vocab)``; floats are refused rather than
+    truncated, ids outside the vocabulary rather than clamped by the embedding lookup."""
+    tokens = check_token_ids("first_tokens", first_tokens, vocab)
     if tokens.ndim != 1:
-        raise ValueError(f"first_tokens must have shape (b,), one per sequence, got {tokens.shape}")
+        fail("first_tokens", "of shape (b,), one per sequence", said(f"shape {tokens.shape}"))
     return tokens
 
 
-def _check_count(name: str, value: Any, *, low: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-        kind = "a positive int" if low == 1 else f"an int >= {low}"
-        raise ValueError(f"{name} must be {kind}, got {value!r}")
-    return int(value)
-
-
 def _check_id(name: str, value: Any, vocab: int) -> None:
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, (int, np.integer))
-        or not 0 <= value < vocab
-    ):
-        raise ValueError(
-            f"{name} must be a token id in [0, {vocab}) (the vocabulary of step_fn's logits), "
-            f"got {value!r}"
-        )
+    expected = f"a token id in [0, {vocab}) (the vocabulary of step_fn's logits)"
+    if not isinstance(value, (int, np.integer)) or isinstance(value, bool):
+        fail(name, expected, value, TypeError)
+    if not 0 <= value < vocab:
+        fail(name, expected, int(value))
 
 
-def _check_step_logits(logits: Any, rows: int) -> Array:
-    """The logits ``step_fn`` returned: ``(rows, v)`` floats."""
-    logits = _check_logits(logits)
-    if logits.shape[:-1] != (rows,):
-        raise ValueError(
-            f"step_fn must return logits of shape ({rows}, v), one row per sequence"
-            f"{' and hypothesis' if rows else ''}, got {logits.shape}"
-        )
-    return logits
+def _check_step_logits(logits: Any, rows: int) -> int:
+    """The vocabulary size ``v`` of logits that ``step_fn`` returned (an array or its shape),
+    which must be ``(rows, v)`` floats."""
+    name = "the logits of step_fn"
+    shape = tuple(getattr(logits, "shape", ()))
+    if len(shape) != 2 or shape[0] != rows or shape[1] == 0:
+        rows_are = "one row per sequence" + (" and hypothesis" if rows else "")
+        fail(name, f"of shape ({rows}, v) with v >= 1, {rows_are}", said(f"shape {shape}"))
+    if not jnp.issubdtype(logits.dtype, jnp.floating):
+        fail(name, "a floating-point array", said(f"dtype {logits.dtype}"), TypeError)
+    return shape[1]
+
+
+def _vocabulary(step_fn: StepFn, carry: Carry, tokens: Array) -> int:
+    """``v``, the size of the vocabulary ``step_fn`` scores, from its output's shape."""
+    if not callable(step_fn):
+        fail("step_fn", "a function step_fn(carry, tokens) -> (carry, logits)", step_fn, TypeError)
+    _, logits = jax.eval_shape(step_fn, carry, tokens)
+    return _check_step_logits(logits, tokens.shape[0])
 
 
 def generate(
@@ -196,21 +213,31 @@ def generate(
       >>> tokens.tolist()
       [[1, 2, 3, 4]]
     """
-    length = _check_count("length", length, low=0)
-    _check_count("unroll", unroll, low=1)
-    first_tokens = _check_tokens(first_tokens)
+    length = check_count("length", length)
+    check_size("unroll", unroll)
+    tokens = _check_tokens(first_tokens)
+    vocab = _vocabulary(step_fn, carry, tokens)
+    first_tokens = _check_tokens(first_tokens, vocab)
+    if key is not None:
+        check_key("key", key)
+    _check_top_k(top_k, vocab)
     temperature = check_temperature(temperature)
     keys = None if key is None else jax.random.split(key, length)
+    problems = jnp.zeros(tokens.shape, jnp.int32)
 
     def body(state, step_key):
-        carry, tokens = state
+        carry, tokens, problems = state
         carry, logits = step_fn(carry, tokens)
-        tokens = _pick(_check_step_logits(logits, tokens.shape[0]), step_key, temperature, top_k)
-        return (carry, tokens), tokens
+        _check_step_logits(logits, tokens.shape[0])
+        # Checked once after the scan: a host callback per token would slow sampling down.
+        problems = jnp.maximum(problems, score_problems(logits))
+        tokens = _pick(logits, step_key, temperature, top_k)
+        return (carry, tokens, problems), tokens
 
-    (carry, _), tokens = jax.lax.scan(
-        body, (carry, first_tokens), keys, length=length, unroll=unroll
+    (carry, _, problems), tokens = jax.lax.scan(
+        body, (carry, first_tokens, problems), keys, length=length, unroll=unroll
     )
+    check_scores("the logits of step_fn", problems)
     return carry, jnp.swapaxes(tokens, 0, 1)
 
 
@@ -259,12 +286,18 @@ def beam_search(
       >>> tokens[0, 0].tolist(), lengths[0, 0].tolist()
       ([3, 1, 0, 0], 2)
     """
-    beam_size = _check_count("beam_size", beam_size, low=1)
-    max_length = _check_count("max_length", max_length, low=1)
-    if not np.isfinite(length_penalty):
-        raise ValueError(f"length_penalty must be a finite number, got {length_penalty!r}")
+    beam_size = check_size("beam_size", beam_size)
+    max_length = check_size("max_length", max_length)
+    check_number("length_penalty", length_penalty)
     first_tokens = _check_tokens(first_tokens)
     b, k = first_tokens.shape[0], beam_size
+    _check_beam_carry(carry, b, k)
+    vocab = _vocabulary(step_fn, carry, jnp.repeat(first_tokens, k))
+    first_tokens = _check_tokens(first_tokens, vocab)
+    # Checked here, where the vocabulary is known: a pad_id outside it would make every
+    # finished hypothesis -inf and silently drop the best one.
+    _check_id("eos_id", eos_id, vocab)
+    _check_id("pad_id", pad_id, vocab)
     # Only the first beam is live at the start: the others are copies and must not be chosen.
     scores = jnp.tile(jnp.asarray([0.0] + [-jnp.inf] * (k - 1), jnp.float32), (b, 1))
     state = (
@@ -279,12 +312,6 @@ def beam_search(
     def body(state, t):
         carry, last, scores, finished, lengths, tokens = state
         carry, logits = step_fn(carry, last)
-        logits = _check_step_logits(logits, b * k)
-        vocab = logits.shape[-1]
-        # Checked here, where the vocabulary is known: a pad_id outside it would make every
-        # finished hypothesis -inf and silently drop the best one.
-        _check_id("eos_id", eos_id, vocab)
-        _check_id("pad_id", pad_id, vocab)
         log_p = jax.nn.log_softmax(logits.astype(jnp.float32), axis=-1)
         log_p = log_p.reshape(b, k, vocab)
         # A finished hypothesis may only be extended by padding, at no cost.
@@ -309,3 +336,17 @@ def beam_search(
     order = jnp.argsort(-normalised, axis=-1)
     take = lambda x: jnp.take_along_axis(x, order.reshape(b, k, *([1] * (x.ndim - 2))), 1)
     return take(tokens), take(normalised), take(lengths)
+
+
+def _check_beam_carry(carry: Carry, b: int, k: int) -> None:
+    """Every leaf of a beam search's carry holds one row per hypothesis: ``b * k``."""
+    leaves = jax.tree.leaves(carry)
+    if any(jnp.ndim(leaf) == 0 or jnp.shape(leaf)[0] != b * k for leaf in leaves):
+        fail(
+            "carry",
+            f"a pytree whose leaves have {b * k} rows ({b} sequences times beam_size={k}), "
+            "the beams of one sequence adjacent",
+            said(describe(carry)),
+            hint=f"repeat each sequence's carry per beam: jax.tree.map(lambda c: jnp.repeat(c, "
+            f"{k}, axis=0), carry)",
+        )

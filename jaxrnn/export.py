@@ -16,13 +16,17 @@ named parts, e.g. ``tuple(carry)``), so that a reader needs no jaxrnn types.
 
 import logging
 import os
-import tempfile
+import re
 from collections.abc import Callable
 from collections.abc import Sequence
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 
+from jaxrnn.checks import fail
+from jaxrnn.checks import said
+from jaxrnn.files import write_atomically
 from jaxrnn.portable import portable
 
 
@@ -39,20 +43,56 @@ def arguments(*specs: tuple[str, Any]) -> list[jax.ShapeDtypeStruct]:
       (True, 32)
     """
     if not specs:
-        raise ValueError("give at least one (shape, dtype) pair, e.g. ('b, t, 32', jnp.float32)")
-    for n, spec in enumerate(specs):
-        if not (isinstance(spec, tuple) and len(spec) == 2 and isinstance(spec[0], str)):
-            raise TypeError(
-                f"argument {n} must be a (shape, dtype) pair such as ('b, t, 32', jnp.float32), "
-                f"got {spec!r}"
-            )
-    shapes = [[part.strip() for part in shape.split(",") if part.strip()] for shape, _ in specs]
-    names = sorted({p for shape in shapes for p in shape if not p.isdigit()})
+        fail("specs", "at least one (shape, dtype) pair, e.g. ('b, t, 32', jnp.float32)", specs)
+    parsed = [_parse_spec(n, spec) for n, spec in enumerate(specs)]
+    names = sorted({p for shape, _ in parsed for p in shape if not isinstance(p, int)})
     symbols = dict(zip(names, jax.export.symbolic_shape(", ".join(names)), strict=True))
     return [
-        jax.ShapeDtypeStruct(tuple(int(p) if p.isdigit() else symbols[p] for p in shape), dtype)
-        for shape, (_, dtype) in zip(shapes, specs, strict=True)
+        jax.ShapeDtypeStruct(tuple(p if isinstance(p, int) else symbols[p] for p in shape), dtype)
+        for shape, dtype in parsed
     ]
+
+
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def _parse_spec(n: int, spec: Any) -> tuple[list, Any]:
+    """The sizes (ints and names) and dtype of argument ``n``'s ``(shape, dtype)`` pair."""
+    if not (isinstance(spec, tuple) and len(spec) == 2 and isinstance(spec[0], str)):
+        fail(
+            f"argument {n}",
+            "a (shape, dtype) pair such as ('b, t, 32', jnp.float32)",
+            spec,
+            TypeError,
+        )
+    shape, dtype = spec
+    parts = [part.strip() for part in shape.split(",")]
+    if parts == [""]:  # a scalar
+        parts = []
+    sizes = []
+    for part in parts:
+        if part.isdigit():
+            sizes.append(int(part))
+        elif _NAME.fullmatch(part):
+            sizes.append(part)
+        else:
+            fail(
+                f"the shape of argument {n}",
+                "comma-separated sizes, each an int >= 0 or a name, such as 'b, t, 32'",
+                said(f"{part!r} in {shape!r}"),
+            )
+    try:
+        dtype = jnp.dtype(dtype) if dtype is not None else None
+    except TypeError:
+        dtype = None
+    if dtype is None:
+        fail(
+            f"the dtype of argument {n}",
+            "a dtype such as jnp.float32 or 'int32'",
+            spec[1],
+            TypeError,
+        )
+    return sizes, dtype
 
 
 def save(fn: Callable, args: Sequence[Any], path: str | os.PathLike) -> jax.export.Exported:
@@ -83,9 +123,8 @@ def save(fn: Callable, args: Sequence[Any], path: str | os.PathLike) -> jax.expo
       >>> bool((served.call(xs) == jax.jit(last)(xs)).all())
       True
     """
-    path = _checked_destination(path)
     exported = _export(fn, args)
-    _write_atomically(path, exported.serialize())
+    write_atomically(path, exported.serialize())
     return exported
 
 
@@ -157,7 +196,7 @@ def save_onnx(
       >>> bool(np.allclose(session.run(None, {"xs": xs})[0], last(xs), atol=1e-5))
       True
     """
-    path = _checked_destination(path)
+    path = os.fspath(path)
     to_onnx = _jax2onnx()
     names = {}
     if input_names is not None:
@@ -173,7 +212,7 @@ def save_onnx(
             model = to_onnx(lambda *a: fn(*a), list(args), **names)
     finally:
         serde.setLevel(level)
-    _write_atomically(path, model.SerializeToString())
+    write_atomically(path, model.SerializeToString())
     return path
 
 
@@ -221,31 +260,6 @@ def _jax2onnx():
             f"ONNX export needs jax2onnx and onnxruntime: pip install 'jaxrnn[export]' ({error})"
         ) from None
     return to_onnx
-
-
-def _checked_destination(path: str | os.PathLike) -> str:
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(folder):
-        raise FileNotFoundError(f"cannot write {path}: the folder {folder} does not exist")
-    if os.path.isdir(path):
-        raise IsADirectoryError(f"cannot write {path}: it is a folder; give a file name")
-    return path
-
-
-def _write_atomically(path: str, data: bytes) -> None:
-    folder = os.path.dirname(os.path.abspath(path))
-    handle, temporary = tempfile.mkstemp(dir=folder, prefix=".export-", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as file:
-            file.write(data)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.remove(temporary)
-        raise
 
 
 __all__ = (

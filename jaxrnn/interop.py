@@ -17,6 +17,10 @@ import numpy as np
 from jaxrnn.cells import FAMILIES
 from jaxrnn.cells.base import Cell
 from jaxrnn.cells.base import Family
+from jaxrnn.checks import check_flag
+from jaxrnn.checks import check_int
+from jaxrnn.checks import check_real_dtype
+from jaxrnn.checks import fail
 from jaxrnn.typing import Params
 
 
@@ -59,6 +63,12 @@ def from_torch(
       (3, 16)
     """
     family = _family_of(cell, "from_torch")
+    _check_state_dict(state_dict)
+    check_int("layer", layer, low=0)
+    check_flag("reverse", reverse)
+    if not isinstance(prefix, str):
+        fail("prefix", "a str such as 'encoder.rnn.'", prefix, TypeError)
+    dtype = check_real_dtype(dtype)
     gates = family.gates
     suffix = f"_l{layer}" + ("_reverse" if reverse else "")
     names = {
@@ -361,7 +371,23 @@ def _family_of(cell: Cell, converter: str) -> Family:
     return family
 
 
+def _check_state_dict(state_dict: Any) -> None:
+    if isinstance(state_dict, Mapping):
+        return
+    module = callable(getattr(state_dict, "state_dict", None))
+    fail(
+        "state_dict",
+        "a mapping of parameter names to tensors, such as module.state_dict()",
+        state_dict,
+        TypeError,
+        hint="call .state_dict() on the torch module" if module else "",
+    )
+
+
 def _to_numpy(value: Any) -> np.ndarray:
     if hasattr(value, "detach"):  # a torch tensor; torch is not imported here
-        value = value.detach().cpu().numpy()
+        value = value.detach().cpu()
+        if str(value.dtype) == "torch.bfloat16":  # NumPy has no bfloat16: widen (exactly)
+            value = value.float()
+        value = value.numpy()
     return np.asarray(value)

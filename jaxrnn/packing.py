@@ -15,6 +15,13 @@ from typing import NamedTuple
 import jax.numpy as jnp
 import numpy as np
 
+from jaxrnn.checks import check_count
+from jaxrnn.checks import check_flag
+from jaxrnn.checks import check_size
+from jaxrnn.checks import check_token_ids
+from jaxrnn.checks import fail
+from jaxrnn.checks import is_concrete
+from jaxrnn.checks import said
 from jaxrnn.typing import Array
 
 
@@ -54,12 +61,9 @@ def place(lengths: Sequence[int], row_length: int) -> tuple[np.ndarray, np.ndarr
       ([1, 0, 0, 1], [4, 0, 5, 0], 2)
     """
     lengths = np.asarray(lengths)
-    if isinstance(row_length, bool) or not isinstance(row_length, (int, np.integer)):
-        raise TypeError(f"row_length must be a positive int, got {row_length!r}")
-    if row_length < 1:
-        raise ValueError(f"row_length must be positive, got {row_length}")
+    check_size("row_length", row_length)
     if lengths.ndim != 1 or (lengths.size and not np.issubdtype(lengths.dtype, np.integer)):
-        raise ValueError(f"lengths must be a 1-D sequence of ints, got shape {lengths.shape}")
+        fail("lengths", "a 1-D sequence of ints", lengths, TypeError)
     if lengths.size and (lengths.min() < 1 or lengths.max() > row_length):
         bad = int(np.flatnonzero((lengths < 1) | (lengths > row_length))[0])
         raise ValueError(
@@ -130,7 +134,7 @@ def pack(
     row, start, needed = place(lengths, row_length)
     if num_rows is None:
         num_rows = needed
-    elif needed > num_rows:
+    elif check_count("num_rows", num_rows) < needed:
         raise ValueError(
             f"the {len(docs)} documents ({int(lengths.sum())} steps) need {needed} rows of "
             f"{row_length} steps, more than num_rows={num_rows}"
@@ -178,33 +182,136 @@ def resets_from_segment_ids(segment_ids: Array) -> Array:
     return jnp.concatenate([jnp.ones_like(ids[..., :1], bool), changed], axis=-1)
 
 
-def _where(packed_or_row, start, length):
-    if isinstance(packed_or_row, Packed):
-        return packed_or_row.row, packed_or_row.start, packed_or_row.length
-    return packed_or_row, start, length
+def _documents(ys: Any, packed: Packed | Any, start: Any, length: Any, time_major: bool):
+    """``ys`` batch-major ``(r, L, ...)`` and the documents' ``(row, start, length)``, checked
+    against each other: the rows and steps of ``ys`` are those of ``packed``, and every
+    document lies inside a row."""
+    check_flag("time_major", time_major)
+    if not (hasattr(ys, "shape") and hasattr(ys, "dtype")) or len(ys.shape) < 2:
+        fail("ys", "outputs of shape (r, L, ...) (rows, steps of a row, features)", ys)
+    ys_bm = jnp.swapaxes(jnp.asarray(ys), 0, 1) if time_major else jnp.asarray(ys)
+    if isinstance(packed, Packed):
+        if start is not None or length is not None:
+            fail("start", "None when a Packed is given (it holds the starts)", said("a value"))
+        rows_steps = tuple(packed.resets.shape)
+        if tuple(ys_bm.shape[:2]) != rows_steps:
+            r, steps = rows_steps
+            want = f"({steps}, {r}, ...) (time-major)" if time_major else f"({r}, {steps}, ...)"
+            fail(
+                "ys",
+                f"outputs of shape {want}, the rows and steps of the packed rows",
+                said(f"shape {tuple(ys.shape)}"),
+                hint="" if time_major else "pass time_major=True for outputs of shape (L, r, ...)",
+            )
+        return ys_bm, jnp.asarray(packed.row), jnp.asarray(packed.start), jnp.asarray(packed.length)
+    parts = {"row": packed, "start": start, "length": length}
+    for name, value in parts.items():
+        if value is None:
+            fail(
+                name, "the documents' rows, starts and lengths (or give a Packed)", value, TypeError
+            )
+        parts[name] = check_token_ids(name, value)
+        if parts[name].shape != parts["row"].shape or parts[name].ndim != 1:
+            fail(
+                name,
+                f"of shape {tuple(parts['row'].shape)} like row",
+                said(f"shape {parts[name].shape}"),
+            )
+    row, start, length = parts["row"], parts["start"], parts["length"]
+    if is_concrete((row, start, length)) and row.size:
+        rows, steps = ys_bm.shape[:2]
+        if int(row.max()) >= rows or int(length.min()) < 1 or int((start + length).max()) > steps:
+            fail(
+                "row",
+                f"documents inside the {rows} rows of {steps} steps of ys (row < {rows}, "
+                f"length >= 1, start + length <= {steps})",
+                said("a document outside them"),
+            )
+    return ys_bm, row, start, length
 
 
-def last(ys: Array, packed: Packed | Array, start=None, length=None) -> Array:
+def last(
+    ys: Array,
+    packed: Packed | Array,
+    start: Array | None = None,
+    length: Array | None = None,
+    *,
+    time_major: bool = False,
+) -> Array:
     """Each document's output at its last step: ``(n, ...)`` from ``ys (r, L, ...)``.
 
     For a forward unroll this is the document's final hidden state; `first` is the one of a
     reversed unroll. ``packed`` is a `Packed` or its ``row`` with ``start`` and ``length``
-    given too (arrays that can be traced under `jax.jit`).
+    given too (arrays that can be traced under `jax.jit`). The rows and steps of ``ys`` must
+    be those of ``packed``: outputs of another layout are refused, not read at the wrong
+    places.
+
+    Args:
+      ys: per-step outputs ``(r, L, ...)``, or ``(L, r, ...)`` with ``time_major=True``.
+      packed: the `Packed` the rows were made with, or its ``row`` array.
+      start: with a ``row`` array, the documents' starts.
+      length: with a ``row`` array, their lengths.
+      time_major: the layout of ``ys``.
+
+    Returns:
+      ``(n, ...)``, in the order the documents were given to `pack`.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> from jaxrnn import packing
+      >>> packed = packing.pack([[1, 2, 3], [4, 5]], row_length=5)
+      >>> ys = jnp.asarray(packed.values)[..., None]
+      >>> packing.last(ys, packed)[:, 0].tolist()
+      [3, 5]
+      >>> packing.last(jnp.swapaxes(ys, 0, 1), packed, time_major=True)[:, 0].tolist()
+      [3, 5]
     """
-    row, start, length = _where(packed, start, length)
-    return ys[jnp.asarray(row), jnp.asarray(start) + jnp.asarray(length) - 1]
+    ys, row, start, length = _documents(ys, packed, start, length, time_major)
+    return ys[row, start + length - 1]
 
 
-def first(ys: Array, packed: Packed | Array, start=None) -> Array:
+def first(
+    ys: Array,
+    packed: Packed | Array,
+    start: Array | None = None,
+    length: Array | None = None,
+    *,
+    time_major: bool = False,
+) -> Array:
     """Each document's output at its first step: ``(n, ...)`` (a reversed unroll's final
-    state); arguments as for `last`."""
-    row, start, _ = _where(packed, start, None)
-    return ys[jnp.asarray(row), jnp.asarray(start)]
+    state); arguments as for `last`.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> from jaxrnn import packing
+      >>> packed = packing.pack([[1, 2, 3], [4, 5]], row_length=5)
+      >>> packing.first(jnp.asarray(packed.values), packed).tolist()
+      [1, 4]
+    """
+    ys, row, start, _ = _documents(ys, packed, start, length, time_major)
+    return ys[row, start]
 
 
-def unpack(ys: Array, packed: Packed | Array, start=None, length=None, *, max_length: int):
+def unpack(
+    ys: Array,
+    packed: Packed | Array,
+    start: Array | None = None,
+    length: Array | None = None,
+    *,
+    max_length: int | None = None,
+    time_major: bool = False,
+) -> Array:
     """The documents' outputs one per row again: ``(n, max_length, ...)``, zero after each
     document's end, e.g. for `jaxrnn.pool` with ``packed.length``.
+
+    Args:
+      ys: per-step outputs ``(r, L, ...)`` (``(L, r, ...)`` with ``time_major=True``).
+      packed: as for `last`.
+      start: as for `last`.
+      length: as for `last`.
+      max_length: the steps of each unpacked row, at least the longest document (nothing is
+        cut); None for the longest (needs concrete lengths).
+      time_major: the layout of ``ys``.
 
     Examples:
       >>> import jax.numpy as jnp
@@ -214,7 +321,24 @@ def unpack(ys: Array, packed: Packed | Array, start=None, length=None, *, max_le
       >>> packing.unpack(ys, packed, max_length=3)[..., 0].tolist()
       [[1, 2, 3], [4, 5, 0], [6, 0, 0]]
     """
-    row, start, length = (jnp.asarray(a) for a in _where(packed, start, length))
+    ys, row, start, length = _documents(ys, packed, start, length, time_major)
+    longest = int(length.max(initial=0)) if is_concrete(length) else None
+    if max_length is None:
+        if longest is None:
+            fail(
+                "max_length",
+                "an int when the lengths are traced (under jax.jit)",
+                max_length,
+                TypeError,
+            )
+        max_length = longest
+    check_count("max_length", max_length)
+    if longest is not None and max_length < longest:
+        fail(
+            "max_length",
+            f"an int >= {longest}, the longest document (nothing is cut silently)",
+            max_length,
+        )
     steps = jnp.arange(max_length)[None]
     where = jnp.minimum(start[:, None] + steps, ys.shape[1] - 1)  # (n, max_length)
     out = ys[row[:, None], where]

@@ -17,7 +17,14 @@ from typing import Any
 import numpy as np
 
 from jaxrnn import packing
+from jaxrnn.checks import check_choice
+from jaxrnn.checks import check_count
+from jaxrnn.checks import check_int
+from jaxrnn.checks import check_size
 from jaxrnn.checks import check_step
+from jaxrnn.checks import fail
+from jaxrnn.checks import said
+from jaxrnn.files import write_atomically
 
 PAD, UNK, BOS, EOS = "<pad>", "<unk>", "<bos>", "<eos>"
 SPECIALS = (PAD, UNK, BOS, EOS)  # ids 0, 1, 2, 3 in every vocabulary
@@ -119,11 +126,24 @@ class Vocabulary:
     pad_id, unk_id, bos_id, eos_id = 0, 1, 2, 3
 
     def __init__(self, tokens: Sequence[str]):
+        if isinstance(tokens, str) or not isinstance(tokens, Iterable):
+            fail("tokens", "a list of token strings, specials first", tokens, TypeError)
         tokens = list(tokens)
-        bad = [(n, t) for n, t in enumerate(tokens) if not isinstance(t, str) or not t]
-        if bad:
-            n, token = bad[0]
-            raise ValueError(f"vocabulary tokens must be non-empty strings; token {n} is {token!r}")
+        for n, token in enumerate(tokens):
+            if not isinstance(token, str) or not token:
+                fail(
+                    f"tokens[{n}]",
+                    "a non-empty string",
+                    token,
+                    ValueError if token == "" else TypeError,
+                )
+            if not _encodable(token):
+                fail(
+                    f"tokens[{n}]",
+                    "text that UTF-8 can store (no lone surrogates)",
+                    said(ascii(token)),
+                    hint="the vocabulary could not be saved",
+                )
         if tuple(tokens[: len(SPECIALS)]) != SPECIALS:
             raise ValueError(f"a vocabulary must start with {list(SPECIALS)}, got {tokens[:4]}")
         if len(set(tokens)) != len(tokens):
@@ -142,13 +162,10 @@ class Vocabulary:
     ) -> "Vocabulary":
         """Counts tokens and keeps those seen at least ``min_freq`` times (at most ``max_size``
         in all, specials included)."""
-        if isinstance(min_freq, bool) or not isinstance(min_freq, int) or min_freq < 1:
-            raise ValueError(f"min_freq must be an int >= 1, got {min_freq!r}")
-        if max_size is not None and (not isinstance(max_size, int) or max_size < len(SPECIALS)):
-            raise ValueError(
-                f"max_size must be an int >= {len(SPECIALS)} or None, got {max_size!r}"
-            )
-        counts = collections.Counter(t for tokens in token_lists for t in tokens)
+        check_size("min_freq", min_freq)
+        if max_size is not None:
+            check_int("max_size", max_size, low=len(SPECIALS))
+        counts = collections.Counter(t for tokens in _token_lists(token_lists) for t in tokens)
         for special in SPECIALS:
             counts.pop(special, None)
         kept = sorted(
@@ -184,16 +201,8 @@ class Vocabulary:
     ) -> np.ndarray:
         """Tokens to an int32 id array; unknown tokens become ``<unk>`` (or raise with
         ``unknown="error"``, naming the tokens)."""
-        if isinstance(tokens, str) or not isinstance(tokens, Iterable):
-            raise TypeError(
-                f"tokens must be a list of token strings, got {type(tokens).__name__}"
-                + (
-                    "; split the text first (jaxrnn.text.tokenize)"
-                    if isinstance(tokens, str)
-                    else ""
-                )
-            )
-        tokens = list(tokens)
+        tokens = _tokens("tokens", tokens)
+        check_choice("unknown", unknown, ("unk", "error"))
         if unknown == "error":
             missing = sorted({t for t in tokens if t not in self._ids})
             if missing:
@@ -201,8 +210,6 @@ class Vocabulary:
                     f"tokens not in the vocabulary: {missing[:10]!r}"
                     + (f" (and {len(missing) - 10} more)" if len(missing) > 10 else "")
                 )
-        elif unknown != "unk":
-            raise ValueError(f"unknown must be 'unk' or 'error', got {unknown!r}")
         ids = [self._ids.get(t, self.unk_id) for t in tokens]
         return np.asarray([self.bos_id] * bos + ids + [self.eos_id] * eos, np.int32)
 
@@ -210,10 +217,7 @@ class Vocabulary:
         """Ids to tokens; stops at the first ``<eos>`` and drops ``<pad>``/``<bos>`` unless
         ``strip_special`` is False."""
         out = []
-        for i in ids:
-            i = int(i)
-            if not 0 <= i < len(self.tokens):
-                raise ValueError(f"id {i} is outside the vocabulary of {len(self)} tokens")
+        for i in _ids(ids, len(self)):
             if strip_special:
                 if i == self.eos_id:
                     break
@@ -223,11 +227,9 @@ class Vocabulary:
         return out
 
     def save(self, path: str | os.PathLike) -> None:
-        """Writes ``{"tokens": [...]}`` as JSON, atomically."""
-        tmp = f"{os.fspath(path)}.tmp"
-        with open(tmp, "w", encoding="utf-8") as f:
-            json.dump({"tokens": self.tokens}, f, ensure_ascii=False)
-        os.replace(tmp, path)
+        """Writes ``{"tokens": [...]}`` as JSON, atomically (`jaxrnn.files.write_atomically`:
+        nothing half-written, nothing left behind when the disk is full)."""
+        write_atomically(path, json.dumps({"tokens": self.tokens}, ensure_ascii=False))
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "Vocabulary":
@@ -241,8 +243,81 @@ class Vocabulary:
             raise ValueError(f"{path}: expected a JSON object with a 'tokens' list")
         try:
             return cls(payload["tokens"])
-        except ValueError as error:
+        except (ValueError, TypeError) as error:
             raise ValueError(f"{path}: {error}") from None
+
+
+def _encodable(token: str) -> bool:
+    try:
+        token.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+_SPLIT_FIRST = "split each text into tokens first (jaxrnn.text.tokenize)"
+
+
+def _tokens(name: str, tokens: Any) -> list[str]:
+    """``tokens`` as a list of strings: a str is refused (it would be read as its characters),
+    and so is an entry that is not a str (an id where a token belongs)."""
+    if isinstance(tokens, str) or not isinstance(tokens, Iterable):
+        hint = _SPLIT_FIRST if isinstance(tokens, str) else ""
+        fail(name, "a list of token strings", tokens, TypeError, hint=hint)
+    tokens = list(tokens)
+    for n, token in enumerate(tokens):
+        if not isinstance(token, str):
+            fail(f"{name}[{n}]", "a token string", token, TypeError)
+    return tokens
+
+
+def _token_lists(token_lists: Any) -> Iterable[list[str]]:
+    """Each entry of ``token_lists`` as a list of strings, checked as it is read."""
+    if isinstance(token_lists, str) or not isinstance(token_lists, Iterable):
+        fail("token_lists", "an iterable of token lists", token_lists, TypeError)
+    for n, tokens in enumerate(token_lists):
+        if isinstance(tokens, str):
+            fail(
+                f"token_lists[{n}]",
+                "a list of token strings, not one string (it would be read as characters)",
+                tokens,
+                TypeError,
+                hint=_SPLIT_FIRST,
+            )
+        yield _tokens(f"token_lists[{n}]", tokens)
+
+
+def _ids(ids: Any, size: int) -> list[int]:
+    """``ids`` as Python ints in ``[0, size)``: ints of any width, never floats or bools."""
+    if isinstance(ids, (str, bytes)) or not isinstance(ids, Iterable):
+        fail("ids", "a sequence of integer token ids", ids, TypeError)
+    values = np.asarray(list(ids) if not isinstance(ids, np.ndarray) else ids)
+    if values.ndim != 1 or not (values.size == 0 or np.issubdtype(values.dtype, np.integer)):
+        what = said(f"dtype {values.dtype}") if values.ndim == 1 else said(f"shape {values.shape}")
+        fail("ids", "a 1-D sequence of integer token ids", what, TypeError)
+    if values.size and (values.min() < 0 or values.max() >= size):
+        bad = int(values[(values < 0) | (values >= size)][0])
+        fail("ids", f"token ids in [0, {size}) (the vocabulary)", said(f"id {bad}"))
+    return [int(i) for i in values]
+
+
+def _id_sequences(name: str, sequences: Any, *, allow_empty: bool = False) -> list[np.ndarray]:
+    """``sequences`` as int32 arrays: each a 1-D sequence of integer ids (floats are refused,
+    not truncated; an id past int32 is refused, not wrapped)."""
+    if isinstance(sequences, (str, bytes)) or not isinstance(sequences, Sequence | np.ndarray):
+        fail(name, "a list of token-id sequences", sequences, TypeError)
+    if not len(sequences) and not allow_empty:
+        fail(name, "a list of at least one token-id sequence", said("an empty list"))
+    out = []
+    for row, seq in enumerate(sequences):
+        ids = np.asarray(seq)
+        if ids.ndim != 1 or (ids.size and not np.issubdtype(ids.dtype, np.integer)):
+            got = said(f"dtype {ids.dtype}") if ids.ndim == 1 else said(f"shape {ids.shape}")
+            fail(f"{name}[{row}]", "a 1-D sequence of integer token ids", got, TypeError)
+        if ids.size and (ids.min() < np.iinfo(np.int32).min or ids.max() > np.iinfo(np.int32).max):
+            fail(f"{name}[{row}]", "ids that fit int32", said(f"id {int(ids.max())}"))
+        out.append(ids.astype(np.int32))
+    return out
 
 
 def pad_batch(
@@ -261,15 +336,11 @@ def pad_batch(
       >>> ids.tolist(), lengths.tolist()
       ([[5, 6, 7], [8, 0, 0]], [3, 1])
     """
+    sequences = _id_sequences("sequences", sequences, allow_empty=True)
     lengths = np.asarray([len(s) for s in sequences], np.int32)
     longest = int(lengths.max(initial=0))
-    length = longest if length is None else length
-    if isinstance(length, bool) or not isinstance(length, (int, np.integer)) or length < 0:
-        raise ValueError(f"length must be an int >= 0 or None, got {length!r}")
-    for row, seq in enumerate(sequences):
-        ids = np.asarray(seq)
-        if ids.size and not np.issubdtype(ids.dtype, np.integer):
-            raise TypeError(f"sequence {row} must hold integer ids, got dtype {ids.dtype}")
+    length = longest if length is None else check_count("length", length)
+    check_int("pad_id", pad_id)
     if longest > length:
         raise ValueError(
             f"a sequence has {longest} tokens, more than length={length}; "
@@ -343,10 +414,8 @@ class BucketedBatches:
         seed: int = 0,
         shuffle: bool = True,
     ):
-        if not len(sequences):
-            raise ValueError("sequences is empty: there is nothing to batch")
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be positive, got {batch_size}")
+        sequences = _id_sequences("sequences", sequences)
+        check_size("batch_size", batch_size)
         lengths = np.asarray([len(s) for s in sequences])
         if labels is not None and len(labels) != len(sequences):
             raise ValueError(f"labels has {len(labels)} entries for {len(sequences)} sequences")
@@ -355,6 +424,7 @@ class BucketedBatches:
                 raise ValueError(
                     f"targets has {len(targets)} entries for {len(sequences)} sequences"
                 )
+            targets = _id_sequences("targets", targets, allow_empty=True)
             lengths = np.maximum(lengths, [len(t) for t in targets])
         buckets = tuple(sorted(buckets or bucket_lengths(int(lengths.max()))))
         if lengths.max() > buckets[-1]:
@@ -362,9 +432,9 @@ class BucketedBatches:
                 f"a sequence has {int(lengths.max())} tokens, more than the largest "
                 f"bucket {buckets[-1]}; add a larger bucket"
             )
-        self.sequences = [np.asarray(s, np.int32) for s in sequences]
+        self.sequences = sequences
         self.labels = None if labels is None else np.asarray(labels)
-        self.targets = None if targets is None else [np.asarray(t, np.int32) for t in targets]
+        self.targets = targets
         self.batch_size, self.buckets, self.seed, self.shuffle = batch_size, buckets, seed, shuffle
         which = np.searchsorted(np.asarray(buckets), lengths)  # smallest bucket >= length
         self.members = [np.flatnonzero(which == b) for b in range(len(buckets))]
@@ -470,15 +540,11 @@ class PackedBatches:
         seed: int = 0,
         shuffle: bool = True,
     ):
-        if not len(sequences):
-            raise ValueError("sequences is empty: there is nothing to batch")
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be positive, got {batch_size}")
-        if row_multiple < 1:
-            raise ValueError(f"row_multiple must be positive, got {row_multiple}")
+        self.sequences = _id_sequences("sequences", sequences)
+        check_size("batch_size", batch_size)
+        check_size("row_multiple", row_multiple)
         if labels is not None and len(labels) != len(sequences):
             raise ValueError(f"labels has {len(labels)} entries for {len(sequences)} sequences")
-        self.sequences = [np.asarray(s, np.int32) for s in sequences]
         lengths = np.asarray([len(s) for s in self.sequences])
         self.row_length = row_length or int(math.ceil(lengths.max() / 8) * 8)
         packing.place(lengths, self.row_length)  # every sequence fits (a named error if not)

@@ -58,20 +58,23 @@ CASES = {
     ),
     "Vocabulary.encode(str)": (
         lambda: VOCAB.encode("abc"),
-        "tokens must be a list of token strings, got str; split the text first",
+        "tokens must be a list of token strings, got 'abc'; split each text into tokens first",
     ),
-    "Vocabulary.encode(None)": (lambda: VOCAB.encode(None), "got NoneType"),
+    "Vocabulary.encode(None)": (
+        lambda: VOCAB.encode(None),
+        "tokens must be a list of token strings, got None",
+    ),
     "Vocabulary.build(min_freq=0)": (
         lambda: text.Vocabulary.build([["a"]], min_freq=0),
-        "min_freq must be an int >= 1, got 0",
+        "min_freq must be a positive int, got 0",
     ),
     "pad_batch(floats)": (
         lambda: text.pad_batch([[1.5]]),
-        "sequence 0 must hold integer ids, got dtype float64",
+        r"sequences\[0\] must be a 1-D sequence of integer token ids, got dtype float64",
     ),
     "pad_batch(length=-1)": (
         lambda: text.pad_batch([[1]], -1),
-        "length must be an int >= 0 or None, got -1",
+        "length must be an int >= 0, got -1",
     ),
     "StreamBatches(chunk_length=1.5)": (
         lambda: train.StreamBatches(np.arange(10), 2, 1.5),

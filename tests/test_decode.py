@@ -88,13 +88,15 @@ def test_generate_refuses_float_first_tokens_and_bad_lengths(table):
         TypeError, match="first_tokens must be integer token ids, got dtype float32"
     ):
         decode.generate(markov_step(table), (), jnp.array([1.7]), length=3)
-    with pytest.raises(ValueError, match=r"first_tokens must have shape \(b,\).*got \(1, 1\)"):
+    with pytest.raises(
+        ValueError, match=r"first_tokens must be of shape \(b,\).*got shape \(1, 1\)"
+    ):
         decode.generate(markov_step(table), (), jnp.array([[1]]), length=3)
     with pytest.raises(ValueError, match="length must be an int >= 0, got -1"):
         decode.generate(markov_step(table), (), jnp.array([1]), length=-1)
-    with pytest.raises(ValueError, match="length must be an int >= 0, got 2.5"):
+    with pytest.raises(TypeError, match="length must be an int >= 0, got 2.5"):
         decode.generate(markov_step(table), (), jnp.array([1]), length=2.5)
-    with pytest.raises(ValueError, match=r"step_fn must return logits of shape \(1, v\)"):
+    with pytest.raises(ValueError, match=r"the logits of step_fn must be of shape \(1, v\)"):
         decode.generate(lambda c, t: (c, jnp.zeros((2, V))), (), jnp.array([1]), length=2)
 
 

@@ -92,7 +92,7 @@ def test_rg_lru_errors_name_what_was_expected():
         jaxrnn.rg_lru(6, num_heads=4)
     with pytest.raises(ValueError, match=r"input_size must equal hidden_size=8, got 3"):
         jaxrnn.rg_lru(8).init(jax.random.key(0), input_size=3)
-    with pytest.raises(ValueError, match=r"need 0 < min_rad < max_rad < 1"):
+    with pytest.raises(ValueError, match=r"max_rad must be a number in \(0.99, 1\), got 0.9"):
         jaxrnn.rg_lru(8, min_rad=0.99, max_rad=0.9)
     cell, params, xs = _problem()
     with pytest.raises(ValueError, match=r"params\['w_a'\] must have shape \(2, 4, 4\)"):

@@ -67,7 +67,9 @@ def test_decode_stops_at_eos_and_checks_range():
     vocab = text.Vocabulary.build([["x"]])
     assert vocab.decode([2, 4, 3, 4]) == ["x"]
     assert vocab.decode([2, 4, 3], strip_special=False) == ["<bos>", "x", "<eos>"]
-    with pytest.raises(ValueError, match="id 9 is outside the vocabulary of 5 tokens"):
+    with pytest.raises(
+        ValueError, match=r"ids must be token ids in \[0, 5\) \(the vocabulary\), got id 9"
+    ):
         vocab.decode([9])
 
 
@@ -144,8 +146,14 @@ def test_tokenize_and_lowercase_refuse_what_is_not_text():
 @pytest.mark.parametrize(
     ("tokens", "message"),
     [
-        (["<pad>", "<unk>", "<bos>", "<eos>", None], "token 4 is None"),
-        (["<pad>", "<unk>", "<bos>", "<eos>", ""], "token 4 is ''"),
+        (
+            ["<pad>", "<unk>", "<bos>", "<eos>", None],
+            r"tokens\[4\] must be a non-empty string, got None",
+        ),
+        (
+            ["<pad>", "<unk>", "<bos>", "<eos>", ""],
+            r"tokens\[4\] must be a non-empty string, got ''",
+        ),
         (["<pad>", "<unk>", "<bos>", "<eos>", "a", "a"], r"repeated: \['a'\]"),
     ],
 )

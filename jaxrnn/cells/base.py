@@ -10,6 +10,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxrnn.checks import check_batch_shape
+from jaxrnn.checks import check_tree
+from jaxrnn.checks import fail
+from jaxrnn.checks import said
 from jaxrnn.typing import Array
 from jaxrnn.typing import Carry
 from jaxrnn.typing import Params
@@ -187,10 +190,37 @@ def make_cell(*, project: Callable, step_projected: Callable, **fields: Any) -> 
       (Array([2.], dtype=float32), Array([2.], dtype=float32))
     """
 
+    check_params = fields.get("check_params")
+    initial_carry = fields.get("initial_carry")
+    input_axes = fields.get("input_axes", 1)
+
     def step(params: Params, carry: Carry, x: Array) -> tuple[Carry, Array]:
+        if check_params is not None:
+            _check_step(check_params(params), initial_carry, input_axes, params, carry, x)
         return step_projected(params, carry, project(params, x))
 
     return Cell(step=step, project=project, step_projected=step_projected, **fields)
+
+
+def _check_step(input_size, initial_carry, input_axes, params, carry, x) -> None:
+    """The checks of a public ``step``: ``x`` ``(..., i)`` of the params' dtype and a carry
+    for its batch shape. (`jaxrnn.unroll` checks once and calls the two halves.)"""
+    if not (hasattr(x, "shape") and hasattr(x, "dtype")):
+        fail("x", f"an array of shape (..., {input_size})", x, TypeError)
+    dtype = jax.tree.leaves(params)[0].dtype
+    if len(x.shape) < input_axes or x.shape[-1] != input_size:
+        fail(
+            "x",
+            f"an array of shape (..., {input_size}) (the params' input_size)",
+            said(f"shape {tuple(x.shape)}"),
+        )
+    if x.dtype != dtype:
+        fail("x", f"of the params' dtype {dtype}", said(f"dtype {x.dtype}"), TypeError)
+    batch = tuple(x.shape[: len(x.shape) - 1])
+    if input_axes > 1:  # the carry of an image cell covers the image too
+        batch = tuple(x.shape[:-1])
+    expected = jax.eval_shape(lambda p: initial_carry(p, batch), params)
+    check_tree("carry", carry, expected, source=f"initial_carry(params, batch_shape={batch})")
 
 
 def zeros_carry(hidden_size: int, like: str, dtype_of: Callable = lambda dtype: dtype) -> Callable:

@@ -17,8 +17,10 @@ from jaxrnn.cells.base import make_param_checker
 from jaxrnn.cells.base import orthogonal_blocks
 from jaxrnn.cells.base import zeros_carry
 from jaxrnn.cells.fused import gru_scan
+from jaxrnn.checks import check_flag
 from jaxrnn.checks import check_init_args
 from jaxrnn.checks import check_size
+from jaxrnn.checks import fail
 from jaxrnn.typing import Array
 from jaxrnn.typing import Params
 from jaxrnn.typing import PRNGKey
@@ -67,10 +69,9 @@ def gru(hidden_size: int, *, reset_after: bool = True, store_gates: bool | None 
       (2, 4)
     """
     check_size("hidden_size", hidden_size)
-    if not isinstance(reset_after, bool):
-        raise TypeError(f"reset_after must be True or False, got {reset_after!r}")
+    check_flag("reset_after", reset_after)
     if store_gates is not None and not isinstance(store_gates, bool):
-        raise TypeError(f"store_gates must be None, True or False, got {store_gates!r}")
+        fail("store_gates", "None, True or False", store_gates, TypeError)
     store = fused_scans.stores_gates(hidden_size) if store_gates is None else store_gates
 
     def shapes(input_size: int) -> dict[str, tuple[int, ...]]:

@@ -16,6 +16,7 @@ from jaxrnn.cells.base import make_param_checker
 from jaxrnn.cells.base import wide_dtype
 from jaxrnn.checks import check_batch_shape
 from jaxrnn.checks import check_init_args
+from jaxrnn.checks import check_number
 from jaxrnn.checks import check_size
 from jaxrnn.typing import Array
 from jaxrnn.typing import Params
@@ -68,8 +69,9 @@ def lru(
     check_size("hidden_size", hidden_size)
     n = hidden_size if state_size is None else state_size
     check_size("state_size", n)
-    if not 0 <= r_min < r_max <= 1:
-        raise ValueError(f"need 0 <= r_min < r_max <= 1, got r_min={r_min}, r_max={r_max}")
+    r_min = check_number("r_min", r_min, low=0, high=1, high_open=True)
+    r_max = check_number("r_max", r_max, low=r_min, high=1, low_open=True)
+    max_phase = check_number("max_phase", max_phase, low=0)
 
     def shapes(input_size: int) -> dict[str, tuple[int, ...]]:
         return {

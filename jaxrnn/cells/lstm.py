@@ -19,7 +19,9 @@ from jaxrnn.cells.base import to_keras_one_bias
 from jaxrnn.cells.fused import lstm_scan
 from jaxrnn.checks import check_batch_shape
 from jaxrnn.checks import check_init_args
+from jaxrnn.checks import check_number
 from jaxrnn.checks import check_size
+from jaxrnn.checks import fail
 from jaxrnn.typing import Array
 from jaxrnn.typing import Params
 from jaxrnn.typing import PRNGKey
@@ -87,6 +89,7 @@ def lstm(
       ((2,), (8,), (5, 2))
     """
     check_size("hidden_size", hidden_size)
+    forget_bias = check_number("forget_bias", forget_bias)
     if proj_size is not None:
         check_size("proj_size", proj_size)
         if proj_size >= hidden_size:
@@ -96,7 +99,7 @@ def lstm(
             )
     out_size = hidden_size if proj_size is None else proj_size
     if store_gates is not None and not isinstance(store_gates, bool):
-        raise TypeError(f"store_gates must be None, True or False, got {store_gates!r}")
+        fail("store_gates", "None, True or False", store_gates, TypeError)
     store = fused_scans.stores_gates(hidden_size) if store_gates is None else store_gates
 
     def shapes(input_size: int) -> dict[str, tuple[int, ...]]:

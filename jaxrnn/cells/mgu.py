@@ -12,6 +12,7 @@ from jaxrnn.cells.base import make_param_checker
 from jaxrnn.cells.base import orthogonal_blocks
 from jaxrnn.cells.base import zeros_carry
 from jaxrnn.checks import check_init_args
+from jaxrnn.checks import check_number
 from jaxrnn.checks import check_size
 from jaxrnn.typing import Array
 from jaxrnn.typing import Params
@@ -50,8 +51,7 @@ def mgu(hidden_size: int, *, forget_bias: float = 1.0) -> Cell:
       ((2, 4), (4, 8))
     """
     check_size("hidden_size", hidden_size)
-    if not isinstance(forget_bias, (int, float)) or isinstance(forget_bias, bool):
-        raise TypeError(f"forget_bias must be a number, got {forget_bias!r}")
+    forget_bias = check_number("forget_bias", forget_bias)
 
     def shapes(input_size: int) -> dict[str, tuple[int, ...]]:
         return {

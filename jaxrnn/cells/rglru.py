@@ -15,6 +15,7 @@ from jaxrnn.cells.base import make_param_checker
 from jaxrnn.cells.base import wide_dtype
 from jaxrnn.cells.base import zeros_carry
 from jaxrnn.checks import check_init_args
+from jaxrnn.checks import check_number
 from jaxrnn.checks import check_size
 from jaxrnn.typing import Array
 from jaxrnn.typing import Params
@@ -74,8 +75,8 @@ def rg_lru(
         raise ValueError(
             f"hidden_size must be divisible by num_heads, got {hidden_size} and {num_heads}"
         )
-    if not 0 < min_rad < max_rad < 1:
-        raise ValueError(f"need 0 < min_rad < max_rad < 1, got {min_rad} and {max_rad}")
+    min_rad = check_number("min_rad", min_rad, low=0, high=1, low_open=True, high_open=True)
+    max_rad = check_number("max_rad", max_rad, low=min_rad, high=1, low_open=True, high_open=True)
     block = hidden_size // num_heads
     label = f"rg_lru(hidden_size={hidden_size}, num_heads={num_heads})"
     shapes = {  # the input is gated elementwise: input_size == hidden_size
