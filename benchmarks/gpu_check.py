@@ -111,7 +111,7 @@ def time_linear(lengths, batch, hidden, steps, repeats):
             ms = {}
             for mode in ("sequential", "parallel"):
                 loss = lambda p, x, mode=mode, cell=cell: jnp.sum(
-                    jaxrnn.unroll(cell, p, x, mode=mode)[1]
+                    jaxrnn.unroll(cell, p, x, strategy=jaxrnn.Strategy(mode=mode))[1]
                 )
                 fn = jax.jit(jax.value_and_grad(loss))
                 run = lambda fn=fn, params=params, xs=xs: fn(params, xs)

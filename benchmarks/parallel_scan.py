@@ -55,7 +55,7 @@ def main(argv=None) -> None:
             timings = {}
             for mode in ("sequential", "parallel"):
                 loss = lambda p, x, mode=mode, cell=cell: jnp.sum(
-                    jaxrnn.unroll(cell, p, x, mode=mode)[1]
+                    jaxrnn.unroll(cell, p, x, strategy=jaxrnn.Strategy(mode=mode))[1]
                 )
                 fn = jax.jit(jax.value_and_grad(loss))
                 timings[mode] = timed(fn, (params, xs), args.steps, args.repeats)

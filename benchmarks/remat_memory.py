@@ -34,7 +34,7 @@ ys = jnp.zeros((b, 1))
 opt = optax.adam(1e-3)
 
 def loss(p):
-    carry, _ = jaxrnn.unroll(cell, p["rnn"], xs, remat=remat)
+    carry, _ = jaxrnn.unroll(cell, p["rnn"], xs, strategy=jaxrnn.Strategy(remat=remat))
     return jnp.mean((carry.h @ p["head"] - ys) ** 2)
 
 @jax.jit

@@ -37,7 +37,8 @@ devices = jax.device_count()
 sharding = (time_mesh(), "time") if devices > 1 else None
 
 def loss(params, xs):
-    _, ys = jaxrnn.unroll(cell, params, xs, mode="parallel", time_sharding=sharding)
+    strategy = jaxrnn.Strategy(mode="parallel", time_sharding=sharding)
+    _, ys = jaxrnn.unroll(cell, params, xs, strategy=strategy)
     return jnp.mean(ys ** 2)
 
 step = jax.jit(jax.value_and_grad(loss))

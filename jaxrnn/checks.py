@@ -368,6 +368,7 @@ def check_lengths(
         )
 
     def raise_if_bad(low, high):
+        low, high = int(low), int(high)  # a uint8 0-d array would compare with 300 wrapped
         if low < 0 or high > num_steps:
             raise ValueError(
                 f"{name} must lie in [0, {num_steps}] (the time axis of xs), got values from "
@@ -414,6 +415,7 @@ def check_token_ids(name: str, value: Any, vocab_size: Any = None) -> jax.Array:
         )
 
     def raise_if_bad(low, high):
+        low, high = int(low), int(high)
         if low < 0 or high >= vocab_size:
             raise ValueError(
                 f"{name} must be token ids in [0, {vocab_size}) (the vocabulary), got values from "
@@ -678,3 +680,34 @@ def is_symbolic_size(n: Any) -> bool:
       (True, False)
     """
     return type(n).__module__.startswith("jax.") and hasattr(n, "dimension_as_value")
+
+
+__all__ = (
+    "check_at_run_time",
+    "check_axes",
+    "check_batch_shape",
+    "check_choice",
+    "check_count",
+    "check_flag",
+    "check_init_args",
+    "check_int",
+    "check_key",
+    "check_lengths",
+    "check_mask",
+    "check_number",
+    "check_probability",
+    "check_real_dtype",
+    "check_scores",
+    "check_size",
+    "check_step",
+    "check_token_ids",
+    "check_tree",
+    "checked",
+    "describe",
+    "fail",
+    "is_concrete",
+    "is_symbolic_size",
+    "said",
+    "score_problems",
+    "show",
+)

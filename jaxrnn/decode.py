@@ -7,6 +7,7 @@ generation is one `jax.lax.scan`, with no Python loop per token.
 
 from collections.abc import Callable
 from typing import Any
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -30,6 +31,14 @@ from jaxrnn.typing import Carry
 from jaxrnn.typing import PRNGKey
 
 StepFn = Callable[[Carry, Array], tuple[Carry, Array]]
+
+
+class Generated(NamedTuple):
+    """What `generate` returns, carry first as `jaxrnn.unroll` and `jax.lax.scan` return it.
+    (Before 0.1.0 the order was ``(tokens, carry)``: read the fields by name to be safe.)"""
+
+    carry: Carry  # the model state after the last generated token
+    tokens: Array  # (b, length) int32
 
 
 def select(
@@ -115,7 +124,10 @@ def check_temperature(temperature: Any) -> Any:
         temperature = (
             temperature.item() if temperature.dtype != jnp.bfloat16 else float(temperature)
         )
-    return jnp.asarray(check_number("temperature", temperature, low=0), jnp.float32)
+    value = check_number("temperature", temperature, low=0)
+    if value > 0:  # a float32 denormal reads as 0 on the device: the smallest normal instead
+        value = max(value, float(jnp.finfo(jnp.float32).tiny))
+    return jnp.asarray(value, jnp.float32)
 
 
 def _raise_bad_temperature(temperature) -> None:
@@ -184,7 +196,7 @@ def generate(
     temperature: float = 1.0,
     top_k: int | None = None,
     unroll: int = 1,
-) -> tuple[Carry, Array]:
+) -> Generated:
     """Generates ``length`` tokens after ``first_tokens`` with one `jax.lax.scan`.
 
     Each step feeds the previous token to ``step_fn`` and picks the next with `select`. Prime
@@ -202,7 +214,7 @@ def generate(
       unroll: steps per loop iteration of the scan (speed only).
 
     Returns:
-      ``(final carry, tokens (b, length) int32)``: carry first, as `jaxrnn.unroll` and
+      `Generated` ``(carry, tokens (b, length) int32)``: carry first, as `jaxrnn.unroll` and
       `jax.lax.scan` return it.
 
     Examples:
@@ -238,7 +250,7 @@ def generate(
         body, (carry, first_tokens, problems), keys, length=length, unroll=unroll
     )
     check_scores("the logits of step_fn", problems)
-    return carry, jnp.swapaxes(tokens, 0, 1)
+    return Generated(carry, jnp.swapaxes(tokens, 0, 1))
 
 
 def beam_search(

@@ -119,24 +119,7 @@ def from_torch(
             f"state_dict[{names['weight_ih']!r}] must have shape "
             f"({gates * hidden}, input_size), got {w_ih.shape}"
         )
-    present = [part for part in ("bias_ih", "bias_hh") if names[part] in state_dict]
-    if len(present) == 1:
-        other = "bias_hh" if present == ["bias_ih"] else "bias_ih"
-        raise ValueError(
-            f"state_dict has {names[present[0]]!r} but no {names[other]!r}: a torch module has "
-            "both biases (bias=True) or neither (bias=False); a missing one would silently "
-            "become zeros"
-        )
-    zeros = np.zeros(gates * hidden, w_hh.dtype)
-    b_ih = _to_numpy(state_dict.get(names["bias_ih"], zeros))
-    b_hh = _to_numpy(state_dict.get(names["bias_hh"], zeros))
-    for part, value in (("bias_ih", b_ih), ("bias_hh", b_hh)):
-        if value.shape != (gates * hidden,):
-            raise ValueError(
-                f"state_dict[{names[part]!r}] must have shape ({gates * hidden},), "
-                f"got {value.shape}"
-            )
-
+    b_ih, b_hh = _torch_biases(state_dict, names, gates * hidden, w_hh.dtype)
     params = family.from_torch(w_ih, w_hh, b_ih, b_hh, **extra)
     params = {k: jnp.asarray(v, dtype) for k, v in params.items()}
     cell.check_params(params)
@@ -369,6 +352,28 @@ def _family_of(cell: Cell, converter: str) -> Family:
         listed = " or ".join([", ".join(able[:-1]), able[-1]] if len(able) > 1 else able)
         raise TypeError(f"cell must be {listed} (the cells {converter} knows), got {cell!r}")
     return family
+
+
+def _torch_biases(state_dict: Mapping, names: dict, width: int, dtype) -> tuple:
+    """``bias_ih`` and ``bias_hh`` of a torch module's layer: both, or zeros for neither."""
+    present = [part for part in ("bias_ih", "bias_hh") if names[part] in state_dict]
+    if len(present) == 1:
+        other = "bias_hh" if present == ["bias_ih"] else "bias_ih"
+        raise ValueError(
+            f"state_dict has {names[present[0]]!r} but no {names[other]!r}: a torch module has "
+            "both biases (bias=True) or neither (bias=False); a missing one would silently "
+            "become zeros"
+        )
+    zeros = np.zeros(width, dtype)
+    biases = []
+    for part in ("bias_ih", "bias_hh"):
+        value = _to_numpy(state_dict.get(names[part], zeros))
+        if value.shape != (width,):
+            raise ValueError(
+                f"state_dict[{names[part]!r}] must have shape ({width},), got {value.shape}"
+            )
+        biases.append(value)
+    return tuple(biases)
 
 
 def _check_state_dict(state_dict: Any) -> None:

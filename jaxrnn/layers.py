@@ -377,16 +377,7 @@ def bidirectional(
     """
     fwd = _as_layer(forward, "forward", strategy=strategy)
     bwd = _as_layer(forward if backward is None else backward, "backward", strategy=strategy)
-    if merge is None:
-        merge_fn = lambda a, b: (a, b)
-    elif merge == "concat":
-        merge_fn = lambda a, b: jnp.concatenate([a, b], axis=-1)
-    elif merge == "sum":
-        merge_fn = jnp.add
-    elif callable(merge):
-        merge_fn = merge
-    else:
-        fail("merge", "'concat', 'sum', a function or None", merge)
+    merge_fn = _merge_function(merge)
     if merge is None:
         output_size = (fwd.output_size, bwd.output_size)
     else:
@@ -417,45 +408,26 @@ def bidirectional(
         time_major=False,
         dropout_key=None,
     ):
-        if not isinstance(params, dict) or set(params) != {"forward", "backward"}:
-            raise ValueError(
-                "params of a bidirectional layer must be a dict with keys 'forward' and "
-                f"'backward', got {type(params).__name__}"
-                + (f" with keys {sorted(params)}" if isinstance(params, dict) else "")
-            )
-        carry0 = (None, None) if initial_carry is None else initial_carry
-        if not isinstance(carry0, (tuple, list)) or len(carry0) != 2:
-            got = type(carry0).__name__ + (
-                f" of length {len(carry0)}" if isinstance(carry0, (tuple, list)) else ""
-            )
-            raise ValueError(
-                "initial_carry of a bidirectional layer must be a BidirectionalCarry(forward, "
-                f"backward) (either may be None), got {got}"
-            )
+        carry0 = _check_bidirectional_call(params, initial_carry)
         keys = (None, None)
         if dropout_key is not None:
             keys = tuple(jax.random.split(check_key("dropout_key", dropout_key)))
+        steps = dict(seq_lengths=seq_lengths, mask=mask, resets=resets, time_major=time_major)
         carry_f, ys_f = fwd.apply(
             params["forward"],
             xs,
-            seq_lengths=seq_lengths,
-            mask=mask,
-            resets=resets,
             initial_carry=carry0[0],
             reverse=reverse,
-            time_major=time_major,
             dropout_key=keys[0],
+            **steps,
         )
         carry_b, ys_b = bwd.apply(
             params["backward"],
             xs,
-            seq_lengths=seq_lengths,
-            mask=mask,
-            resets=resets,
             initial_carry=carry0[1],
             reverse=not reverse,
-            time_major=time_major,
             dropout_key=keys[1],
+            **steps,
         )
         return BidirectionalCarry(carry_f, carry_b), merge_fn(ys_f, ys_b)
 
@@ -468,6 +440,41 @@ def bidirectional(
         name=name,
         uses_dropout=fwd.uses_dropout or bwd.uses_dropout,
     )
+
+
+def _merge_function(merge: Any) -> Callable:
+    """The function that joins the two directions' outputs, by ``merge``'s name."""
+    if merge is None:
+        return lambda a, b: (a, b)
+    if merge == "concat":
+        return lambda a, b: jnp.concatenate([a, b], axis=-1)
+    if merge == "sum":
+        return jnp.add
+    if callable(merge):
+        return merge
+    fail("merge", "'concat', 'sum', a function or None", merge)
+
+
+def _check_bidirectional_call(params: Any, initial_carry: Any) -> tuple[Any, Any]:
+    """The two initial carries of a bidirectional call (either may be None)."""
+    if not isinstance(params, dict) or set(params) != {"forward", "backward"}:
+        got = f"a {type(params).__name__}" + (
+            f" with keys {sorted(params)}" if isinstance(params, dict) else ""
+        )
+        fail(
+            "params", "a dict with keys 'forward' and 'backward' (a bidirectional layer)", said(got)
+        )
+    carry0 = (None, None) if initial_carry is None else initial_carry
+    if not isinstance(carry0, (tuple, list)) or len(carry0) != 2:
+        got = f"a {type(carry0).__name__}" + (
+            f" of length {len(carry0)}" if isinstance(carry0, (tuple, list)) else ""
+        )
+        fail(
+            "initial_carry",
+            "a BidirectionalCarry(forward, backward) (either may be None)",
+            said(got),
+        )
+    return carry0
 
 
 def _merged_size(merge, merge_fn, forward_size: int, backward_size: int) -> int:

@@ -139,8 +139,6 @@ def resolve(strategy: Any, keywords: dict[str, Any], caller: str) -> Strategy:
 
 
 __all__ = (
-    "FIELDS",
-    "MODES",
     "Strategy",
     "resolve",
 )

@@ -79,7 +79,7 @@ def verify(call: Call) -> None:
                 "error does not name the argument", call, f"expected {call.bad!r} in: {message}"
             ) from error
         return
-    except Exception as error:  # noqa: BLE001 - anything else is what the fuzzer looks for
+    except Exception as error:  # anything else is what the fuzzer looks for
         raise Finding(
             "error of the wrong type", call, f"{type(error).__name__}: {str(error)[:300]}"
         ) from error
@@ -168,22 +168,32 @@ def reference_unroll(cell, params, xs, lengths, mask, resets, initial, reverse):
 # --- variants of the per-call arguments ---------------------------------------------------------
 
 
+VALID_LENGTHS = ["none", "valid", "valid", "list"]
+BAD_LENGTHS = ["bool", "float", "range", "shape", "str"]
+VALID_STEPS = ["none", "valid", "valid"]
+BAD_STEPS = ["ints", "transposed", "flat"]
+
+
 @st.composite
-def lengths_variant(draw, batch, t):
+def hostile(draw) -> bool:
+    """Whether a call may get invalid arguments: one call in three. The others are valid
+    calls with unusual values, where silent wrong answers hide."""
+    return draw(st.integers(0, 2)) == 0
+
+
+@st.composite
+def lengths_variant(draw, batch, t, allow_bad=True):
     """``(value passed, lengths as Python ints or None, bad name or None)``."""
     n = math.prod(batch)
-    kind = draw(
-        st.sampled_from(
-            ["none", "valid", "valid", "list", "bool", "float", "range", "shape", "str"]
-        )
-    )
+    kind = draw(st.sampled_from(VALID_LENGTHS + (BAD_LENGTHS if allow_bad else [])))
     values = draw(st.lists(st.integers(0, t), min_size=n, max_size=n))
     if kind == "none":
         return None, None, None
     if kind == "list" and n == 0:
         kind = "valid"  # [] has no batch shape
     if kind in ("valid", "list"):
-        dtype = draw(st.sampled_from([d for d in NUMPY_INTS if np.iinfo(d).max >= t]))
+        longest = max(values, default=0)
+        dtype = draw(st.sampled_from([d for d in NUMPY_INTS if np.iinfo(d).max >= longest]))
         array = np.asarray(values, dtype).reshape(batch)
         return (array.tolist() if kind == "list" else array), values, None
     if kind == "bool":
@@ -203,10 +213,10 @@ def lengths_variant(draw, batch, t):
 
 
 @st.composite
-def steps_variant(draw, name, batch, t, time_major):
+def steps_variant(draw, name, batch, t, time_major, allow_bad=True):
     """A ``mask`` or ``resets`` variant: ``(value passed, (n, t) bool or None, bad or None)``."""
     n = math.prod(batch)
-    kind = draw(st.sampled_from(["none", "valid", "valid", "ints", "transposed", "flat"]))
+    kind = draw(st.sampled_from(VALID_STEPS + (BAD_STEPS if allow_bad else [])))
     steps = np.asarray(draw(st.lists(st.booleans(), min_size=n * t, max_size=n * t)), bool)
     flat = steps.reshape(n, t)
     shaped = flat.reshape(*batch, t)
@@ -229,7 +239,7 @@ def sequence_setup(draw):
     hidden = draw(st.integers(1, 4))
     features = draw(st.integers(1, 3))
     batch = tuple(draw(st.lists(st.integers(0, 3), min_size=0, max_size=2)))
-    long = draw(st.integers(0, 40)) == 0  # a time axis past what uint8 can count
+    long = draw(st.integers(0, 11)) == 0  # a time axis past what uint8 can count
     t = 260 if long else draw(st.integers(0, 6))
     if long:
         batch = (2,)
@@ -256,9 +266,10 @@ def unroll_calls(draw):
     """`jaxrnn.unroll` with every per-call argument, eager or jitted, in every mode."""
     name, cell, params, xs, batch, t, time_major = draw(sequence_setup())
     n = math.prod(batch)
-    lengths_value, lengths, bad_lengths = draw(lengths_variant(batch, t))
-    mask_value, mask, bad_mask = draw(steps_variant("mask", batch, t, time_major))
-    resets_value, resets, bad_resets = draw(steps_variant("resets", batch, t, time_major))
+    bad_ok = draw(hostile())
+    lengths_value, lengths, bad_lengths = draw(lengths_variant(batch, t, bad_ok))
+    mask_value, mask, bad_mask = draw(steps_variant("mask", batch, t, time_major, bad_ok))
+    resets_value, resets, bad_resets = draw(steps_variant("resets", batch, t, time_major, bad_ok))
     reverse = draw(st.booleans())
     modes = ["default", "autodiff", "remat", "unroll"] + (["parallel"] if name in LINEAR else [])
     mode = draw(st.sampled_from(modes))
@@ -270,7 +281,15 @@ def unroll_calls(draw):
         "parallel": dict(mode="parallel"),
     }[mode]
     jit = draw(st.booleans())
-    carry_kind = draw(st.sampled_from(["none", "none", "given", "wrong"]))
+    if (
+        isinstance(lengths_value, np.ndarray)
+        and lengths_value.size
+        and (np.abs(lengths_value.astype(np.float64)).max() >= 2**31)
+    ):
+        # Without x64, jax.jit itself casts an int64 argument to int32 (with a warning)
+        # before jaxrnn sees it: 2**32 + 3 arrives as 3. Only eager calls can be checked.
+        jit = False
+    carry_kind = draw(st.sampled_from(["none", "none", "given"] + ["wrong"] * bad_ok))
     initial = cell.initial_carry(params, batch)
     initial = jax.tree.map(lambda c: c + jnp.asarray(0.25, c.dtype), initial)
     carry_value = {
@@ -278,7 +297,9 @@ def unroll_calls(draw):
         "given": initial,
         "wrong": jax.tree.map(lambda c: c[..., :0], initial),
     }[carry_kind]
-    xs_kind = draw(st.sampled_from(["valid", "valid", "nan_padding", "ints", "features", "list"]))
+    xs_kind = draw(
+        st.sampled_from(["valid", "valid", "nan_padding", "list"] + ["ints", "features"] * bad_ok)
+    )
     xs_value = _layout(xs, batch, time_major)
     bad = tuple(b for b in (bad_lengths, bad_mask, bad_resets) if b)
     if carry_kind == "wrong":
@@ -379,8 +400,9 @@ def head_calls(draw):
     features = 2
     params = model.init(jax.random.key(0), input_size=features)
     xs = np.array(jax.random.normal(jax.random.key(1), (*batch, t, features)))
-    lengths_value, lengths, bad_lengths = draw(lengths_variant(batch, t))
-    mask_value, mask, bad_mask = draw(steps_variant("mask", batch, t, False))
+    bad_ok = draw(hostile())
+    lengths_value, lengths, bad_lengths = draw(lengths_variant(batch, t, bad_ok))
+    mask_value, mask, bad_mask = draw(steps_variant("mask", batch, t, False, bad_ok))
     method = draw(st.sampled_from(["last", "mean", "max"]))
     bad = tuple(b for b in (bad_lengths, bad_mask) if b) or None
 
@@ -418,7 +440,10 @@ def head_calls(draw):
             want[j] = {"last": picked[-1], "mean": picked.mean(0), "max": picked.max(0)}[method]
         _close(result, want, f"many_to_one({method})")
 
-    what = f"many_to_one({wrap}({name}), t={t}, {method}, seq_lengths={_short(lengths_value)}, mask={_short(mask_value)})"
+    what = (
+        f"many_to_one({wrap}({name}), t={t}, {method}, seq_lengths={_short(lengths_value)}, "
+        f"mask={_short(mask_value)})"
+    )
     return Call(what, run, expect, bad)
 
 
@@ -477,7 +502,10 @@ def packing_calls(draw):
                 want[k, : len(a)] = a
         _close(result, want, f"packing.{which}", rtol=1e-5, atol=1e-6)
 
-    what = f"packing.{which}(lengths={lengths}, row_length={row_length}, {layout}, max_length={max_length})"
+    what = (
+        f"packing.{which}(lengths={lengths}, row_length={row_length}, {layout}, "
+        f"max_length={max_length})"
+    )
     return Call(what, run, expect, bad)
 
 
@@ -603,7 +631,10 @@ def decode_calls(draw):
                 order = np.argsort(-logits, axis=-1)[:, :top_k]
                 assert all(r in o for r, o in zip(result, order, strict=True)), (result, order)
 
-        what = f"select(v={vocab}, logits={kind}, temperature={temperature}, top_k={top_k}, key={key is not None}, jit={jit})"
+        what = (
+            f"select(v={vocab}, logits={kind}, temperature={temperature}, top_k={top_k}, "
+            f"key={key is not None}, jit={jit})"
+        )
         return Call(what, run, expect, bad)
     table = jnp.asarray(logits[:1].repeat(vocab, 0) + np.eye(vocab, dtype=np.float32) * 0)
     embed = jnp.asarray(np.eye(vocab, dtype=np.float32))
@@ -637,7 +668,7 @@ def decode_calls(draw):
             )
 
         def expect(result):
-            carry, tokens = result
+            _, tokens = result
             want = (first.astype(np.int64)[:, None] + 1 + np.arange(length)[None]) % vocab
             np.testing.assert_array_equal(np.asarray(tokens), want)
 
@@ -646,7 +677,7 @@ def decode_calls(draw):
     carry_rows = draw(st.sampled_from(["b*k", "b*k", "b"]))
     rows = b * k if carry_rows == "b*k" else b
     if carry_rows == "b" and k > 1:
-        bad = bad or "carry"
+        bad = (bad, "carry") if bad else "carry"
 
     def run():
         return decode.beam_search(
@@ -790,7 +821,7 @@ def misc_calls(draw):
         "remat": value is None or (type(value) is int and value >= 1),
         "fused": isinstance(value, bool),
     }[field]
-    cell = jaxrnn.gru(2)
+    cell = jaxrnn.mingru(2)  # linear: every mode runs it
     params = cell.init(jax.random.key(0), input_size=1)
     xs = jnp.ones((1, 3, 1))
 
@@ -805,12 +836,21 @@ def misc_calls(draw):
     return Call(f"strategy {field}={value!r}", run, expect, None if valid else field)
 
 
-# --- Flax NNX modules ------------------------------------------------------------------------------
+def flax_nnx():
+    """flax.nnx, imported (and jaxrnn.nnx with it) before hypothesis watches the random module."""
+    from flax import nnx
+
+    import jaxrnn.nnx  # noqa: F401
+
+    return nnx
+
+
+# --- Flax NNX modules ---------------------------------------------------------------------
 
 
 @st.composite
 def nnx_calls(draw):
-    from flax import nnx
+    nnx = flax_nnx()
 
     deterministic = draw(st.sampled_from([None, True, False, "False", 0, "yes"]))
     rngs_kind = draw(st.sampled_from(["none", "rngs", "key"]))
@@ -849,7 +889,7 @@ def nnx_calls(draw):
     return Call(f"nnx.RNN(deterministic={deterministic!r}, rngs={rngs_kind})", run, expect, bad)
 
 
-# --- interop ---------------------------------------------------------------------------------------
+# --- interop -------------------------------------------------------------------------------
 
 
 class _FakeTorchModule:

@@ -11,6 +11,7 @@ import time
 
 from fuzz_api import TARGETS
 from fuzz_api import Finding
+from fuzz_api import flax_nnx
 from fuzz_api import verify
 from hypothesis import HealthCheck
 from hypothesis import given
@@ -22,6 +23,7 @@ def main(total: int) -> None:
     found = collections.defaultdict(list)
     counted = collections.Counter()
     start = time.time()
+    flax_nnx()
     for target in sorted(TARGETS):
         n = max(1, total * SHARES[target] // sum(SHARES.values()))
         run = _runner(target, n, found, counted)

@@ -139,7 +139,8 @@ def test_conv_lstm_errors_name_what_was_expected():
     cell, params, xs = _problem()
     with pytest.raises(
         ValueError,
-        match=r"xs must be an array of shape \(\*batch, time, \*spatial, 3\).*got shape \(4, 4, 3\)",
+        match=r"xs must be an array of shape \(\*batch, time, \*spatial, 3\).*"
+        r"got shape \(4, 4, 3\)",
     ):
         jaxrnn.unroll(cell, params, xs[0, 0])
     with pytest.raises(ValueError, match=r"seq_lengths must be of shape \(2,\)"):

@@ -22,6 +22,11 @@ MODULES = (
     "jaxrnn.linen",
     "jaxrnn.export",
     "jaxrnn.portable",
+    "jaxrnn.strategy",
+    "jaxrnn.steps",
+    "jaxrnn.parallel",
+    "jaxrnn.checks",
+    "jaxrnn.files",
 )
 
 

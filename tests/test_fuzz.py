@@ -9,6 +9,7 @@ import os
 
 import pytest
 from fuzz_api import TARGETS
+from fuzz_api import flax_nnx
 from fuzz_api import verify
 from hypothesis import HealthCheck
 from hypothesis import given
@@ -40,6 +41,7 @@ def examples(target: str) -> int:
 def test_every_call_is_right_or_names_its_bad_argument(target):
     if target == "nnx":
         pytest.importorskip("flax")
+        flax_nnx()
 
     @settings(
         max_examples=examples(target),

@@ -212,7 +212,7 @@ def test_bidirectional_errors_name_both_widths():
         jaxrnn.bidirectional(jaxrnn.lstm(4), jaxrnn.gru(6), merge=lambda a, b: a * b)
     bi = jaxrnn.bidirectional(jaxrnn.lstm(4))
     params = bi.init(jax.random.key(0), F)
-    with pytest.raises(ValueError, match="must be a BidirectionalCarry.*got tuple of length 3"):
+    with pytest.raises(ValueError, match="must be a BidirectionalCarry.*got a tuple of length 3"):
         bi.apply(params, inputs(), initial_carry=(None, None, None))
 
 

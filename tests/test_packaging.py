@@ -11,6 +11,8 @@ import zipfile
 
 import pytest
 
+import jaxrnn
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -50,12 +52,13 @@ def test_twine_accepts_the_wheel_and_the_sdist(dist):
 
 def test_the_wheel_holds_the_typed_library_its_licence_and_lean_dependencies(dist):
     (wheel,) = dist.glob("*.whl")
+    info = f"jaxrnn-{jaxrnn.__version__}.dist-info"  # the version is written once, in pyproject
     with zipfile.ZipFile(wheel) as zf:
         names = zf.namelist()
-        metadata = email.message_from_bytes(zf.read("jaxrnn-0.1.0.dist-info/METADATA"))
+        metadata = email.message_from_bytes(zf.read(f"{info}/METADATA"))
     assert "jaxrnn/py.typed" in names
-    assert "jaxrnn-0.1.0.dist-info/licenses/LICENSE" in names
-    assert {n.split("/")[0] for n in names} == {"jaxrnn", "jaxrnn-0.1.0.dist-info"}
+    assert f"{info}/licenses/LICENSE" in names
+    assert {n.split("/")[0] for n in names} == {"jaxrnn", info}
     assert metadata["License-Expression"] == "Apache-2.0"
     required = [r for r in metadata.get_all("Requires-Dist") if "extra ==" not in r]
     # Only what jaxrnn/ imports: flax and chex are for the tests.

@@ -87,24 +87,7 @@ def lru(
 
     def init(key: PRNGKey, input_size: int, *, dtype=jnp.float32) -> Params:
         dtype = check_init_args(key, input_size, dtype)
-        k = jax.random.split(key, 7)
-        u1, u2 = jax.random.uniform(k[0], (n,)), jax.random.uniform(k[1], (n,))
-        nu_log = jnp.log(-0.5 * jnp.log(u1 * (r_max**2 - r_min**2) + r_min**2))
-        theta_log = jnp.log(max_phase * u2 + 1e-12)
-        magnitude = jnp.exp(-jnp.exp(nu_log))
-        gamma_log = jnp.log(jnp.sqrt(1.0 - magnitude**2))
-        normal = lambda key, shape, scale: scale * jax.random.normal(key, shape)
-        params = {
-            "nu_log": nu_log,
-            "theta_log": theta_log,
-            "gamma_log": gamma_log,
-            "b_re": normal(k[2], (input_size, n), 1 / math.sqrt(2 * input_size)),
-            "b_im": normal(k[3], (input_size, n), 1 / math.sqrt(2 * input_size)),
-            "c_re": normal(k[4], (n, hidden_size), 1 / math.sqrt(n)),
-            "c_im": normal(k[5], (n, hidden_size), 1 / math.sqrt(n)),
-            "d": normal(k[6], (input_size, hidden_size), 1 / math.sqrt(input_size)),
-        }
-        return {name: value.astype(dtype) for name, value in params.items()}
+        return _init(key, input_size, n, hidden_size, (r_min, r_max, max_phase), dtype)
 
     def initial_carry(params: Params, batch_shape: tuple[int, ...] = ()) -> Array:
         batch_shape = check_batch_shape(batch_shape)
@@ -147,6 +130,30 @@ def lru(
         hidden_size=hidden_size,
         linear=recurrence,
     )
+
+
+def _init(key: PRNGKey, input_size: int, n: int, hidden_size: int, ring, dtype) -> Params:
+    """`lru`'s init: ``lambda`` uniform on the ring ``[r_min, r_max]`` with phases in
+    ``[0, max_phase]``, and ``gamma`` normalising each state's input."""
+    r_min, r_max, max_phase = ring
+    k = jax.random.split(key, 7)
+    u1, u2 = jax.random.uniform(k[0], (n,)), jax.random.uniform(k[1], (n,))
+    nu_log = jnp.log(-0.5 * jnp.log(u1 * (r_max**2 - r_min**2) + r_min**2))
+    theta_log = jnp.log(max_phase * u2 + 1e-12)
+    magnitude = jnp.exp(-jnp.exp(nu_log))
+    gamma_log = jnp.log(jnp.sqrt(1.0 - magnitude**2))
+    normal = lambda key, shape, scale: scale * jax.random.normal(key, shape)
+    params = {
+        "nu_log": nu_log,
+        "theta_log": theta_log,
+        "gamma_log": gamma_log,
+        "b_re": normal(k[2], (input_size, n), 1 / math.sqrt(2 * input_size)),
+        "b_im": normal(k[3], (input_size, n), 1 / math.sqrt(2 * input_size)),
+        "c_re": normal(k[4], (n, hidden_size), 1 / math.sqrt(n)),
+        "c_im": normal(k[5], (n, hidden_size), 1 / math.sqrt(n)),
+        "d": normal(k[6], (input_size, hidden_size), 1 / math.sqrt(input_size)),
+    }
+    return {name: value.astype(dtype) for name, value in params.items()}
 
 
 FAMILY = Family(name="lru", make=lru)
