@@ -75,8 +75,9 @@ def launch(
       >>> launch([sys.executable, "-c", "import os; assert os.environ['JAX_NUM_PROCESSES']"], 2)
       0
     """
-    if isinstance(processes, bool) or not isinstance(processes, int) or processes < 1:
-        raise ValueError(f"processes must be an int >= 1, got {processes!r}")
+    from jaxrnn.checks import check_size  # here: the launcher itself needs no JAX to start
+
+    check_size("processes", processes)
     address = f"127.0.0.1:{port or free_port()}"
     children = []
     for index in range(processes):

@@ -160,7 +160,7 @@ def test_epoch_batches_cover_each_epoch_once():
     assert len(set(epoch0.tolist())) == 9
     assert not np.array_equal(epoch0, np.concatenate([batches(s) for s in range(3, 6)]))
     np.testing.assert_array_equal(batches(4), train.EpochBatches(np.arange(10), 3, seed=0)(4))
-    with pytest.raises(ValueError, match=r"batch_size must be in \[1, 10\]"):
+    with pytest.raises(ValueError, match=r"batch_size must be an int in \[1, 10\], got 11"):
         train.EpochBatches(np.arange(10), batch_size=11)
 
 
@@ -262,9 +262,9 @@ def toy_fit(workdir=None, **kwargs):
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"eval_every": -5}, "eval_every must be an int >= 1, got -5"),
-        ({"checkpoint_every": -1}, "checkpoint_every must be an int >= 1, got -1"),
-        ({"log_every": 2.5}, r"log_every must be an int >= 1, got 2.5"),
+        ({"eval_every": -5}, "eval_every must be a positive int, got -5"),
+        ({"checkpoint_every": -1}, "checkpoint_every must be a positive int, got -1"),
+        ({"log_every": 2.5}, r"log_every must be a positive int, got 2.5"),
         ({"num_steps": -1}, "num_steps must be an int >= 0, got -1"),
         ({"best_mode": "lowest"}, "best_mode must be 'min' or 'max', got 'lowest'"),
         ({"train_data": [1, 2]}, "train_data must be a function step -> batch"),

@@ -11,6 +11,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxrnn.checks import check_int
+from jaxrnn.checks import check_size
 from jaxrnn.checks import check_step
 from jaxrnn.typing import Array
 from jaxrnn.typing import Carry
@@ -47,13 +49,7 @@ class EpochBatches:
         self.num_examples = sizes.pop()
         if self.num_examples == 0:
             raise ValueError("data holds no examples (its arrays have leading dimension 0)")
-        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)):
-            raise ValueError(f"batch_size must be an int, got {batch_size!r}")
-        if not 1 <= batch_size <= self.num_examples:
-            raise ValueError(
-                f"batch_size must be in [1, {self.num_examples}] (the number of examples), "
-                f"got {batch_size}"
-            )
+        batch_size = check_int("batch_size", batch_size, low=1, high=self.num_examples)
         self.data = jax.tree.map(np.asarray, data)
         self.batch_size = batch_size
         self.seed = seed
@@ -89,12 +85,7 @@ def eval_batches(data: Any, batch_size: int) -> list[Any]:
       >>> len(eval_batches(np.arange(10), 4))
       3
     """
-    if (
-        isinstance(batch_size, bool)
-        or not isinstance(batch_size, (int, np.integer))
-        or batch_size < 1
-    ):
-        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+    batch_size = check_size("batch_size", batch_size)
     n = np.shape(jax.tree.leaves(data)[0])[0]
     return [
         jax.tree.map(lambda leaf, s=start: np.asarray(leaf)[s : s + batch_size], data)
@@ -132,13 +123,8 @@ class StreamBatches:
         stream = np.asarray(stream)
         if stream.ndim < 1 or stream.shape[0] < 2:
             raise ValueError(f"stream must hold at least 2 steps, got shape {stream.shape}")
-        for name, value in (("batch_size", batch_size), ("chunk_length", chunk_length)):
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
-        if batch_size < 1 or chunk_length < 1:
-            raise ValueError(
-                f"batch_size and chunk_length must be positive, got {batch_size}, {chunk_length}"
-            )
+        batch_size = check_size("batch_size", batch_size)
+        chunk_length = check_size("chunk_length", chunk_length)
         num_targets = stream.shape[0] - 1
         if batch_size > num_targets:
             raise ValueError(

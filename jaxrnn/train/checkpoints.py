@@ -26,6 +26,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 
 from jaxrnn import distributed
+from jaxrnn.checks import check_size
 from jaxrnn.train.steps import TrainState
 from jaxrnn.typing import Params
 
@@ -75,8 +76,7 @@ class Checkpointer:
     ):
         if best_mode not in ("min", "max"):
             raise ValueError(f"best_mode must be 'min' or 'max', got {best_mode!r}")
-        if isinstance(keep_last, bool) or not isinstance(keep_last, int) or keep_last < 1:
-            raise ValueError(f"keep_last must be an int >= 1, got {keep_last!r}")
+        check_size("keep_last", keep_last)
         self.directory = os.path.abspath(os.fspath(directory))
         if os.path.exists(self.directory) and not os.path.isdir(self.directory):
             raise CheckpointError(f"{self.directory} is a file, not a checkpoint folder")

@@ -24,6 +24,7 @@ import optax
 from tqdm import std as tqdm_std
 
 from jaxrnn import distributed
+from jaxrnn.checks import check_int
 from jaxrnn.train.checkpoints import Checkpointer
 from jaxrnn.train.checkpoints import ResumeMismatchError
 from jaxrnn.train.checkpoints import layout
@@ -531,9 +532,7 @@ def _lead(leaf) -> int | None:
 
 
 def _count(name: str, value: Any, *, low: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-        raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
-    return int(value)
+    return check_int(name, value, low=low)
 
 
 def _evaluator(loss_fn, val_data, params, best_metric: str | None, mesh=None):
