@@ -140,3 +140,22 @@ def test_fused_unbatched_and_under_vmap():
     )
     mapped = jax.vmap(jax.grad(loss), in_axes=(None, 0, None))(params, xs, True)
     np.testing.assert_allclose(mapped["w_hh"][0], single["w_hh"], rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize("reverse", [False, True])
+def test_a_wide_lstm_forward_with_split_products_equals_the_scan(reverse):
+    # From SPLIT_PRODUCTS_FROM units the forward-only pass runs x W_ih and h W_hh apart, two
+    # steps per loop iteration; values must not change, with lengths, resets and odd lengths.
+    from jaxrnn.cells.fused import SPLIT_PRODUCTS_FROM
+
+    cell = jaxrnn.lstm(SPLIT_PRODUCTS_FROM)
+    params = cell.init(jax.random.key(0), 5)
+    xs = jax.random.normal(jax.random.key(1), (3, 7, 5))
+    options = dict(
+        seq_lengths=jnp.array([7, 3, 0]),
+        resets=jnp.zeros((3, 7), bool).at[0, 4].set(True),
+        reverse=reverse,
+    )
+    fused = jaxrnn.unroll(cell, params, xs, **options)
+    plain = jaxrnn.unroll(cell, params, xs, strategy=jaxrnn.Strategy(fused=False), **options)
+    chex.assert_trees_all_close(fused, plain, atol=2e-6)

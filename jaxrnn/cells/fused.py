@@ -36,6 +36,9 @@ from jaxrnn.portable import scan
 from jaxrnn.typing import Array
 
 STORE_GATES_FROM = 64  # hidden size from which LSTM and GRU store their gates
+# Hidden size from which the LSTM's forward-only pass runs its two products separately, two
+# steps per loop iteration (faster from 256 units, slower below: benchmarks/README.md).
+SPLIT_PRODUCTS_FROM = 256
 
 
 def stores_gates(hidden_size: int) -> bool:
@@ -168,13 +171,20 @@ def _lstm_forward(w_ih, b, w_hh, xs, h0, c0, valid, resets, reverse, keep):
     copy), and ``"gates"`` adds the four gates as separate arrays (slicing one
     ``(t, b, 4h)`` array per step in the backward loop measured slower than four reads)."""
 
-    w_xh = jnp.concatenate([w_ih, w_hh], axis=0)
+    # The backward pass's forward joins [x, h] into one product; a forward-only pass of a wide
+    # cell runs x W_ih and h W_hh as two independent products that XLA may run side by side.
+    split = keep == "h" and w_hh.shape[0] >= SPLIT_PRODUCTS_FROM
+    w_xh = None if split else jnp.concatenate([w_ih, w_hh], axis=0)
 
     def body(carry, inputs):
         h_before, c_before = carry
         x, ok, rs = inputs
         h, c = _reset(rs, h0, h_before), _reset(rs, c0, c_before)
-        i, f, g, o = _lstm_gates(_joint_product(x, h, w_xh, b))
+        if split:
+            products = add_bias(x @ w_ih + h @ w_hh, b)
+        else:
+            products = _joint_product(x, h, w_xh, b)
+        i, f, g, o = _lstm_gates(products)
         c_new = f * c + i * g
         h_new = o * jnp.tanh(c_new)
         if valid is not None:
@@ -185,7 +195,7 @@ def _lstm_forward(w_ih, b, w_hh, xs, h0, c0, valid, resets, reverse, keep):
         return (h_new, c_new), ((*start, (i, f, g, o)) if keep == "gates" else start)
 
     steps = (xs, _steps(valid, xs.shape[0]), resets)
-    (h, c), stacked = scan(body, (h0, c0), steps, reverse=reverse)
+    (h, c), stacked = scan(body, (h0, c0), steps, reverse=reverse, unroll=2 if split else 1)
     return h, c, stacked
 
 
