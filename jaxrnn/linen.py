@@ -236,7 +236,8 @@ def run(
     )
     dropout_key = None
     if layer.uses_dropout:
-        if not nn.merge_param("deterministic", module.deterministic, deterministic):
+        merged = nn.merge_param("deterministic", module.deterministic, deterministic)
+        if not check_flag("deterministic", merged):
             dropout_key = module.make_rng("dropout")
     carry, ys = layer.apply(
         params,
