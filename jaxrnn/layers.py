@@ -566,7 +566,7 @@ def with_recurrent_dropout(cell: Cell, mask: Array) -> Cell:
     """
 
     if not isinstance(cell, Cell):
-        raise TypeError(f"cell must be a jaxrnn.Cell, got {type(cell).__name__}")
+        fail("cell", "a jaxrnn.Cell such as jaxrnn.lstm(128)", cell, TypeError)
     mask_shape = tuple(getattr(mask, "shape", ()))
     if not mask_shape or mask_shape[-1] != cell.hidden_size:
         raise ValueError(

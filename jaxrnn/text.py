@@ -50,11 +50,15 @@ def lowercase(text: str, language: str | None = None) -> str:
       >>> lowercase("I", "turkish")
       'ı'
     """
-    if not isinstance(text, str):
-        raise TypeError(f"text must be a str, got {type(text).__name__}")
+    _check_text(text)
     if _dotless_i(language):
         text = text.replace("İ", "i").replace("I", "ı")
     return unicodedata.normalize("NFC", text.lower())
+
+
+def _check_text(text: Any) -> None:
+    if not isinstance(text, str):
+        fail("text", "a str", text, TypeError)
 
 
 _DOTLESS_I = {"tr", "az", "tur", "aze", "turkish", "azerbaijani", "azeri"}
@@ -94,10 +98,8 @@ def tokenize(
       >>> tokenize("Hi!", mode="char", lower=False)
       ['H', 'i', '!']
     """
-    if not isinstance(text, str):
-        raise TypeError(f"text must be a str, got {type(text).__name__}")
-    if mode not in ("word", "char"):
-        raise ValueError(f"mode must be 'word' or 'char', got {mode!r}")
+    _check_text(text)
+    check_choice("mode", mode, ("word", "char"))
     if lower:
         text = lowercase(text, language)
     if mode == "char":

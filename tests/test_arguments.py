@@ -46,7 +46,7 @@ CASES = {
     ),
     "with_recurrent_dropout(None)": (
         lambda: jaxrnn.with_recurrent_dropout(None, jnp.ones((2, 4))),
-        "cell must be a jaxrnn.Cell, got NoneType",
+        r"cell must be a jaxrnn.Cell such as jaxrnn.lstm\(128\), got None",
     ),
     "gradient_norms(non-scalar loss)": (
         lambda: jaxrnn.gradient_norms(CELL, PARAMS, XS, lambda carry, ys: ys),

@@ -26,6 +26,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 
 from jaxrnn import distributed
+from jaxrnn.checks import check_choice
 from jaxrnn.checks import check_size
 from jaxrnn.train.steps import TrainState
 from jaxrnn.typing import Params
@@ -74,8 +75,7 @@ class Checkpointer:
         best_metric: str = "loss",
         best_mode: str = "min",
     ):
-        if best_mode not in ("min", "max"):
-            raise ValueError(f"best_mode must be 'min' or 'max', got {best_mode!r}")
+        check_choice("best_mode", best_mode, ("min", "max"))
         check_size("keep_last", keep_last)
         self.directory = os.path.abspath(os.fspath(directory))
         if os.path.exists(self.directory) and not os.path.isdir(self.directory):

@@ -24,6 +24,7 @@ import optax
 from tqdm import std as tqdm_std
 
 from jaxrnn import distributed
+from jaxrnn.checks import check_choice
 from jaxrnn.checks import check_int
 from jaxrnn.train.checkpoints import Checkpointer
 from jaxrnn.train.checkpoints import ResumeMismatchError
@@ -176,8 +177,7 @@ def fit(
     eval_every = _count("eval_every", eval_every or max(1, num_steps // 10), low=1)
     checkpoint_every = _count("checkpoint_every", checkpoint_every or eval_every, low=1)
     log_every = _count("log_every", log_every or max(1, num_steps // 100), low=1)
-    if best_mode not in ("min", "max"):
-        raise ValueError(f"best_mode must be 'min' or 'max', got {best_mode!r}")
+    check_choice("best_mode", best_mode, ("min", "max"))
     if not callable(train_data):
         raise TypeError(
             f"train_data must be a function step -> batch (e.g. jaxrnn.train.EpochBatches), "

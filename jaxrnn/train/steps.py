@@ -11,6 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from jaxrnn.checks import check_number
 from jaxrnn.typing import Array
 from jaxrnn.typing import Carry
 from jaxrnn.typing import Params
@@ -51,8 +52,7 @@ def default_optimizer(
       >>> state = opt.init({"w": jnp.zeros(2)})
     """
     for name, value in (("learning_rate", learning_rate), ("clip_norm", clip_norm)):
-        if not (isinstance(value, (int, float)) and np.isfinite(value) and value > 0):
-            raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+        check_number(name, value, low=0, low_open=True)
     return optax.chain(optax.clip_by_global_norm(clip_norm), optax.adam(learning_rate))
 
 
