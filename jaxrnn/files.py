@@ -6,10 +6,45 @@ then renamed over the target. When the disk is full or the folder read-only, the
 is removed and the error says which file and why in one line.
 """
 
+import errno
 import os
+import re
 import tempfile
 
 from jaxrnn.checks import fail
+
+
+class WriteError(OSError):
+    """A file or folder could not be written (full disk, read-only file system, no
+    permission); the message names it and the cause, and nothing half-written is left."""
+
+    def __str__(self) -> str:
+        return str(self.strerror)  # the message names the errno's meaning already
+
+
+# What a user fixes outside Python; any other OSError is a bug to show in full.
+USER_CAUSES = (errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EPERM, errno.EDQUOT)
+
+
+def os_error_code(error: BaseException) -> int | None:
+    """The ``errno`` behind ``error``: its own, one of its causes', or the one tensorstore
+    (orbax's writer) puts into its message as ``[os_error_code='28']``; None if there is none.
+
+    Examples:
+      >>> from jaxrnn.files import os_error_code
+      >>> os_error_code(ValueError("RESOURCE_EXHAUSTED: ... [os_error_code='28']"))
+      28
+    """
+    seen = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        if isinstance(error, OSError) and error.errno:
+            return error.errno
+        found = re.search(r"os_error_code='?(\d+)", str(error))
+        if found:
+            return int(found.group(1))
+        error = error.__cause__ or error.__context__
+    return None
 
 
 def write_atomically(path: str | os.PathLike, data: bytes | str) -> str:
@@ -18,8 +53,8 @@ def write_atomically(path: str | os.PathLike, data: bytes | str) -> str:
     Raises:
       FileNotFoundError: when the folder of ``path`` does not exist.
       IsADirectoryError: when ``path`` is a folder.
-      OSError: ``cannot write <path>: <cause>`` (``No space left on device``, ``Read-only file
-        system``, ...), with nothing left behind.
+      WriteError: (an `OSError`) ``cannot write <path>: <cause>`` (``No space left on
+        device``, ``Read-only file system``, ...), with nothing left behind.
 
     Examples:
       >>> import os, tempfile
@@ -50,11 +85,11 @@ def write_atomically(path: str | os.PathLike, data: bytes | str) -> str:
         temporary = None
     except OSError as error:
         cause = error.strerror or str(error)
-        raise OSError(error.errno, f"cannot write {path}: {cause}") from None
+        raise WriteError(error.errno, f"cannot write {path}: {cause}") from None
     finally:
         if temporary is not None and os.path.exists(temporary):
             os.remove(temporary)
     return path
 
 
-__all__ = ("write_atomically",)
+__all__ = ("WriteError", "os_error_code", "write_atomically")

@@ -13,11 +13,14 @@ checkpoints aside, between barriers, so that no process reads a folder while ano
 changes it.
 """
 
+import contextlib
 import hashlib
 import json
 import os
 import shutil
+import time
 import warnings
+from collections.abc import Callable
 from collections.abc import Mapping
 from typing import Any
 
@@ -26,8 +29,12 @@ import numpy as np
 import orbax.checkpoint as ocp
 
 from jaxrnn import distributed
-from jaxrnn.checks import check_choice
 from jaxrnn.checks import check_size
+from jaxrnn.files import USER_CAUSES
+from jaxrnn.files import WriteError
+from jaxrnn.files import os_error_code
+from jaxrnn.files import write_atomically
+from jaxrnn.train.policies import Evaluation
 from jaxrnn.train.steps import TrainState
 from jaxrnn.typing import Params
 
@@ -38,8 +45,23 @@ class CheckpointError(ValueError):
     """A checkpoint is damaged or missing; the message names the folder and the step."""
 
 
+class NonFiniteCheckpointError(CheckpointError):
+    """A checkpoint's params or optimizer state hold NaN or inf (written before jaxrnn
+    checked them): it is never restored."""
+
+    def __str__(self) -> str:
+        return self.args[0]
+
+
 class ResumeMismatchError(ValueError):
-    """A checkpoint holds other settings, params or optimizer state than those asked for."""
+    """A checkpoint holds other settings, params or optimizer state than those asked for;
+    ``settings`` names the settings that differ and ``values`` maps each to ``(saved, now)``
+    (both empty when the params or optimizer state differ)."""
+
+    def __init__(self, message: str, values=None):
+        super().__init__(message)
+        self.values = dict(values or {})  # setting -> (saved, now)
+        self.settings = tuple(self.values)
 
 
 class Checkpointer:
@@ -75,20 +97,36 @@ class Checkpointer:
         best_metric: str = "loss",
         best_mode: str = "min",
     ):
-        check_choice("best_mode", best_mode, ("min", "max"))
         check_size("keep_last", keep_last)
+        self.ranking = Evaluation(best_metric=best_metric, best_mode=best_mode)
         self.directory = os.path.abspath(os.fspath(directory))
         if os.path.exists(self.directory) and not os.path.isdir(self.directory):
             raise CheckpointError(f"{self.directory} is a file, not a checkpoint folder")
         self.keep_last = keep_last
         self.best_metric = best_metric
         self.best_mode = best_mode
-        # Orbax keeps every step and reads no metrics: which steps to keep and which is best
-        # is decided here, from the records, so a damaged file is never parsed by orbax first.
-        options = ocp.CheckpointManagerOptions(
-            create=True, enable_async_checkpointing=False, cleanup_tmp_directories=True
+        # Orbax prunes: the newest keep_last, and the best by the score that `best_step` uses
+        # too (a checkpoint without a finite score is not a candidate, so NaN never wins).
+        keep = ocp.checkpoint_managers.AnyPreservationPolicy(
+            [
+                ocp.checkpoint_managers.LatestN(n=keep_last),
+                ocp.checkpoint_managers.BestN(
+                    get_metric_fn=_rank, n=1, keep_checkpoints_without_metrics=False
+                ),
+            ]
         )
-        self.manager = ocp.CheckpointManager(self.directory, options=options)
+        options = ocp.CheckpointManagerOptions(
+            create=True,
+            enable_async_checkpointing=False,
+            cleanup_tmp_directories=True,
+            preservation_policy=keep,
+            best_fn=_rank,  # only so that orbax writes and reads the metrics; keep decides
+            best_mode="max",
+        )
+        try:
+            self.manager = ocp.CheckpointManager(self.directory, options=options)
+        except Exception as error:
+            raise _write_error(error, f"cannot create {self.directory}") from None
         self._checked: dict[int, str | None] = {}  # step -> problem found (None: intact)
 
     # ------------------------------------------------------------------------- what is kept
@@ -108,16 +146,19 @@ class Checkpointer:
         return steps[-1] if steps else None
 
     def best_step(self) -> int | None:
-        """The step with the best ``best_metric``, or the newest if none has metrics."""
-        scored = []
+        """The step with the best ``best_metric`` (NaN and infinite values never win; the
+        earliest among equals), None when evaluations were saved but none is finite, or the
+        newest step when no checkpoint was saved with metrics."""
+        scored, evaluated = [], False
         for step in self.all_steps():
-            value = (self._read_record(step) or {}).get("metrics", {}) or {}
-            if self.best_metric in value:
-                scored.append((float(value[self.best_metric]), step))
-        if not scored:
-            return self.latest_step()
-        pick = min if self.best_mode == "min" else max
-        return pick(scored, key=lambda score_step: score_step[0])[1]
+            metrics = (self._read_record(step) or {}).get("metrics")
+            evaluated = evaluated or self.best_metric in (metrics or {})
+            score = self.ranking.score(metrics)
+            if score is not None:
+                scored.append(((score, -step), step))
+        if scored:
+            return max(scored)[1]
+        return None if evaluated else self.latest_step()
 
     # ------------------------------------------------------------------------------- saving
 
@@ -132,16 +173,44 @@ class Checkpointer:
 
         A complete checkpoint of the same step is left as it is; an unfinished or damaged one
         is replaced.
+
+        Raises:
+          CheckpointError: the params or optimizer state hold NaN or inf (nothing is saved).
+          WriteError: the disk is full or the folder read-only; the message names the folder
+            and the cause, and nothing of this step is left behind.
         """
         step = int(state.step)
+        problem = non_finite_leaf(state)
+        if problem is not None:
+            raise CheckpointError(
+                f"refusing to save step {step} to {self.directory}: {problem}; a checkpoint "
+                "must hold finite params and optimizer state"
+            )
         if step in self.all_steps() and self.verify(step) is None:
             return  # every process sees the same files, so all return here together
+        try:
+            self._save(step, state, meta, metrics)
+        except Exception as error:
+            with contextlib.suppress(Exception):  # orbax's writer threads may still be going
+                self.manager.wait_until_finished()
+            if jax.process_index() == 0:
+                self._remove_unfinished(step)
+            converted = _write_error(
+                error, f"cannot save checkpoint step {step} to {self.directory}"
+            )
+            if converted is error:
+                raise
+            raise converted from None
+
+    def _save(self, step, state, meta, metrics) -> None:
         primary = jax.process_index() == 0
         folder = os.path.join(self.directory, str(step))
         if os.path.exists(folder) and primary:
             shutil.rmtree(folder)
         distributed.barrier(f"jaxrnn checkpoint {step}: folder cleared")
         self.manager.reload()
+        scores = None if metrics is None else {k: float(v) for k, v in metrics.items()}
+        score = self.ranking.score(scores)
         self.manager.save(
             step,
             args=ocp.args.Composite(
@@ -150,28 +219,40 @@ class Checkpointer:
                 train=ocp.args.StandardSave(_train_item(state)),
                 meta=ocp.args.JsonSave(dict(meta)),
             ),
+            metrics=None if score is None else {"score": score, "step": step},
         )
         self.manager.wait_until_finished()
         distributed.barrier(f"jaxrnn checkpoint {step}: arrays written")
         if primary:
-            scores = None if metrics is None else {k: float(v) for k, v in metrics.items()}
             record = {"step": step, "metrics": scores, "files": _fingerprint(folder)}
             _write_record(folder, record)
-            self._prune()
+        for gone in set(self._checked) - set(self.manager.all_steps()):
+            self._checked.pop(gone)
         self._checked[step] = None
         distributed.barrier(f"jaxrnn checkpoint {step}: recorded")
         self.manager.reload()
 
-    def _prune(self) -> None:
-        steps = self.all_steps()
-        keep = set(steps[-self.keep_last :])
-        best = self.best_step()
-        if best is not None:
-            keep.add(best)
-        for step in steps:
-            if step not in keep:
-                shutil.rmtree(os.path.join(self.directory, str(step)), ignore_errors=True)
-                self._checked.pop(step, None)
+    def _remove_unfinished(self, step: int) -> None:
+        """Removes what a failed save of ``step`` left: its folder and orbax's temporaries.
+
+        tensorstore's writes of the other arrays run on in its own threads after the first
+        one fails, and may create files after a first sweep; sweep until three in a row
+        find nothing (at most about two seconds).
+        """
+        clean = 0
+        for _ in range(20):
+            found = [
+                name
+                for name in (os.listdir(self.directory) if os.path.isdir(self.directory) else ())
+                if name == str(step) or (name.startswith(f"{step}.") and "tmp" in name)
+            ]
+            for name in found:
+                shutil.rmtree(os.path.join(self.directory, name), ignore_errors=True)
+            clean = 0 if found else clean + 1
+            if clean == 3:
+                break
+            time.sleep(0.1)
+        self._checked.pop(step, None)
 
     # ------------------------------------------------------------------------------ damage
 
@@ -201,10 +282,13 @@ class Checkpointer:
                 return f"{relative}: contents differ from when it was saved (sha256)"
         return None
 
-    def restore_latest_intact(self, like: TrainState):
+    def restore_latest_intact(
+        self, like: TrainState, check_meta: Callable[[dict], None] | None = None
+    ):
         """The newest intact checkpoint as ``(state, meta)``, or None when there is none.
 
-        Damaged or unfinished checkpoints newer than it are moved to
+        ``check_meta`` is passed on to `restore`. Damaged or unfinished checkpoints newer than
+        it are moved to
         ``<directory>.damaged/<step>`` with a warning naming the step and the problem, so
         that the resumed run can save those steps again.
 
@@ -221,8 +305,13 @@ class Checkpointer:
         for step in reversed(self.all_steps()):
             problem = self.verify(step)
             if problem is None:
-                self._set_aside(damaged)
-                return self.restore(like, step)
+                try:
+                    restored = self.restore(like, step, check_meta=check_meta)
+                except NonFiniteCheckpointError as error:
+                    problem = error.args[1]
+                else:
+                    self._set_aside(damaged)
+                    return restored
             damaged.append((step, problem))
         self._set_aside(damaged)
         if damaged:
@@ -272,6 +361,11 @@ class Checkpointer:
                     f"no checkpoint for step {found} in {self.directory}; "
                     f"saved steps: {self.all_steps()}"
                 )
+        if found is None and step == "best" and self.all_steps():
+            raise CheckpointError(
+                f"no checkpoint in {self.directory} has a finite validation {self.best_metric} "
+                "(every evaluation was NaN or inf); restore step 'latest' or a step number"
+            )
         if found is None:
             raise CheckpointError(f"no checkpoint in {self.directory}")
         problem = self.verify(found)
@@ -283,15 +377,24 @@ class Checkpointer:
             )
         return found
 
-    def restore(self, like: TrainState, step: int | str | None = None):
+    def restore(
+        self,
+        like: TrainState,
+        step: int | str | None = None,
+        check_meta: Callable[[dict], None] | None = None,
+    ):
         """Restores a whole `TrainState` shaped like ``like``: returns ``(state, meta)``.
 
         Args:
           like: a state with the same structure, shapes and dtypes (e.g. a fresh one).
           step: a step number, ``"latest"`` (None) or ``"best"``.
+          check_meta: called with the checkpoint's JSON meta before anything else is read
+            (`fit` compares the run's settings there, before the shapes of the params).
         """
         found = self._resolve(step)
         meta = self._restore_items(found, meta=ocp.args.JsonRestore())["meta"]
+        if check_meta is not None:
+            check_meta(meta)
         saved = meta.get("layout")
         if saved is not None:
             check_layout(saved, layout(like), self.directory, found)
@@ -303,6 +406,13 @@ class Checkpointer:
             train=ocp.args.StandardRestore(_train_item(abstract)),
         )
         train = restored["train"]
+        problem = non_finite_leaf(TrainState(0, restored["params"], restored["opt_state"], 0, ()))
+        if problem is not None:
+            raise NonFiniteCheckpointError(
+                f"checkpoint step {found} in {self.directory} holds non-finite values "
+                f"({problem}); not restoring it",
+                problem,
+            )
         state = TrainState(
             step=train["step"],
             params=restored["params"],
@@ -325,8 +435,15 @@ class Checkpointer:
         if saved is not None:
             check_layout({"params": saved["params"]}, layout_of(params=like), self.directory, found)
         abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, like)
-        restored = self._restore_items(found, params=ocp.args.StandardRestore(abstract))
-        return restored["params"]
+        params = self._restore_items(found, params=ocp.args.StandardRestore(abstract))["params"]
+        problem = non_finite_leaf(TrainState(0, params, (), 0, ()))
+        if problem is not None:
+            raise NonFiniteCheckpointError(
+                f"checkpoint step {found} in {self.directory} holds non-finite values "
+                f"({problem}); not restoring it",
+                problem,
+            )
+        return params
 
     def _restore_items(self, step: int, **items) -> dict[str, Any]:
         try:
@@ -423,14 +540,43 @@ def check_layout(saved: Mapping[str, list], now: Mapping[str, list], directory, 
         )
 
 
+def non_finite_leaf(state: TrainState) -> str | None:
+    """``"params['w'] holds NaN"`` for the first params or optimizer-state leaf with a NaN
+    or an inf, or None when all are finite.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> from jaxrnn.train import default_optimizer, init_state
+      >>> from jaxrnn.train.checkpoints import non_finite_leaf
+      >>> non_finite_leaf(init_state({"w": jnp.array([1.0, jnp.nan])}, default_optimizer()))
+      "params['w'] holds NaN"
+    """
+    for name, tree in (("params", state.params), ("opt_state", state.opt_state)):
+        for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]:
+            values = np.asarray(jax.device_get(leaf))
+            if np.issubdtype(values.dtype, np.inexact) and not np.isfinite(values).all():
+                what = "NaN" if np.isnan(values).any() else "inf"
+                return f"{name}{jax.tree_util.keystr(path)} holds {what}"
+    return None
+
+
+def _rank(metrics: Mapping[str, float]) -> tuple[float, int]:
+    """Orbax's sort key for `BestN` (the highest is kept): the score, then the earlier step,
+    as in `Checkpointer.best_step`."""
+    return (metrics["score"], -metrics["step"])
+
+
+def _write_error(error: Exception, doing: str) -> Exception:
+    """A `WriteError` saying ``doing`` and the cause when ``error`` is a full disk, a read-only
+    file system or a permission; ``error`` itself otherwise."""
+    code = os_error_code(error)
+    if code not in USER_CAUSES:
+        return error
+    return WriteError(code, f"{doing}: {os.strerror(code)}; nothing half-written was left")
+
+
 def _write_record(folder: str, record: Mapping[str, Any]) -> None:
-    path = os.path.join(folder, RECORD_FILE)
-    tmp = path + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(dict(record), f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    write_atomically(os.path.join(folder, RECORD_FILE), json.dumps(dict(record)))
 
 
 def _fingerprint(folder: str) -> dict[str, list]:

@@ -137,8 +137,9 @@ def make_train_step(
     and the carry is threaded through the steps (truncated BPTT). ``key`` is a fresh PRNG
     key for each step (for dropout). Gradients are ``jax.grad`` of the loss: BPTT.
 
-    ``finite`` is False when the loss or any gradient is NaN or infinite; the caller then
-    keeps the old state (`jaxrnn.train.fit` stops with a message naming the step).
+    ``finite`` is False when the loss, a gradient, an updated param or the optimizer state is
+    NaN or infinite; the caller then keeps the old state (`jaxrnn.train.fit` stops with a
+    message naming the step).
 
     Args:
       loss_fn: see above.
@@ -169,7 +170,6 @@ def make_train_step(
 
         (loss, (metrics, carry)), grads = jax.value_and_grad(objective, has_aux=True)(state.params)
         grad_norm = optax.tree.norm(grads)
-        finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
         updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
         new_state = TrainState(
             step=state.step + 1,
@@ -178,9 +178,26 @@ def make_train_step(
             rng=state.rng,
             carry=carry if with_carry else state.carry,
         )
+        # What a checkpoint may hold is finite: the updated params and optimizer state too,
+        # not only what went into the update (optax.sgd(nan) has finite gradients).
+        finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm) & all_finite(new_state[1:3])
         return new_state, {"loss": loss, "grad_norm": grad_norm, **metrics}, finite
 
     return jax.jit(train_step)
+
+
+def all_finite(tree: Any) -> jax.Array:
+    """Whether every floating-point leaf of ``tree`` is finite (a boolean scalar; integer
+    leaves, such as optimizer step counts, are not checked).
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> from jaxrnn.train.steps import all_finite
+      >>> bool(all_finite({"w": jnp.ones(2), "count": jnp.int32(3)}))
+      True
+    """
+    leaves = [x for x in jax.tree.leaves(tree) if jnp.issubdtype(jnp.result_type(x), jnp.inexact)]
+    return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in leaves])) if leaves else True
 
 
 def make_eval_step(loss_fn: LossFn) -> Callable:
