@@ -75,7 +75,7 @@ def main() -> int:
             lambda step: distributed.process_share(batches(step)),  # this process's rows
             num_steps=args.steps,
             val_data=[distributed.process_share(batch) for batch in val],
-            eval_every=args.checkpoint_every,
+            evaluation=train.Evaluation(every=args.checkpoint_every),
             workdir=args.workdir,
             optimizer=train.default_optimizer(1e-2),
             seed=1,

@@ -88,8 +88,8 @@ def test_checkpoints_keep_last_n_and_best(tmp_path):
         train.EpochBatches((xs, ys), 16),
         num_steps=12,
         val_data=lambda params: {"loss": next(scores)},
-        eval_every=2,
-        keep_last=2,
+        evaluation=train.Evaluation(every=2),
+        checkpoints=train.Checkpoints(keep_last=2),
         workdir=str(tmp_path),
         progress=False,
     )
@@ -119,7 +119,7 @@ def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
             toy_problem.init_params(),
             poisoned,
             num_steps=20,
-            checkpoint_every=5,
+            checkpoints=train.Checkpoints(every=5),
             workdir=str(tmp_path),
             progress=False,
         )
@@ -148,6 +148,7 @@ def test_resume_with_other_settings_is_refused(tmp_path):
             train.EpochBatches((xs, ys), 16),
             num_steps=10,
             workdir=str(tmp_path),
+            seed=1,
             config={"toy": 2},
             progress=False,
         )
@@ -262,11 +263,11 @@ def toy_fit(workdir=None, **kwargs):
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"eval_every": -5}, "eval_every must be a positive int, got -5"),
-        ({"checkpoint_every": -1}, "checkpoint_every must be a positive int, got -1"),
+        ({"evaluation": train.Evaluation}, "evaluation must be a jaxrnn.train.Evaluation"),
+        ({"checkpoints": {"every": 5}}, "checkpoints must be a jaxrnn.train.Checkpoints"),
         ({"log_every": 2.5}, r"log_every must be a positive int, got 2.5"),
         ({"num_steps": -1}, "num_steps must be an int >= 0, got -1"),
-        ({"best_mode": "lowest"}, "best_mode must be 'min' or 'max', got 'lowest'"),
+        ({"callbacks": [3]}, r"callbacks\[0\] must be a jaxrnn.train.Callback or a function"),
         ({"train_data": [1, 2]}, "train_data must be a function step -> batch"),
         ({"val_data": []}, "val_data holds no batches"),
     ],
@@ -281,10 +282,14 @@ def test_fit_refuses_a_best_metric_that_no_evaluation_returns(tmp_path):
     with pytest.raises(
         ValueError, match=r"best_metric='accuracy' is not among .*\['loss', 'mse'\]"
     ):
-        toy_fit(str(tmp_path / "a"), best_metric="accuracy")
+        toy_fit(str(tmp_path / "a"), evaluation=train.Evaluation(best_metric="accuracy"))
     # A function: found at its first evaluation.
     with pytest.raises(ValueError, match=r"best_metric='accuracy' is not among .*\['loss'\]"):
-        toy_fit(str(tmp_path / "b"), best_metric="accuracy", val_data=lambda p: {"loss": 1.0})
+        toy_fit(
+            str(tmp_path / "b"),
+            evaluation=train.Evaluation(best_metric="accuracy"),
+            val_data=lambda p: {"loss": 1.0},
+        )
 
 
 def test_fit_refuses_a_metric_that_is_not_a_scalar():

@@ -6,6 +6,9 @@ test resuming); WHEN ``in-save`` kills it inside the checkpoint save of step KIL
 orbax has written the arrays and before jaxrnn's record of them. WHEN ``wait`` instead
 writes ``WORKDIR.held`` at step KILL_AT and waits (at most 1800 s) for ``WORKDIR.go`` to
 appear, so that a test can act while the run holds its workdir.
+
+``python tests/toy_problem.py WORKDIR NUM_STEPS report`` prints ``step N`` after every step
+(and waits 20 ms), so that a parent can send a signal at a step of its choice.
 """
 
 import os
@@ -47,7 +50,7 @@ def loss_fn(params, batch, key):
 
 def run(workdir, num_steps, callbacks=(), **kwargs):
     xs, ys = make_data()
-    kwargs.setdefault("eval_every", 5)
+    kwargs.setdefault("evaluation", train.Evaluation(every=5))
     return train.fit(
         loss_fn,
         init_params(),
@@ -67,7 +70,14 @@ def run(workdir, num_steps, callbacks=(), **kwargs):
 if __name__ == "__main__":
     workdir, num_steps = sys.argv[1], int(sys.argv[2])
     callbacks = ()
-    if len(sys.argv) > 3:
+    if sys.argv[3:] == ["report"]:
+
+        def report(step, state, metrics):
+            print(f"step {step}", flush=True)
+            time.sleep(0.02)
+
+        callbacks = (report,)
+    elif len(sys.argv) > 3:
         kill_at, sig = int(sys.argv[3]), getattr(signal, sys.argv[4])
         when = sys.argv[5] if len(sys.argv) > 5 else "after-step"
         # A parent that ignores Ctrl-C (pytest-xdist workers do) passes that on to its

@@ -110,7 +110,7 @@ def train_rnn(config: Config, dataset: data.Dataset, cell_name: str, workdir: st
             config.learning_rate, config.num_steps, weight_decay=config.weight_decay
         ),
         val_data=[(dataset.val.inputs, dataset.val.targets)],
-        eval_every=max(1, config.num_steps // 15),
+        evaluation=train.Evaluation(every=max(1, config.num_steps // 15)),
         workdir=workdir,
         seed=config.seed,
         config=run_settings(config, model=cell_name),

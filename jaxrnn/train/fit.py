@@ -1,12 +1,16 @@
 """`fit`: the training loop shared by notebooks and experiments.
 
-The loop only: resume (`jaxrnn.train.checkpoints`), metrics (`jaxrnn.train.metrics`) and the
-workdir lock (`jaxrnn.train.lock`) live in their own modules. Everything that is random
-derives from ``seed`` and the step, and batches are a function of the step, so a run is
-reproducible and resumable bit for bit.
+The loop reads step -> maybe evaluate -> maybe save; everything around it is a callback
+(`jaxrnn.train.callbacks`): the metrics log, progress, checkpoints, early stopping,
+TensorBoard and the user's own. Resume (`jaxrnn.train.checkpoints`), the metrics file
+(`jaxrnn.train.metrics`), the workdir lock (`jaxrnn.train.lock`) and preemption
+(`jaxrnn.train.preemption`) live in their own modules. Everything that is random derives from
+``seed`` and the step, and batches are a function of the step, so a run is reproducible and
+resumable bit for bit.
 """
 
 import json
+import math
 import os
 import shutil
 import sys
@@ -21,17 +25,29 @@ from typing import NamedTuple
 import jax
 import numpy as np
 import optax
-from tqdm import std as tqdm_std
 
 from jaxrnn import distributed
-from jaxrnn.checks import check_choice
 from jaxrnn.checks import check_int
+from jaxrnn.checks import fail
+from jaxrnn.files import WriteError
+from jaxrnn.train import policies
+from jaxrnn.train.callbacks import Callback
+from jaxrnn.train.callbacks import Loop
+from jaxrnn.train.callbacks import TrainLog
+from jaxrnn.train.callbacks import as_callbacks
 from jaxrnn.train.checkpoints import Checkpointer
 from jaxrnn.train.checkpoints import ResumeMismatchError
-from jaxrnn.train.checkpoints import layout
 from jaxrnn.train.lock import LOCK_FILE
 from jaxrnn.train.lock import workdir_lock
+from jaxrnn.train.metrics import METRICS_FILE
+from jaxrnn.train.metrics import MetricsFile
 from jaxrnn.train.metrics import MetricsWriter
+from jaxrnn.train.policies import Checkpoints
+from jaxrnn.train.policies import Evaluation
+from jaxrnn.train.preemption import Preempted
+from jaxrnn.train.preemption import sigterm_flag
+from jaxrnn.train.progress import Progress
+from jaxrnn.train.saving import SaveCheckpoints
 from jaxrnn.train.steps import LossFn
 from jaxrnn.train.steps import TrainState
 from jaxrnn.train.steps import as_float_dict
@@ -40,6 +56,9 @@ from jaxrnn.train.steps import evaluate
 from jaxrnn.train.steps import init_state
 from jaxrnn.train.steps import make_eval_step
 from jaxrnn.train.steps import make_train_step
+from jaxrnn.train.tensorboard import ENVIRONMENT as TENSORBOARD_ENVIRONMENT
+from jaxrnn.train.tensorboard import TENSORBOARD_DIR
+from jaxrnn.train.tensorboard import TensorBoard
 from jaxrnn.typing import Carry
 from jaxrnn.typing import Params
 
@@ -47,7 +66,8 @@ CHECKPOINT_DIR = "checkpoints"
 
 
 class NonFiniteError(FloatingPointError):
-    """Training met a NaN or infinite loss or gradient; ``state`` is the last good state."""
+    """Training met a NaN or infinite loss, gradient or updated params; ``state`` is the last
+    good state."""
 
     def __init__(self, message: str, state: TrainState):
         super().__init__(message)
@@ -78,21 +98,19 @@ def fit(
     num_steps: int,
     optimizer: optax.GradientTransformation | None = None,
     val_data: Iterable[Any] | Callable[[Params], Mapping[str, float]] | None = None,
-    eval_every: int | None = None,
+    evaluation: Evaluation | None = None,
     workdir: str | os.PathLike | None = None,
+    checkpoints: Checkpoints | None = None,
+    resume: bool = True,
+    config: Mapping[str, Any] | None = None,
     seed: int = 0,
     carry: Carry | None = None,
-    checkpoint_every: int | None = None,
-    keep_last: int = 3,
-    best_metric: str = "loss",
-    best_mode: str = "min",
     log_every: int | None = None,
     progress: bool | None = None,
     name: str | None = None,
-    callbacks: Sequence[Callable[[int, TrainState, dict[str, float]], None]] = (),
-    config: Mapping[str, Any] | None = None,
-    resume: bool = True,
+    callbacks: Sequence[Callback | Callable] = (),
     data_parallel: bool = False,
+    **deprecated: Any,
 ) -> FitResult:
     """Trains ``params`` to reduce ``loss_fn`` for ``num_steps`` updates.
 
@@ -105,15 +123,19 @@ def fit(
     Every batch must have the structure, dtypes, ranks and leading (batch) size of the first;
     other axes may vary (bucketed lengths: each new shape compiles once).
 
+    Each step reads: update, evaluate when ``evaluation.every`` says so, save when
+    ``checkpoints.every`` says so. Logging, progress, saving, early stopping and TensorBoard
+    are callbacks (`jaxrnn.train.Callback`), and ``callbacks`` adds the caller's own.
+
     With a ``workdir``, metrics are appended to ``<workdir>/metrics.jsonl`` (one JSON object per
     line: step, split, loss, the task's metrics, wall_time) and checkpoints go to
-    ``<workdir>/checkpoints`` (the last ``keep_last`` and the best by validation
-    ``best_metric``). Only one run may use a workdir at a time. Calling `fit` again with the
-    same workdir resumes from the newest intact checkpoint and ends with the same params and
-    metrics as an uninterrupted run: damaged checkpoints are set aside with a warning, and a
-    damaged or deleted metrics file is rebuilt from the checkpoint. Ctrl-C saves a checkpoint
-    before stopping. A NaN or infinite loss or gradient raises `NonFiniteError` naming the
-    step; no checkpoint is written from it.
+    ``<workdir>/checkpoints``. Only one run may use a workdir at a time. Calling `fit` again
+    with the same workdir resumes from the newest intact checkpoint and ends with the same
+    params and metrics as an uninterrupted run: damaged checkpoints are set aside with a
+    warning, and a damaged or deleted metrics file is rebuilt from the checkpoint. Ctrl-C
+    saves a checkpoint before stopping; so does a scheduler's ``SIGTERM``, which then exits
+    with status 143 (`jaxrnn.train.preemption`). A NaN or infinite loss, gradient or updated
+    param raises `NonFiniteError` naming the step, and no checkpoint holds one.
 
     Args:
       loss_fn: see above.
@@ -124,25 +146,26 @@ def fit(
       optimizer: an optax optimizer; `default_optimizer` (Adam 1e-3, clipping at norm 1).
       val_data: validation batches (evaluated with ``loss_fn`` and ``key=None``), or a
         function ``params -> {name: value}``.
-      eval_every: evaluate every this many steps (and at the end); default ``num_steps//10``.
+      evaluation: when to evaluate and which metric is best (`Evaluation`).
       workdir: where metrics and checkpoints go; None keeps everything in memory.
+      checkpoints: when to save and what to keep (`Checkpoints`).
+      resume: continue from the newest checkpoint in ``workdir`` if there is one; False
+        starts over (`clear_workdir`: checkpoints, metrics and TensorBoard events go).
+      config: the run's settings, saved with each checkpoint; resuming with different settings
+        (other than ``num_steps``) or another ``seed`` raises `ResumeMismatchError` instead of
+        silently mixing runs.
       seed: seeds the run's PRNG key.
       carry: initial carry for truncated BPTT; None if the loss takes no carry.
-      checkpoint_every: save every this many steps (and at the end); default ``eval_every``.
-      keep_last: checkpoints kept besides the best.
-      best_metric: validation metric that picks the best checkpoint.
-      best_mode: ``"min"`` or ``"max"``.
       log_every: write mean training metrics every this many steps; default ``num_steps//100``.
       progress: True shows a progress bar (in a terminal or a notebook), False shows nothing;
         None shows a bar in a terminal or notebook, or else (in CI, or with output
         redirected) prints a line per evaluation, or per tenth of the run without one.
       name: what is training (e.g. ``"lstm, 0.25 s"``): the bar's label and the prefix of each
         progress line, so that a log of several runs says which line is whose.
-      callbacks: ``callback(step, state, metrics)`` after every step.
-      config: the run's settings, saved with each checkpoint; resuming with different settings
-        (other than ``num_steps``) raises an error instead of silently mixing runs.
-      resume: continue from the newest checkpoint in ``workdir`` if there is one; False
-        deletes the workdir's checkpoints and metrics and starts over.
+      callbacks: `Callback` objects (e.g. `EarlyStopping`, `TensorBoard`), or functions
+        ``fn(step, state, metrics)`` called at the end of every step. With a workdir and the
+        environment variable ``JAXRNN_TENSORBOARD=1`` (the experiments' ``--tensorboard``),
+        `TensorBoard` is added without asking.
       data_parallel: split every batch over all devices (`jaxrnn.distributed`), with params
         and optimizer state replicated; batch sizes must be multiples of the device count.
         In a run of several processes (`jaxrnn.distributed.initialize`) it is required, and
@@ -150,6 +173,8 @@ def fit(
         global batch (`jaxrnn.distributed.process_share`). Process 0 writes the metrics and
         the checkpoint records; all processes read them to resume, so the workdir must be
         on a file system that all of them see.
+      **deprecated: ``eval_every``, ``best_metric``, ``best_mode`` (now in ``evaluation``),
+        ``checkpoint_every`` and ``keep_last`` (now in ``checkpoints``), until jaxrnn 0.2.
 
     Returns:
       A `FitResult` with the final state, the metrics history and the best step.
@@ -159,8 +184,11 @@ def fit(
         ``best_metric`` that the evaluation does not return.
       ResumeMismatchError: the workdir holds a run with other settings, params or optimizer.
       CheckpointError: the workdir holds checkpoints but none is intact.
-      WorkdirInUseError: another process is running in the workdir.
+      WorkdirInUseError: another run (process or thread) is using the workdir.
+      WriteError: the workdir's disk is full or it is read-only (one line, nothing
+        half-written left behind; rerun after freeing space to resume).
       NonFiniteError: see above.
+      Preempted: ``SIGTERM`` arrived (a `SystemExit` with status 143), after saving.
 
     Examples:
       >>> import jax, jax.numpy as jnp, numpy as np
@@ -173,16 +201,15 @@ def fit(
       >>> round(float(result.params["w"]), 2)
       3.0
     """
-    num_steps = _count("num_steps", num_steps, low=0)
-    eval_every = _count("eval_every", eval_every or max(1, num_steps // 10), low=1)
-    checkpoint_every = _count("checkpoint_every", checkpoint_every or eval_every, low=1)
-    log_every = _count("log_every", log_every or max(1, num_steps // 100), low=1)
-    check_choice("best_mode", best_mode, ("min", "max"))
+    evaluation, checkpoints = policies.resolve(evaluation, checkpoints, deprecated)
+    num_steps = check_int("num_steps", num_steps, low=0)
+    seed = check_int("seed", seed, low=-(2**63), high=2**63 - 1)
+    eval_every = evaluation.every or max(1, num_steps // 10)
+    log_every = check_int("log_every", log_every or max(1, num_steps // 100), low=1)
+    callbacks = as_callbacks(callbacks)
     if not callable(train_data):
-        raise TypeError(
-            f"train_data must be a function step -> batch (e.g. jaxrnn.train.EpochBatches), "
-            f"got {type(train_data).__name__}"
-        )
+        fail("train_data", "a function step -> batch (e.g. jaxrnn.train.EpochBatches)",
+             train_data, TypeError)  # fmt: skip
     if jax.process_count() > 1 and not data_parallel:
         raise ValueError(
             f"this is process {jax.process_index()} of {jax.process_count()} "
@@ -190,29 +217,32 @@ def fit(
             "train one model together"
         )
     optimizer = default_optimizer() if optimizer is None else optimizer
-    with_carry = carry is not None
-    state = init_state(params, optimizer, seed=seed, carry=carry if with_carry else ())
+    state = init_state(params, optimizer, seed=seed, carry=() if carry is None else carry)
     mesh = distributed.batch_mesh() if data_parallel else None
     if mesh is not None:  # before resuming, so that the checkpoint is restored replicated
         state = distributed.replicate(state, mesh)
+    best = evaluation.best_metric if workdir is not None else None
     run = _Run(
-        train_step=make_train_step(loss_fn, optimizer, with_carry=with_carry),
-        evaluator=_evaluator(loss_fn, val_data, params, best_metric if workdir else None, mesh),
+        train_step=make_train_step(loss_fn, optimizer, with_carry=carry is not None),
+        evaluator=_evaluator(loss_fn, val_data, params, best, mesh),
         train_data=train_data,
         num_steps=num_steps,
         eval_every=eval_every,
-        checkpoint_every=checkpoint_every,
-        log_every=log_every,
-        best_metric=best_metric,
-        progress=progress,
-        name=name,
-        callbacks=tuple(callbacks),
-        config=_jsonable(config or {}),
+        checkpoint_every=checkpoints.every or eval_every,
         mesh=mesh,
     )
+    own = [TrainLog(log_every), Progress(progress, name)]
+    if workdir is not None and os.environ.get(TENSORBOARD_ENVIRONMENT, "") not in ("", "0"):
+        own.append(TensorBoard())
     if workdir is None:
-        return run.loop(state, history=[], elapsed_before=0.0, checkpointer=None, writer=None)
-    workdir = os.fspath(workdir)
+        return run.start(state, [], 0.0, own + callbacks, None, name)
+    settings = {"config": _jsonable(config or {}), "seed": seed}
+    return _fit_in(os.fspath(workdir), run, state, settings, evaluation, checkpoints, resume,
+                   own, callbacks, name)  # fmt: skip
+
+
+def _fit_in(workdir, run, state, settings, evaluation, checkpoints, resume, own, callbacks, name):
+    """`fit` with a workdir: hold it, resume or start afresh, save as the run goes."""
     if os.path.exists(workdir) and not os.path.isdir(workdir):
         raise NotADirectoryError(f"workdir {workdir} is a file, not a folder")
     primary = jax.process_index() == 0
@@ -220,40 +250,91 @@ def fit(
     lock_file = LOCK_FILE if primary else f"{LOCK_FILE}.process{jax.process_index()}"
     with workdir_lock(workdir, lock_file=lock_file):
         if not resume and primary:  # start over: the old run's checkpoints must not mix in
-            shutil.rmtree(os.path.join(workdir, CHECKPOINT_DIR), ignore_errors=True)
+            clear_workdir(workdir)
         distributed.barrier("jaxrnn fit: workdir ready")
         checkpointer = Checkpointer(
             os.path.join(workdir, CHECKPOINT_DIR),
-            keep_last=keep_last,
-            best_metric=best_metric,
-            best_mode=best_mode,
+            keep_last=checkpoints.keep_last,
+            best_metric=evaluation.best_metric,
+            best_mode=evaluation.best_mode,
         )
         writer = MetricsWriter(workdir) if primary else None
         try:
-            state, history, elapsed_before = _resume(
-                checkpointer, writer, state, run.config, num_steps, workdir
-            )
-            return run.loop(state, history, elapsed_before, checkpointer, writer)
+            state, history, elapsed = _resume(checkpointer, writer, state, settings, run, workdir)
+            own = [*own, SaveCheckpoints(checkpointer, settings)]
+            if writer is not None:
+                own.insert(1, MetricsFile(writer))
+            run.checkpointer = checkpointer
+            with sigterm_flag() as preempted:
+                run.preempted = preempted
+                result = run.start(state, history, elapsed, own + callbacks, workdir, name)
+            best = checkpointer.best_step() if run.evaluator is not None else None
+            return result._replace(best_step=best)
         finally:
             checkpointer.close()
 
 
-def _resume(checkpointer, writer, state, config, num_steps, workdir):
+def clear_workdir(workdir: str | os.PathLike) -> None:
+    """Deletes a run's checkpoints, metrics and TensorBoard events from ``workdir``, holding
+    its lock; what else is there (results, plots, a vocabulary) stays. A ``checkpoints``
+    folder that is a symbolic link (e.g. to scratch space) keeps its link, and is emptied.
+
+    Raises:
+      WorkdirInUseError: a run is using the workdir.
+      WriteError: something could not be deleted (the message names it).
+
+    Examples:
+      >>> import os, tempfile
+      >>> from jaxrnn.train import clear_workdir
+      >>> workdir = tempfile.mkdtemp()
+      >>> _ = open(os.path.join(workdir, "metrics.jsonl"), "w").write("{}\\n")
+      >>> clear_workdir(workdir)
+      >>> os.listdir(workdir)
+      ['.lock']
+    """
+    workdir = os.fspath(workdir)
+    with workdir_lock(workdir):
+        for name in (CHECKPOINT_DIR, f"{CHECKPOINT_DIR}.damaged", METRICS_FILE, TENSORBOARD_DIR):
+            path = os.path.join(workdir, name)
+            try:
+                if os.path.islink(path) and os.path.isdir(path):
+                    for entry in os.listdir(path):
+                        _remove(os.path.join(path, entry))
+                elif os.path.lexists(path):
+                    _remove(path)
+            except OSError as error:
+                raise WriteError(
+                    error.errno, f"cannot clear {path} to start afresh: {error.strerror}"
+                ) from None
+
+
+def _remove(path: str) -> None:
+    if os.path.isdir(path) and not os.path.islink(path):
+        shutil.rmtree(path)
+    else:
+        os.remove(path)
+
+
+def _resume(checkpointer, writer, state, settings, run, workdir):
     """``(state, history, elapsed)`` to continue from: the newest intact checkpoint's, or the
     fresh ``state`` with an empty history when there is none."""
-    found = checkpointer.restore_latest_intact(state)
+
+    def same_settings(meta):
+        saved = {"config": meta.get("config", {}), "seed": meta.get("seed", settings["seed"])}
+        _check_same_settings(saved, settings, workdir)
+
+    found = checkpointer.restore_latest_intact(state, check_meta=same_settings)
     if found is None:
         if writer is not None:
             writer.rewrite([])
         return state, [], 0.0
     restored, meta = found
-    _check_same_config(meta.get("config", {}), config, workdir)
     step = int(restored.step)
-    if step > num_steps:
+    if step > run.num_steps:
         raise ResumeMismatchError(
             f"{workdir} holds a run already trained for {step} steps, more than "
-            f"num_steps={num_steps}; pass num_steps >= {step} to continue it, or resume=False "
-            "to start over"
+            f"num_steps={run.num_steps}; pass num_steps >= {step} to continue it, or "
+            "resume=False to start over"
         )
     if writer is None:  # not process 0: the checkpoint's history is the file's
         history = [dict(record) for record in meta.get("history", [])]
@@ -262,199 +343,106 @@ def _resume(checkpointer, writer, state, config, num_steps, workdir):
     return restored, history, float(meta.get("elapsed", 0.0))
 
 
-class _Run(NamedTuple):
-    """What the loop needs, fixed for the whole run."""
+class _Run:
+    """The loop: step -> maybe evaluate -> maybe save, with callbacks around each."""
 
-    train_step: Callable
-    evaluator: Callable[[Params], dict[str, float]] | None
-    train_data: Callable[[int], Any]
-    num_steps: int
-    eval_every: int
-    checkpoint_every: int
-    log_every: int
-    best_metric: str
-    progress: bool | None
-    name: str | None
-    callbacks: tuple
-    config: dict[str, Any]
-    mesh: Any  # the data-parallel mesh, or None
+    def __init__(self, train_step, evaluator, train_data, num_steps, eval_every,
+                 checkpoint_every, mesh):  # fmt: skip
+        self.train_step, self.evaluator, self.train_data = train_step, evaluator, train_data
+        self.num_steps, self.eval_every = num_steps, eval_every
+        self.checkpoint_every, self.mesh = checkpoint_every, mesh
+        self.checkpointer: Checkpointer | None = None
+        self.preempted: Callable[[], bool] = lambda: False
+        self.signature = None
 
-    def loop(self, state, history, elapsed_before, checkpointer, writer) -> FitResult:
-        layout_of_state = layout(state)
+    def start(self, state, history, elapsed, callbacks, workdir, name) -> FitResult:
+        loop = Loop(start=int(state.step), num_steps=self.num_steps, history=history,
+                    workdir=workdir, name=name, callbacks=callbacks, elapsed_before=elapsed,
+                    evaluates=self.evaluator is not None)  # fmt: skip
+        state = self.loop(state, loop)
+        if loop.stop_reason:
+            print(f"{name}: {loop.stop_reason}" if name else loop.stop_reason, file=sys.stderr)
+        return FitResult(state=state, history=history, best_step=None)
 
-        def log(record: dict[str, Any]) -> None:
-            history.append(record)
-            if writer is not None:
-                writer.append(record)
-
-        def save(state: TrainState, metrics=None) -> None:
-            meta = {
-                "step": int(state.step),
-                "elapsed": elapsed(),
-                "config": self.config,
-                "history": history,
-                "layout": layout_of_state,
-            }
-            checkpointer.save(state, meta=meta, metrics=metrics)
-
-        place_batch = lambda batch: batch
-        if self.mesh is not None:
-            place_batch = lambda batch: distributed.shard_batch(batch, self.mesh)
-
-        start = int(state.step)
-        reporter = _Reporter(
-            self.progress, start, self.num_steps, self.evaluator is not None, self.name
-        )
-        clock = time.perf_counter()
-        elapsed = lambda: elapsed_before + time.perf_counter() - clock
-        window: list[dict[str, float]] = []
-        saved = start if checkpointer and checkpointer.latest_step() == start else None
-        signature = None
+    def loop(self, state: TrainState, loop: Loop) -> TrainState:
+        loop.emit("on_train_begin", state)
         try:
-            for step in range(start, self.num_steps):
-                batch = self.train_data(step)
-                signature = _check_batch(batch, step, signature, start)
-                new_state, metrics, finite = self.train_step(state, place_batch(batch))
-                metrics = as_float_dict(metrics)
-                if not bool(finite):
-                    raise _non_finite(step, metrics, state, checkpointer)
-                state = new_state
+            for step in range(loop.start, self.num_steps):
+                if loop.stop_reason:
+                    break
+                state, metrics = self.update(state, step, loop)
                 done = step + 1
-                window.append(metrics)
-                if done % self.log_every == 0 or done == self.num_steps:
-                    mean = {k: float(np.mean([m[k] for m in window])) for k in window[0]}
-                    log({"step": done, "split": "train", **mean, "wall_time": round(elapsed(), 3)})
-                    window = []
-                val_metrics = None
-                if self.evaluator is not None and (
-                    done % self.eval_every == 0 or done == self.num_steps
-                ):
-                    val_metrics = self.evaluator(state.params)
-                    log(
-                        {
-                            "step": done,
-                            "split": "val",
-                            **val_metrics,
-                            "wall_time": round(elapsed(), 3),
-                        }
-                    )
-                reporter.step(done, history, val_metrics, elapsed(), _batch_size(batch))
-                if checkpointer is not None and (
-                    done % self.checkpoint_every == 0 or done == self.num_steps
-                ):
-                    save(state, val_metrics)
-                    saved = done
-                for callback in self.callbacks:
-                    callback(done, state, metrics)
+                loop.emit("on_update", done, state, metrics)
+                val_metrics = self.maybe_evaluate(state, done, loop)
+                if self.preempted():
+                    raise _Terminated
+                if _due(done, self.checkpoint_every, self.num_steps) or loop.stop_reason:
+                    loop.emit("on_checkpoint", done, state, val_metrics)
+                loop.emit("on_step_end", done, state, metrics)
+        except KeyboardInterrupt:
+            loop.emit("on_interrupt", state, "interrupted")
+            raise
+        except _Terminated:
+            loop.emit("on_interrupt", state, "preempted (SIGTERM)")
+            raise Preempted(f"preempted by SIGTERM after step {int(state.step)}") from None
         except Exception as error:
             if jax.process_count() > 1 and not isinstance(error, NonFiniteError):
-                lost = _lost_process_error(error, int(state.step), checkpointer)
+                lost = _lost_process_error(error, int(state.step), self.checkpointer)
                 if lost is not None:
                     raise lost from error
             raise
-        except KeyboardInterrupt:
-            if checkpointer is not None and saved != int(state.step):
-                save(state)
-                print(
-                    f"\ninterrupted: saved step {int(state.step)} to {checkpointer.directory}; "
-                    "run again with the same workdir to resume",
-                    file=sys.stderr,
-                )
-            raise
         finally:
-            reporter.close()
-        best_step = checkpointer.best_step() if checkpointer and self.evaluator else None
-        return FitResult(state=state, history=history, best_step=best_step)
+            loop.emit("on_train_end", state)
+        return state
+
+    def update(self, state: TrainState, step: int, loop: Loop):
+        batch = self.train_data(step)
+        self.signature = _check_batch(batch, step, self.signature, loop.start)
+        loop.batch_size = _batch_size(batch)
+        if self.mesh is not None:
+            batch = distributed.shard_batch(batch, self.mesh)
+        new_state, metrics, finite = self.train_step(state, batch)
+        metrics = as_float_dict(metrics)
+        if not bool(finite):
+            raise _non_finite(step, metrics, state, self.checkpointer)
+        return new_state, metrics
+
+    def maybe_evaluate(self, state: TrainState, done: int, loop: Loop):
+        due = _due(done, self.eval_every, self.num_steps) or loop.stop_reason
+        if self.evaluator is None or not due:
+            return None
+        metrics = self.evaluator(state.params)
+        loop.log({"step": done, "split": "val", **metrics})
+        loop.emit("on_evaluate", done, state, metrics)
+        return metrics
 
 
-class _Reporter:
-    """Progress: a tqdm bar (terminal or notebook), or plain lines where none can be drawn."""
-
-    def __init__(self, progress, start: int, num_steps: int, evaluates: bool, name=None):
-        self.num_steps, self.evaluates, self.name = num_steps, evaluates, name
-        self.bar = None
-        self.lines = False
-        if progress or (progress is None and _can_draw_a_bar()):
-            self.bar = _progress_bar(
-                total=num_steps, initial=start, dynamic_ncols=True, unit="step", desc=name
-            )
-        elif progress is None:
-            self.lines = True
-        self.line_every = max(1, num_steps // 10)
-
-    def step(self, done, history, val_metrics, seconds, examples) -> None:
-        if self.bar is not None:
-            self.bar.update(1)
-            train = _last(history, "train")
-            if train is not None and train["step"] == done:
-                rate = self.bar.format_dict.get("rate") or 0.0
-                self.bar.set_postfix(loss=f"{train['loss']:.4g}", ex_per_s=f"{rate * examples:.0f}")
-        elif self.lines and (
-            val_metrics is not None
-            or (not self.evaluates and (done % self.line_every == 0 or done == self.num_steps))
-        ):
-            text = _progress_line(done, self.num_steps, history, val_metrics or {}, seconds)
-            print(f"{self.name}: {text}" if self.name else text, flush=True)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
+class _Terminated(Exception):
+    """SIGTERM arrived: raised in the loop, turned into `Preempted` after saving."""
 
 
-def _progress_bar(**kwargs):
-    """A widget bar in Jupyter when ipywidgets is installed, else a text bar.
-
-    Chosen here rather than by `tqdm.auto`, which in a notebook without ipywidgets warns on
-    import ("IProgress not found") into every notebook that imports `jaxrnn.train`.
-    """
-    if _in_notebook():
-        try:
-            import ipywidgets  # noqa: F401
-            from tqdm import notebook as tqdm_notebook
-        except ImportError:
-            pass
-        else:
-            return tqdm_notebook.tqdm(**kwargs)
-    return tqdm_std.tqdm(**kwargs)
-
-
-def _in_notebook() -> bool:
-    shell = getattr(sys.modules.get("IPython"), "get_ipython", lambda: None)()
-    return shell is not None and "IPKernelApp" in getattr(shell, "config", {})
-
-
-def _can_draw_a_bar() -> bool:
-    if os.environ.get("CI"):
-        return False
-    return sys.stderr.isatty() or _in_notebook()
-
-
-def _progress_line(done, num_steps, history, val_metrics, seconds) -> str:
-    train = _last(history, "train")
-    text = f"step {done}/{num_steps}"
-    if train is not None:
-        text += f"  train loss {train['loss']:.4g}"
-    if val_metrics:
-        text += "  " + "  ".join(f"val {k} {v:.4g}" for k, v in val_metrics.items())
-    return f"{text}  ({seconds:.1f} s)"
-
-
-def _last(history, split):
-    return next((r for r in reversed(history) if r["split"] == split), None)
+def _due(done: int, every: int, num_steps: int) -> bool:
+    return done % every == 0 or done == num_steps
 
 
 def _non_finite(step, metrics, state, checkpointer) -> NonFiniteError:
     saved = checkpointer.latest_step() if checkpointer else None
     where = (
-        f"; the last good checkpoint (step {saved}) in {checkpointer.directory} is intact"
+        f"; the last good checkpoint (step {saved}) in {checkpointer.directory} is intact "
+        "and finite"
         if saved is not None
         else ""
     )
+    loss, grad_norm = metrics["loss"], metrics["grad_norm"]
+    what = (
+        "non-finite loss or gradient"
+        if not (math.isfinite(loss) and math.isfinite(grad_norm))
+        else "the optimizer's update made params or optimizer state NaN or inf"
+    )
     return NonFiniteError(
-        f"non-finite loss or gradient at step {step} (loss={metrics['loss']}, "
-        f"grad_norm={metrics['grad_norm']}): training stopped before applying this "
-        f"update{where}. Lower the learning rate, check the batch of step {step} "
-        "for NaN/inf, or clip gradients harder.",
+        f"{what} at step {step} (loss={loss}, grad_norm={grad_norm}): training stopped "
+        f"before applying this update{where}. Lower the learning rate, check the batch of "
+        f"step {step} for NaN/inf, or clip gradients harder.",
         state,
     )
 
@@ -502,7 +490,7 @@ def _check_batch(batch, step: int, signature, first_step: int):
     now = (
         treedef,
         [
-            (jax.tree_util.keystr(path), np.result_type(leaf), np.ndim(leaf), _lead(leaf))
+            (jax.tree_util.keystr(path), _dtype(leaf), np.ndim(leaf), _lead(leaf))
             for path, leaf in leaves
         ],
     )
@@ -526,13 +514,13 @@ def _check_batch(batch, step: int, signature, first_step: int):
     return signature
 
 
+def _dtype(leaf) -> np.dtype:
+    return np.dtype(leaf.dtype) if hasattr(leaf, "dtype") else np.result_type(leaf)
+
+
 def _lead(leaf) -> int | None:
     shape = np.shape(leaf)
     return int(shape[0]) if shape else None
-
-
-def _count(name: str, value: Any, *, low: int) -> int:
-    return check_int(name, value, low=low)
 
 
 def _evaluator(loss_fn, val_data, params, best_metric: str | None, mesh=None):
@@ -541,7 +529,7 @@ def _evaluator(loss_fn, val_data, params, best_metric: str | None, mesh=None):
     if val_data is None:
         return None
     if callable(val_data):
-        run = lambda params: {k: float(v) for k, v in val_data(params).items()}
+        run = lambda params: _metrics_of(val_data(params))
     else:
         batches = list(val_data)
         if not batches:
@@ -564,6 +552,20 @@ def _evaluator(loss_fn, val_data, params, best_metric: str | None, mesh=None):
     return checked
 
 
+def _metrics_of(result: Any) -> dict[str, float]:
+    """A ``val_data`` function's result as ``{name: float}``; a `TypeError` names what it
+    returned otherwise."""
+    if not isinstance(result, Mapping) or not result:
+        fail("val_data(params)", "a dict {metric name: number}, e.g. {'loss': 0.5}", result,
+             TypeError)  # fmt: skip
+    out = {}
+    for key, value in result.items():
+        if not isinstance(key, str) or np.ndim(value) != 0 or isinstance(value, (str, bytes)):
+            fail(f"val_data(params)[{key!r}]", "a number (a metric's value)", value, TypeError)
+        out[key] = float(value)
+    return out
+
+
 def _check_best_metric(best_metric: str, metrics: Mapping[str, Any]) -> None:
     if best_metric not in metrics:
         raise ValueError(
@@ -581,13 +583,18 @@ def _jsonable(config: Mapping[str, Any]) -> dict[str, Any]:
     return json.loads(json.dumps(dict(config), default=str))
 
 
-def _check_same_config(saved: Mapping[str, Any], now: Mapping[str, Any], workdir) -> None:
-    ignore = {"num_steps"}
-    keys = (set(saved) | set(now)) - ignore
-    changed = sorted(k for k in keys if saved.get(k) != now.get(k))
+def _check_same_settings(saved: Mapping[str, Any], now: Mapping[str, Any], workdir) -> None:
+    """Raises `ResumeMismatchError` naming every setting that differs (``seed`` and the
+    config's keys but ``num_steps``). Values are compared as JSON, so that NaN equals NaN."""
+    pairs = {"seed": (saved["seed"], now["seed"])}
+    keys = (set(saved["config"]) | set(now["config"])) - {"num_steps"}
+    pairs.update({k: (saved["config"].get(k), now["config"].get(k)) for k in keys})
+    same = lambda a, b: json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)
+    changed = sorted(k for k, (old, new) in pairs.items() if not same(old, new))
     if changed:
-        detail = ", ".join(f"{k}: saved {saved.get(k)!r}, now {now.get(k)!r}" for k in changed)
+        detail = ", ".join(f"{k}: saved {pairs[k][0]!r}, now {pairs[k][1]!r}" for k in changed)
         raise ResumeMismatchError(
             f"{workdir} holds a run with different settings ({detail}); resuming would mix two "
-            "runs. Use a new workdir, or pass resume=False to start over in this one."
+            "runs. Use a new workdir, or pass resume=False to start over in this one.",
+            {k: pairs[k] for k in changed},
         )

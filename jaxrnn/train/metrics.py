@@ -5,12 +5,17 @@ to its step, so that on resume a metrics file that was deleted, truncated or cut
 of a line is rebuilt from it (with a warning) and no record is lost.
 """
 
+import contextlib
 import json
 import os
 import warnings
 from collections.abc import Mapping
 from collections.abc import Sequence
 from typing import Any
+
+from jaxrnn.files import WriteError
+from jaxrnn.files import write_atomically
+from jaxrnn.train.callbacks import Callback
 
 METRICS_FILE = "metrics.jsonl"
 
@@ -32,18 +37,26 @@ class MetricsWriter:
         self.path = os.path.join(workdir, METRICS_FILE)
 
     def append(self, record: Mapping[str, Any]) -> None:
-        with open(self.path, "a", encoding="utf-8") as f:
-            f.write(json.dumps(dict(record)) + "\n")
+        """Appends ``record`` as one line; on a full disk or a read-only folder the file is
+        cut back to its last whole line and a `WriteError` names it."""
+        line = (json.dumps(dict(record)) + "\n").encode("utf-8")
+        size = os.path.getsize(self.path) if os.path.exists(self.path) else 0
+        try:
+            with open(self.path, "ab") as f:
+                f.write(line)
+                f.flush()
+        except OSError as error:
+            with contextlib.suppress(OSError):
+                os.truncate(self.path, size)
+            cause = error.strerror or str(error)
+            raise WriteError(error.errno, f"cannot write {self.path}: {cause}") from None
 
     def read(self) -> list[dict[str, Any]]:
         return read_metrics(os.path.dirname(self.path))
 
     def rewrite(self, records: Sequence[Mapping[str, Any]]) -> None:
         """Replaces the file's contents with ``records``, atomically."""
-        tmp = self.path + ".tmp"
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.writelines(json.dumps(dict(r)) + "\n" for r in records)
-        os.replace(tmp, self.path)
+        write_atomically(self.path, "".join(json.dumps(dict(r)) + "\n" for r in records))
 
     def resume_from(self, history: Sequence[Mapping[str, Any]], step: int) -> list[dict]:
         """Makes the file hold exactly the records up to ``step``, as a checkpoint kept them.
@@ -66,6 +79,16 @@ class MetricsWriter:
             )
         self.rewrite(kept)
         return kept
+
+
+class MetricsFile(Callback):
+    """The callback that appends every record of a run to ``<workdir>/metrics.jsonl``."""
+
+    def __init__(self, writer: MetricsWriter):
+        self.writer = writer
+
+    def on_record(self, loop, record):
+        self.writer.append(record)
 
 
 def read_metrics(workdir: str | os.PathLike) -> list[dict[str, Any]]:

@@ -1,0 +1,57 @@
+"""`SaveCheckpoints`: the callback through which `fit` saves, resumably.
+
+Each checkpoint holds the state and, as JSON, what a resumed run needs to continue as if it
+had never stopped: the step, the training time so far, the run's settings and seed, the
+metrics history up to that step and the layout of the params and optimizer state.
+"""
+
+import sys
+from typing import Any
+
+from jaxrnn.train.callbacks import Callback
+from jaxrnn.train.checkpoints import Checkpointer
+from jaxrnn.train.checkpoints import layout
+
+
+class SaveCheckpoints(Callback):
+    """Saves when a checkpoint is due and when the run is interrupted (Ctrl-C, SIGTERM).
+
+    Args:
+      checkpointer: where the checkpoints go.
+      settings: JSON-able ``{"config": ..., "seed": ...}`` saved with each checkpoint and
+        compared on resume.
+    """
+
+    def __init__(self, checkpointer: Checkpointer, settings: dict[str, Any]):
+        self.checkpointer, self.settings = checkpointer, settings
+        self.saved: int | None = None
+
+    def on_train_begin(self, loop, state):
+        self.layout = layout(state)
+        step = int(state.step)
+        self.saved = step if self.checkpointer.latest_step() == step else None
+
+    def on_checkpoint(self, loop, step, state, metrics):
+        self.save(loop, state, metrics)
+
+    def on_interrupt(self, loop, state, why):
+        step = int(state.step)
+        if self.saved != step:
+            self.save(loop, state, None)
+        where = self.checkpointer.directory
+        print(
+            f"\n{why}: saved step {step} to {where}; run again with the same workdir to resume",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    def save(self, loop, state, metrics) -> None:
+        meta = {
+            "step": int(state.step),
+            "elapsed": loop.elapsed(),
+            **self.settings,
+            "history": loop.history,
+            "layout": self.layout,
+        }
+        self.checkpointer.save(state, meta=meta, metrics=metrics)
+        self.saved = int(state.step)
