@@ -9,6 +9,7 @@ import argparse
 import contextlib
 import dataclasses
 import io
+import logging
 import os
 import re
 import sys
@@ -23,11 +24,23 @@ import tyro
 from experiments.datasets import DataError
 from experiments.datasets import read_utf8_lines
 from experiments.validation import ConfigError
+from experiments.validation import check_flag_values
+from experiments.validation import flag
 from jaxrnn.train import CheckpointError
 from jaxrnn.train import NonFiniteError
 from jaxrnn.train import ResumeMismatchError
 from jaxrnn.train import WorkdirInUseError
+from jaxrnn.train import WriteError
+from jaxrnn.train import clear_workdir
 from jaxrnn.train import workdir_lock
+from jaxrnn.train.tensorboard import ENVIRONMENT as TENSORBOARD_ENVIRONMENT
+
+FRESH_HELP = (
+    "start afresh: delete the checkpoints, metrics and TensorBoard events of earlier runs in "
+    "--workdir (and its sub-folders) instead of resuming them"
+)
+TENSORBOARD_HELP = "also write every metric as TensorBoard events (tensorboard --logdir <workdir>)"
+_FRESH: set[str] = set()  # workdirs that `run` clears before it starts (from --fresh)
 
 # Errors a user can act on from the message alone: printed without a traceback.
 USER_ERRORS = (
@@ -37,6 +50,7 @@ USER_ERRORS = (
     ResumeMismatchError,
     NonFiniteError,
     WorkdirInUseError,
+    WriteError,
     FileNotFoundError,
     NotADirectoryError,
     IsADirectoryError,
@@ -80,7 +94,11 @@ def parse(
     args_cls = dataclasses.make_dataclass(
         "Args",
         [
-            ("config", config_cls, dataclasses.field(default_factory=config_cls)),
+            (
+                "config",
+                Annotated[config_cls, tyro.conf.FlagConversionOff],  # --flag True, as written
+                dataclasses.field(default_factory=config_cls),
+            ),
             (
                 "workdir",
                 Annotated[
@@ -94,6 +112,16 @@ def parse(
                 ],
                 dataclasses.field(default=default_workdir),
             ),
+            (
+                "fresh",
+                Annotated[bool, tyro.conf.arg(help=FRESH_HELP)],
+                dataclasses.field(default=False),
+            ),
+            (
+                "tensorboard",
+                Annotated[bool, tyro.conf.arg(help=TENSORBOARD_HELP)],
+                dataclasses.field(default=False),
+            ),
         ],
         frozen=True,
     )
@@ -105,7 +133,7 @@ def parse(
                 args=argv,
                 prog=program(config_cls),
                 description=description,
-                config=(tyro.conf.OmitArgPrefixes, tyro.conf.FlagConversionOff),
+                config=(tyro.conf.OmitArgPrefixes, tyro.conf.FlagCreatePairsOff),
             )
     except SystemExit as stop:
         if stop.code not in (0, None):
@@ -114,6 +142,14 @@ def parse(
         sys.stderr.write(captured.getvalue())
         raise
     sys.stderr.write(captured.getvalue())
+    try:
+        check_flag_values(args.config)
+    except ConfigError as error:
+        fail(error)
+    if args.tensorboard:  # every fit of this command writes TensorBoard events (see fit)
+        os.environ[TENSORBOARD_ENVIRONMENT] = "1"
+    if args.fresh:
+        _FRESH.add(os.path.abspath(args.workdir))
     return args.config, args.workdir
 
 
@@ -201,6 +237,14 @@ class ArgumentParser(argparse.ArgumentParser):
         print(f"error: {message} (see --help)", file=sys.stderr)
         sys.exit(2)
 
+    def parse_args(self, args=None, namespace=None):
+        parsed = super().parse_args(args, namespace)
+        try:
+            check_flag_values(vars(parsed))
+        except ConfigError as error:
+            fail(error)
+        return parsed
+
 
 def run(experiment: Callable[[Any, str], Any], config: Any, workdir: str) -> None:
     """Runs ``experiment(config, workdir)`` holding the workdir (one run at a time); a flag,
@@ -208,13 +252,41 @@ def run(experiment: Callable[[Any, str], Any], config: Any, workdir: str) -> Non
     traceback."""
     # A warning about the user's data reads as one line, like the errors.
     warnings.formatwarning = lambda message, *args, **kwargs: f"warning: {message}\n"
+    # A failed write (full disk) is reported in one line below; orbax's writer threads would
+    # also log it, once per array, and asyncio again for each of their futures.
+    for name in ("absl", "asyncio"):
+        logging.getLogger(name).setLevel(logging.CRITICAL)
     try:
         if os.path.exists(workdir) and not os.path.isdir(workdir):
             raise NotADirectoryError(f"--workdir {workdir} is a file, not a folder")
         with workdir_lock(workdir):
+            if os.path.abspath(workdir) in _FRESH:
+                _clear_runs(workdir)
             experiment(config, workdir)
+    except ResumeMismatchError as error:
+        fail(_with_flags(error, workdir))
     except USER_ERRORS as error:
         fail(error)
+
+
+def _clear_runs(workdir: str) -> None:
+    """``--fresh``: clears every run (a folder with checkpoints or metrics) under ``workdir``."""
+    for folder, names, files in os.walk(workdir):
+        if "checkpoints" in names or "metrics.jsonl" in files:
+            clear_workdir(folder)
+
+
+def _with_flags(error: ResumeMismatchError, workdir: str) -> str:
+    """The mismatch in the command line's words: flags, and ``--fresh`` to start afresh."""
+    if not error.values:
+        return str(error).replace("pass resume=False to start over", "pass --fresh to start afresh")
+    detail = ", ".join(
+        f"{flag(name)} {saved!r} then, {now!r} now" for name, (saved, now) in error.values.items()
+    )
+    return (
+        f"--workdir {workdir} holds a run made with other settings ({detail}); pass --fresh to "
+        "delete its checkpoints and metrics and start afresh, or use another --workdir"
+    )
 
 
 def fail(error: BaseException) -> None:

@@ -4,8 +4,14 @@ Every experiment's ``train_and_evaluate`` calls its config's ``check()`` first, 
 that builds a config by hand gets the same message as the command line.
 """
 
+import dataclasses
+import math
 from collections.abc import Iterable
+from collections.abc import Mapping
 from typing import Any
+
+SEED_RANGE = (0, 2**32 - 1)  # what jax.random.key and numpy's generators take
+INT_RANGE = (-(2**63), 2**63 - 1)
 
 
 class ConfigError(ValueError):
@@ -21,6 +27,36 @@ def flag(name: str) -> str:
       '--batch-size'
     """
     return "--" + name.replace("_", "-")
+
+
+def check_flag_values(values: Any) -> None:
+    """Raises `ConfigError` naming the first flag whose value no experiment can use: a NaN or
+    infinite number, a seed outside [0, 2**32 - 1], an integer beyond 64 bits. Called once for
+    every command, on a config dataclass or on a ``{name: value}`` mapping (argparse's).
+
+    Example:
+      >>> from experiments.validation import check_flag_values
+      >>> check_flag_values({"learning_rate": float("nan")})
+      Traceback (most recent call last):
+      ...
+      experiments.validation.ConfigError: --learning-rate must be a finite number, got nan
+    """
+    if dataclasses.is_dataclass(values):
+        values = {f.name: getattr(values, f.name) for f in dataclasses.fields(values)}
+    for name, value in values.items() if isinstance(values, Mapping) else ():
+        for entry in value if isinstance(value, (tuple, list)) else (value,):
+            _check_flag_value(name, entry)
+
+
+def _check_flag_value(name: str, value: Any) -> None:
+    if isinstance(value, bool):
+        return
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"{flag(name)} must be a finite number, got {value}")
+    if isinstance(value, int):
+        low, high = SEED_RANGE if name == "seed" or name.endswith("_seed") else INT_RANGE
+        if not low <= value <= high:
+            raise ConfigError(f"{flag(name)} must be an integer in [{low}, {high}], got {value}")
 
 
 def check_config(

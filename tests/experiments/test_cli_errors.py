@@ -4,6 +4,7 @@ naming the flag, file (and line) or workdir: no traceback, and nothing trained f
 import dataclasses
 import json
 import re
+import shutil
 
 import pytest
 
@@ -228,8 +229,32 @@ CASES = {
     "sample --temperature nan": (
         charlm_sample.main,
         ["--workdir", "{files}", "--temperature", "nan"],
-        r"--temperature must be a finite number >= 0, got nan",
+        r"--temperature must be a finite number.*got nan",
     ),
+    # Non-finite numbers and impossible integers, refused once for every command at parsing.
+    "ball --drag-max nan": (ball_main.main, ["--drag-max", "nan"], r"--drag-max must be a finite"),
+    "ball --speed-max inf": (
+        ball_main.main,
+        ["--speed-max", "inf"],
+        r"--speed-max must be a finite number, got inf",
+    ),
+    "ball --noise-sigma inf": (ball_main.main, ["--noise-sigma", "inf"], r"--noise-sigma must"),
+    "charlm --weight-decay inf": (
+        charlm_main.main,
+        ["--weight-decay", "inf"],
+        r"--weight-decay must be a finite number, got inf",
+    ),
+    "charlm --learning-rate nan": (
+        charlm_main.main,
+        ["--learning-rate", "nan"],
+        r"--learning-rate must be a finite number, got nan",
+    ),
+    "sample --seed 99999999999999999999": (
+        charlm_sample.main,
+        ["--workdir", "{files}", "--seed", "99999999999999999999"],
+        r"--seed must be an integer in \[0, 4294967295\], got 99999999999999999999",
+    ),
+    "ball --seed -1": (ball_main.main, ["--seed", "-1"], r"--seed must be an integer in \[0"),
 }
 
 
@@ -264,6 +289,35 @@ def test_sample_cli_mistakes_on_a_trained_run(charlm_run, argv, message, capsys)
     assert code == 2 and "Traceback" not in err
     lines = err.strip().splitlines()
     assert len(lines) == 1 and re.search(message, lines[0]), err
+
+
+def test_resuming_with_another_flag_names_it_and_fresh_starts_afresh(
+    charlm_run, files, tmp_path, capsys
+):
+    # A copy of the tiny run (trained with --hidden-size 8), resumed with --hidden-size 9
+    workdir = tmp_path / "run"
+    shutil.copytree(charlm_run, workdir, ignore=shutil.ignore_patterns(".lock"))
+    tiny = ["--embed-size", "4", "--batch-size", "2", "--chunk-length", "8", "--num-steps", "2"]
+    tiny += ["--eval-every", "2", "--sample-length", "5", "--sample-prompt", "All:"]
+    argv = ["--workdir", str(workdir), "--text", str(files / "corpus.txt"), *tiny]
+    code, err = run_cli(charlm_main.main, [*argv, "--hidden-size", "9"], capsys)
+    lines = err.strip().splitlines()
+    assert code == 2 and len(lines) == 1, err
+    assert re.search(r"\(--hidden-size 8 then, 9 now\); pass --fresh", lines[0]), lines[0]
+    charlm_main.main([*argv, "--hidden-size", "9", "--fresh"])
+    saved = json.loads((workdir / "config.json").read_text())
+    assert saved["config"]["hidden_size"] == 9
+
+
+def test_tensorboard_flag_writes_events_next_to_the_metrics(files, tmp_path, monkeypatch):
+    monkeypatch.delenv("JAXRNN_TENSORBOARD", raising=False)  # restored after the test
+    tiny = ["--hidden-size", "8", "--embed-size", "4", "--batch-size", "2", "--num-steps", "2"]
+    tiny += ["--chunk-length", "8", "--eval-every", "2", "--sample-length", "5"]
+    workdir = tmp_path / "run"
+    charlm_main.main(["--workdir", str(workdir), "--text", str(files / "corpus.txt"), *tiny,
+                      "--sample-prompt", "All:", "--tensorboard"])  # fmt: skip
+    events = list((workdir / "tensorboard").glob("events.out.tfevents.*"))
+    assert events and events[0].stat().st_size > 0
 
 
 def test_train_and_evaluate_checks_its_config_before_any_work(tmp_path):
