@@ -38,6 +38,23 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+def port_in_use(port: int) -> str | None:
+    """Why ``port`` on 127.0.0.1 cannot be the coordinator's (e.g. ``"Address already in
+    use"``), or None when it is free.
+
+    Examples:
+      >>> from jaxrnn.launch import free_port, port_in_use
+      >>> port_in_use(free_port()) is None
+      True
+    """
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError as error:
+            return error.strerror or str(error)
+    return None
+
+
 def describe(returncode: int) -> str:
     """How a process ended, in words: ``"was killed by SIGKILL"``, ``"exited with status 3"``.
 
@@ -78,6 +95,19 @@ def launch(
     from jaxrnn.checks import check_size  # here: the launcher itself needs no JAX to start
 
     check_size("processes", processes)
+    if port is not None and (problem := port_in_use(port)) is not None:
+        raise ValueError(
+            f"port {port} on 127.0.0.1 cannot be the coordinator's ({problem}); pass another "
+            "--port, or none to use a free one"
+        )
+    cores = os.cpu_count() or 1
+    if processes > cores:
+        print(
+            f"warning: {processes} processes on {cores} CPU cores: each is a whole JAX runtime "
+            "and they will take turns on the cores; fewer processes (one per device) is faster",
+            file=sys.stderr,
+            flush=True,
+        )
     address = f"127.0.0.1:{port or free_port()}"
     children = []
     for index in range(processes):
@@ -88,23 +118,10 @@ def launch(
             "JAX_PROCESS_ID": str(index),
         }
         children.append(subprocess.Popen(list(command), env=env))
-    failed = None
     try:
-        while failed is None and any(child.poll() is None for child in children):
-            failed = next(
-                (i for i, child in enumerate(children) if child.poll() not in (None, 0)), None
-            )
-            time.sleep(0.05)
-        if failed is None:
-            failed = next((i for i, c in enumerate(children) if c.returncode != 0), None)
+        failed, first_out = _watch(children)
         if failed is not None:
-            child = children[failed]
-            print(
-                f"error: process {failed} of {processes} (pid {child.pid}) "
-                f"{describe(child.returncode)}; stopping the others",
-                file=sys.stderr,
-                flush=True,
-            )
+            print(f"error: {_blame(children, failed, first_out)}", file=sys.stderr, flush=True)
             started = time.monotonic()
             _stop(children, grace)
             print(
@@ -123,6 +140,36 @@ def launch(
         raise
     finally:
         _stop(children, 0)
+
+
+def _watch(children) -> tuple[int | None, int | None]:
+    """Waits until every process ended or one failed: ``(the failed one, the first to end
+    while others still ran)``, indices or None."""
+    failed = first_out = None
+    while failed is None and any(child.poll() is None for child in children):
+        for i, child in enumerate(children):
+            if child.poll() is not None and first_out is None:
+                first_out = i if any(c.poll() is None for c in children) else None
+        failed = next((i for i, c in enumerate(children) if c.poll() not in (None, 0)), None)
+        time.sleep(0.05)
+    if failed is None:
+        failed = next((i for i, c in enumerate(children) if c.returncode != 0), None)
+    return failed, first_out
+
+
+def _blame(children, failed: int, first_out: int | None) -> str:
+    """The error line: the failed process, and before it the one that ended early (with
+    status 0, say) while the others still ran, which is what the others waited for."""
+    count, child = len(children), children[failed]
+    text = f"process {failed} of {count} (pid {child.pid}) {describe(child.returncode)}"
+    if first_out is not None and first_out != failed:
+        early = children[first_out]
+        text = (
+            f"process {first_out} of {count} (pid {early.pid}) {describe(early.returncode)} "
+            "while the others were still running (they wait for every process at each step), "
+            f"then {text}"
+        )
+    return f"{text}; stopping the others"
 
 
 def _stop(children, grace: float) -> None:
@@ -170,11 +217,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"--grace must be >= 0, got {args.grace}")
     if not os.path.isfile(args.script):
         parser.error(f"script {args.script} does not exist")
+    if args.port is not None and (problem := port_in_use(args.port)) is not None:
+        parser.error(f"--port {args.port} on 127.0.0.1 is not free ({problem}); pass another")
     command = [sys.executable, args.script, *args.args]
     return launch(command, args.processes, port=args.port, grace=args.grace)
 
 
-__all__ = ("describe", "free_port", "launch", "main")
+__all__ = ("describe", "free_port", "launch", "main", "port_in_use")
 
 
 if __name__ == "__main__":

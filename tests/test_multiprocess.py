@@ -6,6 +6,8 @@ checks the processes it leaves behind: none.
 
 import json
 import os
+import re
+import socket
 import subprocess
 import sys
 import time
@@ -161,6 +163,47 @@ def test_the_launcher_passes_the_environment_jax_reads(tmp_path):
         "127.0.0.1:23456 2 0",
         "127.0.0.1:23456 2 1",
     ]
+
+
+def test_the_launcher_blames_a_process_that_ended_early_before_the_one_that_failed(capfd):
+    # Process 1 ends "successfully" at once; process 0 then fails waiting for it.
+    code = (
+        "import os, sys, time\n"
+        "if os.environ['JAX_PROCESS_ID'] == '1': sys.exit(0)\n"
+        "time.sleep(1); sys.exit(1)\n"
+    )
+    assert launch.launch([sys.executable, "-c", code], 2, grace=0.5) == 1
+    err = capfd.readouterr().err
+    assert re.search(
+        r"error: process 1 of 2 \(pid \d+\) exited with status 0 while the others were still "
+        r"running .*then process 0 of 2 \(pid \d+\) exited with status 1",
+        err,
+    ), err
+
+
+def test_the_launcher_refuses_a_port_in_use_naming_it(tmp_path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        script = tmp_path / "x.py"
+        script.write_text("")
+        proc = subprocess.run(
+            [sys.executable, "-m", "jaxrnn.launch", "-n", "2", "--port", str(port), str(script)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        f"error: --port {port} on 127.0.0.1 is not free (Address already in use); pass another"
+    ]
+
+
+def test_the_launcher_warns_when_processes_outnumber_the_cores(capfd):
+    many = (os.cpu_count() or 1) + 1
+    assert launch.launch([sys.executable, "-c", "pass"], many) == 0
+    assert f"warning: {many} processes on {many - 1} CPU cores" in capfd.readouterr().err
 
 
 @pytest.mark.parametrize(
