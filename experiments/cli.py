@@ -40,7 +40,7 @@ FRESH_HELP = (
     "--workdir (and its sub-folders) instead of resuming them"
 )
 TENSORBOARD_HELP = "also write every metric as TensorBoard events (tensorboard --logdir <workdir>)"
-_FRESH: set[str] = set()  # workdirs that `run` clears before it starts (from --fresh)
+_FRESH: set[str] = set()  # holds "requested" when --fresh was given: `run` clears its workdir
 
 # Errors a user can act on from the message alone: printed without a traceback.
 USER_ERRORS = (
@@ -148,8 +148,8 @@ def parse(
         fail(error)
     if args.tensorboard:  # every fit of this command writes TensorBoard events (see fit)
         os.environ[TENSORBOARD_ENVIRONMENT] = "1"
-    if args.fresh:
-        _FRESH.add(os.path.abspath(args.workdir))
+    if args.fresh:  # the workdir run() gets may be computed from other flags (stock)
+        _FRESH.add("requested")
     return args.config, args.workdir
 
 
@@ -260,7 +260,7 @@ def run(experiment: Callable[[Any, str], Any], config: Any, workdir: str) -> Non
         if os.path.exists(workdir) and not os.path.isdir(workdir):
             raise NotADirectoryError(f"--workdir {workdir} is a file, not a folder")
         with workdir_lock(workdir):
-            if os.path.abspath(workdir) in _FRESH:
+            if _FRESH:
                 _clear_runs(workdir)
             experiment(config, workdir)
     except ResumeMismatchError as error:
@@ -270,10 +270,13 @@ def run(experiment: Callable[[Any, str], Any], config: Any, workdir: str) -> Non
 
 
 def _clear_runs(workdir: str) -> None:
-    """``--fresh``: clears every run (a folder with checkpoints or metrics) under ``workdir``."""
+    """``--fresh``: clears every run under ``workdir`` (a folder with ``metrics.jsonl`` or a
+    ``checkpoints`` folder), not looking into hidden folders or into what a run keeps."""
+    kept = {"checkpoints", "checkpoints.damaged", "tensorboard"}
     for folder, names, files in os.walk(workdir):
         if "checkpoints" in names or "metrics.jsonl" in files:
             clear_workdir(folder)
+        names[:] = [n for n in names if not n.startswith(".") and n not in kept]
 
 
 def _with_flags(error: ResumeMismatchError, workdir: str) -> str:

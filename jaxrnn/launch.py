@@ -48,6 +48,9 @@ def port_in_use(port: int) -> str | None:
       True
     """
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        # As the coordinator binds (gRPC sets it): a port a run just left, still in
+        # TIME_WAIT, is free for the next run.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind(("127.0.0.1", port))
         except OSError as error:
@@ -164,10 +167,10 @@ def _blame(children, failed: int, first_out: int | None) -> str:
     text = f"process {failed} of {count} (pid {child.pid}) {describe(child.returncode)}"
     if first_out is not None and first_out != failed:
         early = children[first_out]
-        text = (
-            f"process {first_out} of {count} (pid {early.pid}) {describe(early.returncode)} "
-            "while the others were still running (they wait for every process at each step), "
-            f"then {text}"
+        text += (
+            f", after process {first_out} (pid {early.pid}) {describe(early.returncode)} while "
+            "the others were still running: the others wait for every process at each "
+            "collective, so look at that one first"
         )
     return f"{text}; stopping the others"
 

@@ -441,3 +441,80 @@ def test_tensorboard_events_hold_the_numbers_of_metrics_jsonl(tmp_path):
         got = [(e.step, e.value) for e in events.Scalars(tag)]
         assert [s for s, _ in got] == [s for s, _ in pairs], tag
         np.testing.assert_allclose([v for _, v in got], [v for _, v in pairs], rtol=1e-6)
+
+
+# ------------------------------------------------- interruptions inside a step (review findings)
+
+
+def resumable_fit(workdir, callbacks=(), val_hook=None):
+    """The toy run with records every 4 steps, evaluations and saves every 5."""
+    xs, ys = toy_problem.make_data()
+    batches = train.eval_batches((xs[64:], ys[64:]), 16)
+    step_eval = train.make_eval_step(toy_problem.loss_fn)
+
+    def val_data(params):
+        if val_hook is not None:
+            val_hook()
+        return train.evaluate(step_eval, params, batches)
+
+    return toy_fit(
+        workdir,
+        num_steps=20,
+        log_every=4,
+        val_data=val_data,
+        evaluation=train.Evaluation(every=5),
+        callbacks=list(callbacks),
+    )
+
+
+@pytest.fixture(scope="module")
+def resumable_baseline(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("baseline")
+    result = resumable_fit(str(workdir))
+    return result, train.Checkpointer(workdir / "checkpoints").best_step()
+
+
+def test_an_interrupt_between_two_records_resumes_the_same_records(tmp_path, resumable_baseline):
+    # Cut at step 7: the record of step 8 must still average steps 5 to 8.
+    def cut(step, state, metrics):
+        if step == 7:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        resumable_fit(str(tmp_path), callbacks=[cut])
+    resumed = resumable_fit(str(tmp_path))
+    chex.assert_trees_all_equal(resumed.state, resumable_baseline[0].state)
+    assert without_time(resumed.history) == without_time(resumable_baseline[0].history)
+
+
+def test_ctrl_c_during_an_evaluation_saves_the_last_finished_step(tmp_path, resumable_baseline):
+    calls = []
+
+    def interrupt_the_second_evaluation():
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        resumable_fit(str(tmp_path), val_hook=interrupt_the_second_evaluation)
+    assert train.Checkpointer(tmp_path / "checkpoints").latest_step() == 9
+    resumed = resumable_fit(str(tmp_path))
+    assert without_time(resumed.history) == without_time(resumable_baseline[0].history)
+    assert without_time(train.read_metrics(tmp_path)) == without_time(resumed.history)
+
+
+def test_sigterm_at_an_evaluation_step_keeps_its_score(tmp_path, resumable_baseline):
+    class TermAt10(train.Callback):
+        def on_evaluate(self, loop, step, state, metrics):
+            if step == 10:
+                os.kill(os.getpid(), signal.SIGTERM)
+
+    with pytest.raises(train.Preempted) as stopped:
+        resumable_fit(str(tmp_path), callbacks=[TermAt10()])
+    assert stopped.value.code == 143
+    ckpt = train.Checkpointer(tmp_path / "checkpoints")
+    assert ckpt.latest_step() == 10
+    assert ckpt._read_record(10)["metrics"] is not None  # saved as due, with its score
+    resumed = resumable_fit(str(tmp_path))
+    chex.assert_trees_all_equal(resumed.state, resumable_baseline[0].state)
+    assert resumed.best_step == resumable_baseline[1]

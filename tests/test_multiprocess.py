@@ -175,8 +175,8 @@ def test_the_launcher_blames_a_process_that_ended_early_before_the_one_that_fail
     assert launch.launch([sys.executable, "-c", code], 2, grace=0.5) == 1
     err = capfd.readouterr().err
     assert re.search(
-        r"error: process 1 of 2 \(pid \d+\) exited with status 0 while the others were still "
-        r"running .*then process 0 of 2 \(pid \d+\) exited with status 1",
+        r"error: process 0 of 2 \(pid \d+\) exited with status 1, after process 1 \(pid \d+\) "
+        r"exited with status 0 while the others were still running: .*look at that one first",
         err,
     ), err
 

@@ -40,15 +40,18 @@ class Loop:
       evaluates: whether the run has validation data.
       stop_reason: why the run stops early (set by `stop`), or None.
       batch_size: the leading size of the last training batch.
+      carried: JSON values a callback keeps across a resume (saved with every checkpoint).
     """
 
     def __init__(self, *, start, num_steps, history, workdir, name, callbacks, elapsed_before,
-                 evaluates):  # fmt: skip
+                 evaluates, carried=None):  # fmt: skip
         self.start, self.num_steps, self.history = start, num_steps, history
         self.workdir, self.name, self.evaluates = workdir, name, evaluates
         self.callbacks = list(callbacks)
         self.stop_reason: str | None = None
         self.batch_size = 1  # of the last batch: for examples per second
+        # What callbacks need on resume besides the history (JSON), saved with each checkpoint.
+        self.carried: dict[str, Any] = dict(carried or {})
         clock = time.perf_counter()
         self._elapsed = lambda: elapsed_before + time.perf_counter() - clock
 
@@ -124,12 +127,25 @@ class TrainLog(Callback):
         self.every = check_int("log_every", every, low=1)
         self.window: list[dict[str, float]] = []
 
+    def on_train_begin(self, loop, state):
+        # Steps since the last record, as a resumed run's checkpoint kept them: a record
+        # averages the same steps whether or not the run was cut in the middle of them.
+        self.window = [dict(m) for m in loop.carried.get("train_window", [])]
+        self.finished = list(self.window)
+
     def on_update(self, loop, step, state, metrics):
         self.window.append(metrics)
         if step % self.every == 0 or step == loop.num_steps:
             mean = {k: float(np.mean([m[k] for m in self.window])) for k in self.window[0]}
             loop.log({"step": step, "split": "train", **mean})
             self.window = []
+        loop.carried["train_window"] = self.window
+
+    def on_step_end(self, loop, step, state, metrics):
+        self.finished = list(self.window)
+
+    def on_interrupt(self, loop, state, why):
+        loop.carried["train_window"] = self.finished  # as of the state an interrupt saves
 
 
 class EarlyStopping(Callback):

@@ -235,8 +235,9 @@ def fit(
     if workdir is not None and os.environ.get(TENSORBOARD_ENVIRONMENT, "") not in ("", "0"):
         own.append(TensorBoard())
     if workdir is None:
-        return run.start(state, [], 0.0, own + callbacks, None, name)
-    settings = {"config": _jsonable(config or {}), "seed": seed}
+        return run.start(state, ([], 0.0, {}), own + callbacks, None, name)
+    ranking = [evaluation.best_metric, evaluation.best_mode]  # orbax keeps scores by it
+    settings = {"config": _jsonable(config or {}), "seed": seed, "ranking": ranking}
     return _fit_in(os.fspath(workdir), run, state, settings, evaluation, checkpoints, resume,
                    own, callbacks, name)  # fmt: skip
 
@@ -260,14 +261,16 @@ def _fit_in(workdir, run, state, settings, evaluation, checkpoints, resume, own,
         )
         writer = MetricsWriter(workdir) if primary else None
         try:
-            state, history, elapsed = _resume(checkpointer, writer, state, settings, run, workdir)
+            state, resumed = _resume(checkpointer, writer, state, settings, run, workdir)
             own = [*own, SaveCheckpoints(checkpointer, settings)]
             if writer is not None:
                 own.insert(1, MetricsFile(writer))
             run.checkpointer = checkpointer
             with sigterm_flag() as preempted:
                 run.preempted = preempted
-                result = run.start(state, history, elapsed, own + callbacks, workdir, name)
+                result = run.start(state, resumed, own + callbacks, workdir, name)
+                if preempted():  # during the last save: everything is saved, stop as asked
+                    raise Preempted("preempted by SIGTERM as the run ended; all of it is saved")
             best = checkpointer.best_step() if run.evaluator is not None else None
             return result._replace(best_step=best)
         finally:
@@ -316,18 +319,19 @@ def _remove(path: str) -> None:
 
 
 def _resume(checkpointer, writer, state, settings, run, workdir):
-    """``(state, history, elapsed)`` to continue from: the newest intact checkpoint's, or the
-    fresh ``state`` with an empty history when there is none."""
+    """``(state, (history, elapsed, carried))`` to continue from: the newest intact
+    checkpoint's, or the fresh ``state`` with an empty history when there is none."""
 
     def same_settings(meta):
-        saved = {"config": meta.get("config", {}), "seed": meta.get("seed", settings["seed"])}
+        saved = {k: meta.get(k, settings[k]) for k in ("seed", "ranking")}
+        saved["config"] = meta.get("config", {})
         _check_same_settings(saved, settings, workdir)
 
     found = checkpointer.restore_latest_intact(state, check_meta=same_settings)
     if found is None:
         if writer is not None:
             writer.rewrite([])
-        return state, [], 0.0
+        return state, ([], 0.0, {})
     restored, meta = found
     step = int(restored.step)
     if step > run.num_steps:
@@ -340,7 +344,8 @@ def _resume(checkpointer, writer, state, settings, run, workdir):
         history = [dict(record) for record in meta.get("history", [])]
     else:
         history = writer.resume_from(meta.get("history", []), step)
-    return restored, history, float(meta.get("elapsed", 0.0))
+    carried = dict(meta.get("carried", {}))
+    return restored, (history, float(meta.get("elapsed", 0.0)), carried)
 
 
 class _Run:
@@ -355,10 +360,11 @@ class _Run:
         self.preempted: Callable[[], bool] = lambda: False
         self.signature = None
 
-    def start(self, state, history, elapsed, callbacks, workdir, name) -> FitResult:
+    def start(self, state, resumed, callbacks, workdir, name) -> FitResult:
+        history, elapsed, carried = resumed
         loop = Loop(start=int(state.step), num_steps=self.num_steps, history=history,
                     workdir=workdir, name=name, callbacks=callbacks, elapsed_before=elapsed,
-                    evaluates=self.evaluator is not None)  # fmt: skip
+                    evaluates=self.evaluator is not None, carried=carried)  # fmt: skip
         state = self.loop(state, loop)
         if loop.stop_reason:
             print(f"{name}: {loop.stop_reason}" if name else loop.stop_reason, file=sys.stderr)
@@ -366,34 +372,36 @@ class _Run:
 
     def loop(self, state: TrainState, loop: Loop) -> TrainState:
         loop.emit("on_train_begin", state)
+        finished = state  # the newest state whose step was evaluated and saved when due
         try:
             for step in range(loop.start, self.num_steps):
                 if loop.stop_reason:
                     break
-                state, metrics = self.update(state, step, loop)
+                state, metrics = self.update(finished, step, loop)
                 done = step + 1
                 loop.emit("on_update", done, state, metrics)
                 val_metrics = self.maybe_evaluate(state, done, loop)
-                if self.preempted():
-                    raise _Terminated
                 if _due(done, self.checkpoint_every, self.num_steps) or loop.stop_reason:
                     loop.emit("on_checkpoint", done, state, val_metrics)
+                finished = state
                 loop.emit("on_step_end", done, state, metrics)
+                if self.preempted():
+                    raise _Terminated
         except KeyboardInterrupt:
-            loop.emit("on_interrupt", state, "interrupted")
+            loop.emit("on_interrupt", finished, "interrupted")
             raise
         except _Terminated:
-            loop.emit("on_interrupt", state, "preempted (SIGTERM)")
-            raise Preempted(f"preempted by SIGTERM after step {int(state.step)}") from None
+            loop.emit("on_interrupt", finished, "preempted (SIGTERM)")
+            raise Preempted(f"preempted by SIGTERM after step {int(finished.step)}") from None
         except Exception as error:
             if jax.process_count() > 1 and not isinstance(error, NonFiniteError):
-                lost = _lost_process_error(error, int(state.step), self.checkpointer)
+                lost = _lost_process_error(error, int(finished.step), self.checkpointer)
                 if lost is not None:
                     raise lost from error
             raise
         finally:
-            loop.emit("on_train_end", state)
-        return state
+            loop.emit("on_train_end", finished)
+        return finished
 
     def update(self, state: TrainState, step: int, loop: Loop):
         batch = self.train_data(step)
@@ -586,7 +594,7 @@ def _jsonable(config: Mapping[str, Any]) -> dict[str, Any]:
 def _check_same_settings(saved: Mapping[str, Any], now: Mapping[str, Any], workdir) -> None:
     """Raises `ResumeMismatchError` naming every setting that differs (``seed`` and the
     config's keys but ``num_steps``). Values are compared as JSON, so that NaN equals NaN."""
-    pairs = {"seed": (saved["seed"], now["seed"])}
+    pairs = {k: (saved[k], now[k]) for k in ("seed", "ranking")}
     keys = (set(saved["config"]) | set(now["config"])) - {"num_steps"}
     pairs.update({k: (saved["config"].get(k), now["config"].get(k)) for k in keys})
     same = lambda a, b: json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)

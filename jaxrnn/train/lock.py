@@ -97,7 +97,12 @@ def _claim(workdir, path: str, me: int) -> int:
             "or use another workdir"
         ) from None
     started = datetime.datetime.now().isoformat(timespec="seconds")
-    os.ftruncate(fd, 0)
-    os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()}, since {started}\n".encode(), 0)
+    try:  # who holds it, for the message of the run refused
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()}, since {started}\n".encode(), 0)
+    except OSError as error:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
+        raise WriteError(error.errno, f"cannot use workdir {workdir}: {error.strerror}") from None
     _held[path] = (fd, 1, me)
     return fd

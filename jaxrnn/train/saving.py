@@ -46,11 +46,14 @@ class SaveCheckpoints(Callback):
         )
 
     def save(self, loop, state, metrics) -> None:
+        step = int(state.step)
         meta = {
-            "step": int(state.step),
+            "step": step,
             "elapsed": loop.elapsed(),
             **self.settings,
-            "history": loop.history,
+            # An interrupt saves the last finished step: not the records of the one cut short.
+            "history": [r for r in loop.history if r["step"] <= step],
+            "carried": loop.carried,
             "layout": self.layout,
         }
         self.checkpointer.save(state, meta=meta, metrics=metrics)

@@ -350,3 +350,17 @@ def test_inference_help_shows_defaults_and_the_program(main, shown, capsys):
     assert text.startswith("usage: python -m experiments.")
     for piece in shown:
         assert piece in text, piece
+
+
+def test_fresh_clears_runs_but_not_hidden_folders_or_what_a_run_keeps(tmp_path):
+    from experiments import cli
+
+    (tmp_path / "lstm_h1" / "checkpoints" / "5").mkdir(parents=True)
+    (tmp_path / "lstm_h1" / "metrics.jsonl").write_text("{}\n")
+    (tmp_path / ".venv" / "lib" / "checkpoints").mkdir(parents=True)  # not a run's
+    (tmp_path / "results.json").write_text("{}")
+    cli._clear_runs(str(tmp_path))
+    assert not (tmp_path / "lstm_h1" / "metrics.jsonl").exists()
+    assert not (tmp_path / "lstm_h1" / "checkpoints").exists()
+    assert (tmp_path / ".venv" / "lib" / "checkpoints").is_dir()
+    assert (tmp_path / "results.json").exists()
