@@ -33,6 +33,8 @@ from jaxrnn.train import WorkdirInUseError
 from jaxrnn.train import WriteError
 from jaxrnn.train import clear_workdir
 from jaxrnn.train import workdir_lock
+from jaxrnn.train.lock import LOCK_FILE
+from jaxrnn.train.metrics import METRICS_FILE
 from jaxrnn.train.tensorboard import ENVIRONMENT as TENSORBOARD_ENVIRONMENT
 
 FRESH_HELP = (
@@ -148,6 +150,7 @@ def parse(
         fail(error)
     if args.tensorboard:  # every fit of this command writes TensorBoard events (see fit)
         os.environ[TENSORBOARD_ENVIRONMENT] = "1"
+    _FRESH.clear()  # one command's --fresh never carries over to the next parse in a process
     if args.fresh:  # the workdir run() gets may be computed from other flags (stock)
         _FRESH.add("requested")
     return args.config, args.workdir
@@ -261,6 +264,7 @@ def run(experiment: Callable[[Any, str], Any], config: Any, workdir: str) -> Non
             raise NotADirectoryError(f"--workdir {workdir} is a file, not a folder")
         with workdir_lock(workdir):
             if _FRESH:
+                _FRESH.clear()
                 _clear_runs(workdir)
             experiment(config, workdir)
     except ResumeMismatchError as error:
@@ -270,13 +274,21 @@ def run(experiment: Callable[[Any, str], Any], config: Any, workdir: str) -> Non
 
 
 def _clear_runs(workdir: str) -> None:
-    """``--fresh``: clears every run under ``workdir`` (a folder with ``metrics.jsonl`` or a
-    ``checkpoints`` folder), not looking into hidden folders or into what a run keeps."""
+    """``--fresh``: clears every jaxrnn run under ``workdir``: a folder that `fit` locked (its
+    ``.lock`` names a process) and that holds ``metrics.jsonl`` or ``checkpoints``. Hidden
+    folders and what a run keeps are not looked into; nothing else is touched."""
     kept = {"checkpoints", "checkpoints.damaged", "tensorboard"}
     for folder, names, files in os.walk(workdir):
-        if "checkpoints" in names or "metrics.jsonl" in files:
+        if _is_run(folder, names, files):
             clear_workdir(folder)
         names[:] = [n for n in names if not n.startswith(".") and n not in kept]
+
+
+def _is_run(folder: str, names: list[str], files: list[str]) -> bool:
+    if LOCK_FILE not in files or not ("checkpoints" in names or METRICS_FILE in files):
+        return False
+    with open(os.path.join(folder, LOCK_FILE), encoding="utf-8", errors="replace") as f:
+        return f.read(4).startswith("pid ") or os.path.getsize(f.name) == 0
 
 
 def _with_flags(error: ResumeMismatchError, workdir: str) -> str:

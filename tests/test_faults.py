@@ -518,3 +518,111 @@ def test_sigterm_at_an_evaluation_step_keeps_its_score(tmp_path, resumable_basel
     resumed = resumable_fit(str(tmp_path))
     chex.assert_trees_all_equal(resumed.state, resumable_baseline[0].state)
     assert resumed.best_step == resumable_baseline[1]
+
+
+# ------------------------------------------------------------- a hostile pass (second review)
+
+
+def test_a_fit_or_clear_nested_in_a_running_fit_is_refused(tmp_path):
+    workdir = str(tmp_path)
+    caught = []
+
+    def nested(step, state, metrics):
+        if step == 2:
+            for attempt in (
+                lambda: toy_fit(workdir, resume=False),
+                lambda: train.clear_workdir(workdir),
+            ):
+                with pytest.raises(train.WorkdirInUseError, match="a fit is"):
+                    attempt()
+                caught.append(step)
+
+    toy_fit(workdir, num_steps=4, callbacks=[nested])
+    assert caught == [2, 2]
+    assert [r["step"] for r in train.read_metrics(workdir) if r["split"] == "val"] == [1, 2, 3, 4]
+
+
+def test_ctrl_c_in_a_callback_after_a_save_keeps_that_checkpoint(tmp_path, resumable_baseline):
+    class CutAfterSave(train.Callback):
+        def on_checkpoint(self, loop, step, state, metrics):
+            if step == 10:
+                raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        resumable_fit(str(tmp_path), callbacks=[CutAfterSave()])
+    assert train.Checkpointer(tmp_path / "checkpoints").latest_step() == 10
+    resumed = resumable_fit(str(tmp_path))
+    assert without_time(resumed.history) == without_time(resumable_baseline[0].history)
+
+
+def test_an_infinite_carry_stops_training_and_is_never_saved(tmp_path):
+    def loss(params, batch, key, carry):
+        value = jnp.mean((params["w"] - batch) ** 2)
+        return value, {}, carry * 1e30
+
+    with pytest.raises(
+        train.NonFiniteError, match=r"\(or the loss the carry\) NaN or inf at step 0"
+    ):
+        train.fit(loss, {"w": jnp.zeros(2)}, lambda step: jnp.ones(2), num_steps=4,
+                  carry=jnp.full(2, 1e10), workdir=str(tmp_path), progress=False,
+                  checkpoints=train.Checkpoints(every=1))  # fmt: skip
+    ckpt = train.Checkpointer(tmp_path / "checkpoints")
+    like = train.init_state({"w": jnp.zeros(2)}, train.default_optimizer(), carry=jnp.zeros(2))
+    for step in ckpt.all_steps():
+        assert bool(jnp.all(jnp.isfinite(ckpt.restore(like, step)[0].carry)))
+
+
+def test_a_stop_asked_for_at_the_end_of_a_step_is_saved(tmp_path):
+    class StopAt3(train.Callback):
+        def on_step_end(self, loop, step, state, metrics):
+            if step == 3:
+                loop.stop("enough")
+
+    result = toy_fit(str(tmp_path), num_steps=10, callbacks=[StopAt3()],
+                     checkpoints=train.Checkpoints(every=5))  # fmt: skip
+    assert int(result.state.step) == 3
+    assert train.Checkpointer(tmp_path / "checkpoints").latest_step() == 3
+
+
+def test_early_stopping_watches_the_runs_best_metric_by_default():
+    rising = iter(range(10))
+    result = toy_fit(
+        None,
+        num_steps=8,
+        val_data=lambda params: {"loss": 1.0, "acc": float(next(rising))},
+        evaluation=train.Evaluation(every=1, best_metric="acc", best_mode="max"),
+        callbacks=[train.EarlyStopping(patience=2)],
+    )
+    assert int(result.state.step) == 8  # acc rose at every evaluation: no stop
+    with pytest.raises(ValueError, match="EarlyStopping watches validation metrics"):
+        toy_fit(None, num_steps=2, val_data=None, callbacks=[train.EarlyStopping()])
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "message"),
+    [
+        ({"callbacks": [train.EarlyStopping]}, TypeError, r"callbacks\[0\] must be a callback obj"),
+        ({"workdir": b"/tmp/x"}, TypeError, r"workdir must be a folder's path"),
+        ({"log_every": 0}, ValueError, r"log_every must be a positive int, got 0"),
+        ({"progress": "no"}, TypeError, r"progress must be"),
+        ({"val_data": lambda p: {"loss": 1j}}, TypeError, r"val_data\(params\)\['loss'\] must be"),
+        ({"val_data": lambda p: {"loss": 10**400}}, TypeError, r"val_data\(params\)\['loss'\]"),
+    ],
+)
+def test_more_arguments_a_user_can_get_wrong_are_named(kwargs, error, message):
+    with pytest.raises(error, match=message):
+        toy_fit(kwargs.pop("workdir", None), num_steps=2, **kwargs)
+
+
+def test_tensorboard_names_a_bad_logdir(tmp_path):
+    with pytest.raises(TypeError, match="logdir must be"):
+        train.TensorBoard(123)
+    afile = tmp_path / "afile"
+    afile.write_text("")
+    with pytest.raises(NotADirectoryError, match="TensorBoard logdir .*afile is a file"):
+        toy_fit(None, num_steps=2, callbacks=[train.TensorBoard(afile)])
+
+
+def test_clear_workdir_of_a_missing_folder_makes_nothing(tmp_path):
+    train.clear_workdir(tmp_path / "missing")
+    assert not (tmp_path / "missing").exists()

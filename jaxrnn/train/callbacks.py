@@ -41,10 +41,11 @@ class Loop:
       stop_reason: why the run stops early (set by `stop`), or None.
       batch_size: the leading size of the last training batch.
       carried: JSON values a callback keeps across a resume (saved with every checkpoint).
+      evaluation: the run's `jaxrnn.train.Evaluation` (which metric is best, and how).
     """
 
     def __init__(self, *, start, num_steps, history, workdir, name, callbacks, elapsed_before,
-                 evaluates, carried=None):  # fmt: skip
+                 evaluates, carried=None, evaluation=None):  # fmt: skip
         self.start, self.num_steps, self.history = start, num_steps, history
         self.workdir, self.name, self.evaluates = workdir, name, evaluates
         self.callbacks = list(callbacks)
@@ -52,6 +53,7 @@ class Loop:
         self.batch_size = 1  # of the last batch: for examples per second
         # What callbacks need on resume besides the history (JSON), saved with each checkpoint.
         self.carried: dict[str, Any] = dict(carried or {})
+        self.evaluation = evaluation  # the run's `Evaluation` (best_metric, best_mode)
         clock = time.perf_counter()
         self._elapsed = lambda: elapsed_before + time.perf_counter() - clock
 
@@ -155,8 +157,8 @@ class EarlyStopping(Callback):
     evaluations from the history, so stopping does not depend on where the run was cut.
 
     Args:
-      metric: the validation metric watched.
-      mode: ``"min"`` or ``"max"``.
+      metric: the validation metric watched; None: the run's ``Evaluation.best_metric``.
+      mode: ``"min"`` or ``"max"``; None: the run's ``Evaluation.best_mode``.
       patience: evaluations without improvement before stopping.
       min_delta: the least change that counts as an improvement.
 
@@ -167,15 +169,27 @@ class EarlyStopping(Callback):
     """
 
     def __init__(
-        self, metric: str = "loss", *, mode: str = "min", patience: int = 3, min_delta: float = 0.0
+        self,
+        metric: str | None = None,
+        *,
+        mode: str | None = None,
+        patience: int = 3,
+        min_delta: float = 0.0,
     ):
-        if not isinstance(metric, str):
+        if metric is not None and not isinstance(metric, str):
             fail("metric", "the name of a validation metric", metric, TypeError)
-        self.metric, self.mode = metric, check_choice("mode", mode, ("min", "max"))
+        if mode is not None:
+            check_choice("mode", mode, ("min", "max"))
+        self.metric, self.mode = metric, mode
         self.patience = check_int("patience", patience, low=1)
         self.min_delta = check_number("min_delta", min_delta, low=0)
 
     def on_train_begin(self, loop, state):
+        if not loop.evaluates:
+            raise ValueError("EarlyStopping watches validation metrics: pass fit val_data")
+        ranking = loop.evaluation
+        self.watched = self.metric or (ranking.best_metric if ranking else "loss")
+        self.direction = self.mode or (ranking.best_mode if ranking else "min")
         self.best, self.waited = None, 0
         for record in loop.history:
             if record.get("split") == "val":
@@ -185,17 +199,18 @@ class EarlyStopping(Callback):
         self._see(loop, step, metrics)
 
     def _see(self, loop, step, metrics) -> None:
-        value = metrics.get(self.metric)
+        value = metrics.get(self.watched)
         if value is None:
-            fail("EarlyStopping.metric", f"one of {sorted(metrics)}", self.metric)
-        value = float(value) if self.mode == "max" else -float(value)
+            shown = sorted(k for k in metrics if k not in ("step", "split", "wall_time"))
+            fail("EarlyStopping.metric", f"one of {shown}", self.watched)
+        value = float(value) if self.direction == "max" else -float(value)
         if math.isfinite(value) and (self.best is None or value > self.best + self.min_delta):
             self.best, self.waited = value, 0
             return
         self.waited += 1
         if self.waited >= self.patience:
             loop.stop(
-                f"early stopping at step {step}: validation {self.metric} has not improved for "
+                f"early stopping at step {step}: validation {self.watched} has not improved for "
                 f"{self.patience} evaluations"
             )
 
@@ -225,6 +240,9 @@ def as_callbacks(callbacks: Any) -> list[Callback]:
         fail("callbacks", "a list of jaxrnn.train.Callback or functions", callbacks, TypeError)
     out = []
     for n, callback in enumerate(callbacks):
+        if isinstance(callback, type):
+            fail(f"callbacks[{n}]", "a callback object, e.g. EarlyStopping() (not the class)",
+                 callback, TypeError)  # fmt: skip
         if isinstance(callback, Callback):
             out.append(callback)
         elif callable(callback):

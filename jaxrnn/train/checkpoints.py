@@ -16,6 +16,7 @@ changes it.
 import contextlib
 import hashlib
 import json
+import logging
 import os
 import shutil
 import time
@@ -188,6 +189,11 @@ class Checkpointer:
             )
         if step in self.all_steps() and self.verify(step) is None:
             return  # every process sees the same files, so all return here together
+        newest = self.latest_step()
+        if newest is not None and step < newest:  # orbax would skip it without a word
+            raise CheckpointError(
+                f"cannot save step {step} to {self.directory}: it holds the newer step {newest}"
+            )
         try:
             self._save(step, state, meta, metrics)
         except Exception as error:
@@ -211,16 +217,17 @@ class Checkpointer:
         self.manager.reload()
         scores = None if metrics is None else {k: float(v) for k, v in metrics.items()}
         score = self.ranking.score(scores)
-        self.manager.save(
-            step,
-            args=ocp.args.Composite(
-                params=ocp.args.StandardSave(state.params),
-                opt_state=ocp.args.StandardSave(state.opt_state),
-                train=ocp.args.StandardSave(_train_item(state)),
-                meta=ocp.args.JsonSave(dict(meta)),
-            ),
-            metrics=None if score is None else {"score": score, "step": step},
-        )
+        with _quiet("absl"):  # "Requested tracked_metric; did not provide metrics" per save
+            self.manager.save(
+                step,
+                args=ocp.args.Composite(
+                    params=ocp.args.StandardSave(state.params),
+                    opt_state=ocp.args.StandardSave(state.opt_state),
+                    train=ocp.args.StandardSave(_train_item(state)),
+                    meta=ocp.args.JsonSave(dict(meta)),
+                ),
+                metrics=None if score is None else {"score": score, "step": step},
+            )
         self.manager.wait_until_finished()
         distributed.barrier(f"jaxrnn checkpoint {step}: arrays written")
         if primary:
@@ -541,8 +548,8 @@ def check_layout(saved: Mapping[str, list], now: Mapping[str, list], directory, 
 
 
 def non_finite_leaf(state: TrainState) -> str | None:
-    """``"params['w'] holds NaN"`` for the first params or optimizer-state leaf with a NaN
-    or an inf, or None when all are finite.
+    """``"params['w'] holds NaN"`` for the first params, optimizer-state or carry leaf with a
+    NaN or an inf, or None when all are finite.
 
     Examples:
       >>> import jax.numpy as jnp
@@ -551,13 +558,26 @@ def non_finite_leaf(state: TrainState) -> str | None:
       >>> non_finite_leaf(init_state({"w": jnp.array([1.0, jnp.nan])}, default_optimizer()))
       "params['w'] holds NaN"
     """
-    for name, tree in (("params", state.params), ("opt_state", state.opt_state)):
+    trees = (("params", state.params), ("opt_state", state.opt_state), ("carry", state.carry))
+    for name, tree in trees:
         for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]:
             values = np.asarray(jax.device_get(leaf))
             if np.issubdtype(values.dtype, np.inexact) and not np.isfinite(values).all():
                 what = "NaN" if np.isnan(values).any() else "inf"
                 return f"{name}{jax.tree_util.keystr(path)} holds {what}"
     return None
+
+
+@contextlib.contextmanager
+def _quiet(name: str):
+    """Warnings of logger ``name`` are not shown inside the block (errors still are)."""
+    logger = logging.getLogger(name)
+    level = logger.level
+    logger.setLevel(max(level, logging.ERROR))
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 def _rank(metrics: Mapping[str, float]) -> tuple[float, int]:

@@ -9,6 +9,7 @@ TensorBoard and the user's own. Resume (`jaxrnn.train.checkpoints`), the metrics
 resumable bit for bit.
 """
 
+import contextlib
 import json
 import math
 import os
@@ -27,6 +28,7 @@ import numpy as np
 import optax
 
 from jaxrnn import distributed
+from jaxrnn.checks import check_flag
 from jaxrnn.checks import check_int
 from jaxrnn.checks import fail
 from jaxrnn.files import WriteError
@@ -38,6 +40,7 @@ from jaxrnn.train.callbacks import as_callbacks
 from jaxrnn.train.checkpoints import Checkpointer
 from jaxrnn.train.checkpoints import ResumeMismatchError
 from jaxrnn.train.lock import LOCK_FILE
+from jaxrnn.train.lock import WorkdirInUseError
 from jaxrnn.train.lock import workdir_lock
 from jaxrnn.train.metrics import METRICS_FILE
 from jaxrnn.train.metrics import MetricsFile
@@ -205,7 +208,10 @@ def fit(
     num_steps = check_int("num_steps", num_steps, low=0)
     seed = check_int("seed", seed, low=-(2**63), high=2**63 - 1)
     eval_every = evaluation.every or max(1, num_steps // 10)
-    log_every = check_int("log_every", log_every or max(1, num_steps // 100), low=1)
+    log_every = max(1, num_steps // 100) if log_every is None else log_every
+    log_every = check_int("log_every", log_every, low=1)
+    if progress is not None:
+        check_flag("progress", progress)
     callbacks = as_callbacks(callbacks)
     if not callable(train_data):
         fail("train_data", "a function step -> batch (e.g. jaxrnn.train.EpochBatches)",
@@ -231,6 +237,7 @@ def fit(
         checkpoint_every=checkpoints.every or eval_every,
         mesh=mesh,
     )
+    run.evaluation = evaluation
     own = [TrainLog(log_every), Progress(progress, name)]
     if workdir is not None and os.environ.get(TENSORBOARD_ENVIRONMENT, "") not in ("", "0"):
         own.append(TensorBoard())
@@ -238,20 +245,18 @@ def fit(
         return run.start(state, ([], 0.0, {}), own + callbacks, None, name)
     ranking = [evaluation.best_metric, evaluation.best_mode]  # orbax keeps scores by it
     settings = {"config": _jsonable(config or {}), "seed": seed, "ranking": ranking}
-    return _fit_in(os.fspath(workdir), run, state, settings, evaluation, checkpoints, resume,
+    return _fit_in(_check_workdir(workdir), run, state, settings, evaluation, checkpoints, resume,
                    own, callbacks, name)  # fmt: skip
 
 
 def _fit_in(workdir, run, state, settings, evaluation, checkpoints, resume, own, callbacks, name):
     """`fit` with a workdir: hold it, resume or start afresh, save as the run goes."""
-    if os.path.exists(workdir) and not os.path.isdir(workdir):
-        raise NotADirectoryError(f"workdir {workdir} is a file, not a folder")
     primary = jax.process_index() == 0
     # One run per workdir: process 0 holds the workdir's lock, each other process its own.
     lock_file = LOCK_FILE if primary else f"{LOCK_FILE}.process{jax.process_index()}"
-    with workdir_lock(workdir, lock_file=lock_file):
+    with workdir_lock(workdir, lock_file=lock_file), _running(workdir):
         if not resume and primary:  # start over: the old run's checkpoints must not mix in
-            clear_workdir(workdir)
+            _clear(workdir)
         distributed.barrier("jaxrnn fit: workdir ready")
         checkpointer = Checkpointer(
             os.path.join(workdir, CHECKPOINT_DIR),
@@ -277,6 +282,27 @@ def _fit_in(workdir, run, state, settings, evaluation, checkpoints, resume, own,
             checkpointer.close()
 
 
+_RUNNING: set[str] = set()  # real paths of the workdirs a fit of this process is training in
+
+
+@contextlib.contextmanager
+def _running(workdir: str):
+    """Marks ``workdir`` as trained in; the lock is re-entrant for its thread (an experiment
+    holds its workdir around `fit`), so a `fit` or `clear_workdir` nested in a running fit's
+    callback is refused here."""
+    path = os.path.realpath(workdir)
+    if path in _RUNNING:
+        raise WorkdirInUseError(
+            f"{workdir} is in use: a fit is already training in it (this call came from inside "
+            "it, e.g. from a callback); use another workdir"
+        )
+    _RUNNING.add(path)
+    try:
+        yield
+    finally:
+        _RUNNING.discard(path)
+
+
 def clear_workdir(workdir: str | os.PathLike) -> None:
     """Deletes a run's checkpoints, metrics and TensorBoard events from ``workdir``, holding
     its lock; what else is there (results, plots, a vocabulary) stays. A ``checkpoints``
@@ -295,20 +321,39 @@ def clear_workdir(workdir: str | os.PathLike) -> None:
       >>> os.listdir(workdir)
       ['.lock']
     """
-    workdir = os.fspath(workdir)
+    workdir = _check_workdir(workdir)
+    if not os.path.exists(workdir):
+        return  # nothing to clear, and no folder made for it
+    if os.path.realpath(workdir) in _RUNNING:
+        raise WorkdirInUseError(f"{workdir} is in use: a fit is training in it")
     with workdir_lock(workdir):
-        for name in (CHECKPOINT_DIR, f"{CHECKPOINT_DIR}.damaged", METRICS_FILE, TENSORBOARD_DIR):
-            path = os.path.join(workdir, name)
-            try:
-                if os.path.islink(path) and os.path.isdir(path):
-                    for entry in os.listdir(path):
-                        _remove(os.path.join(path, entry))
-                elif os.path.lexists(path):
-                    _remove(path)
-            except OSError as error:
-                raise WriteError(
-                    error.errno, f"cannot clear {path} to start afresh: {error.strerror}"
-                ) from None
+        _clear(workdir)
+
+
+def _clear(workdir: str) -> None:
+    for name in (CHECKPOINT_DIR, f"{CHECKPOINT_DIR}.damaged", METRICS_FILE, TENSORBOARD_DIR):
+        path = os.path.join(workdir, name)
+        try:
+            if os.path.islink(path) and os.path.isdir(path):
+                for entry in os.listdir(path):
+                    _remove(os.path.join(path, entry))
+            elif os.path.lexists(path):
+                _remove(path)
+        except OSError as error:
+            raise WriteError(
+                error.errno, f"cannot clear {path} to start afresh: {error.strerror}"
+            ) from None
+
+
+def _check_workdir(workdir: Any) -> str:
+    """``workdir`` as a str path; a `TypeError` naming it for anything else (bytes, a number)
+    and a `NotADirectoryError` when it is a file."""
+    path = os.fspath(workdir) if isinstance(workdir, (str, os.PathLike)) else None
+    if not isinstance(path, str):
+        fail("workdir", "a folder's path (a str or a pathlib.Path)", workdir, TypeError)
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise NotADirectoryError(f"workdir {path} is a file, not a folder")
+    return path
 
 
 def _remove(path: str) -> None:
@@ -357,6 +402,7 @@ class _Run:
         self.num_steps, self.eval_every = num_steps, eval_every
         self.checkpoint_every, self.mesh = checkpoint_every, mesh
         self.checkpointer: Checkpointer | None = None
+        self.evaluation = Evaluation()
         self.preempted: Callable[[], bool] = lambda: False
         self.signature = None
 
@@ -364,7 +410,8 @@ class _Run:
         history, elapsed, carried = resumed
         loop = Loop(start=int(state.step), num_steps=self.num_steps, history=history,
                     workdir=workdir, name=name, callbacks=callbacks, elapsed_before=elapsed,
-                    evaluates=self.evaluator is not None, carried=carried)  # fmt: skip
+                    evaluates=self.evaluator is not None, carried=carried,
+                    evaluation=self.evaluation)  # fmt: skip
         state = self.loop(state, loop)
         if loop.stop_reason:
             print(f"{name}: {loop.stop_reason}" if name else loop.stop_reason, file=sys.stderr)
@@ -381,10 +428,13 @@ class _Run:
                 done = step + 1
                 loop.emit("on_update", done, state, metrics)
                 val_metrics = self.maybe_evaluate(state, done, loop)
-                if _due(done, self.checkpoint_every, self.num_steps) or loop.stop_reason:
+                saving = _due(done, self.checkpoint_every, self.num_steps) or loop.stop_reason
+                if saving:
                     loop.emit("on_checkpoint", done, state, val_metrics)
                 finished = state
                 loop.emit("on_step_end", done, state, metrics)
+                if loop.stop_reason and not saving:  # asked for at the end of the step
+                    loop.emit("on_checkpoint", done, state, val_metrics)
                 if self.preempted():
                     raise _Terminated
         except KeyboardInterrupt:
@@ -445,7 +495,8 @@ def _non_finite(step, metrics, state, checkpointer) -> NonFiniteError:
     what = (
         "non-finite loss or gradient"
         if not (math.isfinite(loss) and math.isfinite(grad_norm))
-        else "the optimizer's update made params or optimizer state NaN or inf"
+        else "the optimizer's update made params or optimizer state (or the loss the carry) "
+        "NaN or inf"
     )
     return NonFiniteError(
         f"{what} at step {step} (loss={loss}, grad_norm={grad_norm}): training stopped "
@@ -568,9 +619,12 @@ def _metrics_of(result: Any) -> dict[str, float]:
              TypeError)  # fmt: skip
     out = {}
     for key, value in result.items():
-        if not isinstance(key, str) or np.ndim(value) != 0 or isinstance(value, (str, bytes)):
-            fail(f"val_data(params)[{key!r}]", "a number (a metric's value)", value, TypeError)
-        out[key] = float(value)
+        try:
+            out[key] = float(value) if np.ndim(value) == 0 and isinstance(key, str) else None
+        except (TypeError, ValueError, OverflowError):
+            out[key] = None
+        if out[key] is None or isinstance(value, (str, bytes)):
+            fail(f"val_data(params)[{key!r}]", "a real number (a metric's value)", value, TypeError)
     return out
 
 

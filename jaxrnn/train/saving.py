@@ -36,7 +36,9 @@ class SaveCheckpoints(Callback):
 
     def on_interrupt(self, loop, state, why):
         step = int(state.step)
-        if self.saved != step:
+        if self.saved is not None and self.saved >= step:
+            step = self.saved  # saved already (an interrupt in a callback after the save)
+        else:
             self.save(loop, state, None)
         where = self.checkpointer.directory
         print(

@@ -181,6 +181,8 @@ def make_train_step(
         # What a checkpoint may hold is finite: the updated params and optimizer state too,
         # not only what went into the update (optax.sgd(nan) has finite gradients).
         finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm) & all_finite(new_state[1:3])
+        if with_carry:  # truncated BPTT saves the carry with the checkpoint
+            finite = finite & all_finite(new_state.carry)
         return new_state, {"loss": loss, "grad_norm": grad_norm, **metrics}, finite
 
     return jax.jit(train_step)

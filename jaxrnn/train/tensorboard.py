@@ -10,6 +10,7 @@ import os
 
 import jax
 
+from jaxrnn.checks import fail
 from jaxrnn.train.callbacks import Callback
 
 TENSORBOARD_DIR = "tensorboard"
@@ -35,6 +36,8 @@ class TensorBoard(Callback):
     """
 
     def __init__(self, logdir: str | os.PathLike | None = None):
+        if logdir is not None and not isinstance(logdir, (str, os.PathLike)):
+            fail("logdir", "a folder's path (a str or a pathlib.Path) or None", logdir, TypeError)
         self.logdir = None if logdir is None else os.fspath(logdir)
         self.writer = None
 
@@ -54,6 +57,8 @@ class TensorBoard(Callback):
                     "or TensorBoard(logdir=...)"
                 )
             logdir = os.path.join(loop.workdir, TENSORBOARD_DIR)
+        if os.path.exists(logdir) and not os.path.isdir(logdir):
+            raise NotADirectoryError(f"TensorBoard logdir {logdir} is a file, not a folder")
         if jax.process_index() == 0:  # as for metrics.jsonl: one writer
             purge = loop.start + 1 if loop.start > 0 else None
             self.writer = SummaryWriter(logdir=logdir, purge_step=purge, flush_secs=10)

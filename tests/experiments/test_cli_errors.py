@@ -357,10 +357,27 @@ def test_fresh_clears_runs_but_not_hidden_folders_or_what_a_run_keeps(tmp_path):
 
     (tmp_path / "lstm_h1" / "checkpoints" / "5").mkdir(parents=True)
     (tmp_path / "lstm_h1" / "metrics.jsonl").write_text("{}\n")
-    (tmp_path / ".venv" / "lib" / "checkpoints").mkdir(parents=True)  # not a run's
+    (tmp_path / "lstm_h1" / ".lock").write_text("pid 1 on host, since 2026-12-06T10:00:00\n")
+    (tmp_path / ".venv" / "lib" / "checkpoints").mkdir(parents=True)  # hidden: not looked at
+    (tmp_path / "other_tool" / "checkpoints").mkdir(parents=True)  # not a jaxrnn run
+    (tmp_path / "other_tool" / "checkpoints" / "model.pt").write_text("weights")
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "metrics.jsonl").write_text("mine\n")
     (tmp_path / "results.json").write_text("{}")
     cli._clear_runs(str(tmp_path))
     assert not (tmp_path / "lstm_h1" / "metrics.jsonl").exists()
     assert not (tmp_path / "lstm_h1" / "checkpoints").exists()
     assert (tmp_path / ".venv" / "lib" / "checkpoints").is_dir()
+    assert (tmp_path / "other_tool" / "checkpoints" / "model.pt").exists()
+    assert (tmp_path / "notes" / "metrics.jsonl").exists()
+    assert not (tmp_path / "notes" / ".lock").exists()
     assert (tmp_path / "results.json").exists()
+
+
+def test_fresh_does_not_carry_over_to_the_next_command(tmp_path):
+    from experiments import cli
+    from experiments.charlm.configs.default import Config
+
+    cli.parse(Config, description="", default_workdir=str(tmp_path), argv=["--fresh"])
+    cli.parse(Config, description="", default_workdir=str(tmp_path), argv=[])
+    assert not cli._FRESH
