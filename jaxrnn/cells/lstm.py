@@ -1,5 +1,7 @@
 """The LSTM cell (Hochreiter & Schmidhuber 1997, with forget gate), gate order i, f, g, o."""
 
+from collections.abc import Sequence
+from typing import Any
 from typing import NamedTuple
 
 import jax
@@ -171,6 +173,41 @@ def _from_torch(w_ih, w_hh, b_ih, b_hh, w_hr=None) -> Params:
     params = {"w_ih": w_ih.T, "w_hh": w_hh.T, "b": b_ih + b_hh}  # the same gate order i, f, g, o
     if w_hr is not None:  # proj_size > 0: weight_hr (p, h)
         params["w_hr"] = w_hr.T
+    return params
+
+
+def to_cudnn(layers: Sequence[Params | dict[str, Params]]) -> Array:
+    """jaxrnn LSTM params as cuDNN's one packed weight vector (`jax.experimental.rnn.lstm`).
+
+    ``layers`` holds one entry per layer: an LSTM's params, or ``{"forward": params,
+    "backward": params}`` for a bidirectional layer (what `jaxrnn.bidirectional` initialises);
+    all layers have one kind. cuDNN's layout is every (layer, direction)'s ``W_ih (4h, in)``
+    and ``W_hh (4h, h)``, then every one's ``b_ih`` and ``b_hh``, gates i, f, g, o as here.
+    jaxrnn's LSTM has one bias where cuDNN has two: it goes to ``b_ih``, and ``b_hh`` is zero
+    (their sum is what both compute with). Projections (``w_hr``) have no cuDNN form.
+
+    Examples:
+      >>> import jax
+      >>> from jaxrnn.cells.lstm import lstm, to_cudnn
+      >>> params = lstm(4).init(jax.random.key(0), input_size=3)
+      >>> to_cudnn([params]).shape  # 16 * 3 + 16 * 4 + 2 * 16
+      (144,)
+    """
+    directions = [_directions(n, layer) for n, layer in enumerate(layers)]
+    if len({len(d) for d in directions}) > 1:
+        fail("layers", "all bidirectional or all one-directional", layers, TypeError)
+    weights, biases = [], []
+    for params in (p for layer in directions for p in layer):
+        weights += [params["w_ih"].T.reshape(-1), params["w_hh"].T.reshape(-1)]
+        biases += [params["b"], jnp.zeros_like(params["b"])]
+    return jnp.concatenate(weights + biases)
+
+
+def _directions(n: int, layer: Any) -> list[Params]:
+    params = [layer["forward"], layer["backward"]] if "forward" in layer else [layer]
+    for p in params:
+        if "w_hr" in p or not {"w_ih", "w_hh", "b"} <= set(p):
+            fail(f"layers[{n}]", "LSTM params without a projection (w_ih, w_hh, b)", p, TypeError)
     return params
 
 
