@@ -47,7 +47,7 @@ from jaxrnn.parallel import linear_scan
 from jaxrnn.scan import unroll
 from jaxrnn.strategy import Strategy
 
-__version__ = "0.1.2"
+__version__ = "0.1.3"
 
 # Loaded on first attribute access: `train` pulls in orbax, which `unroll` users don't need,
 # and `nnx`/`linen` need Flax, an optional dependency.

@@ -19,6 +19,7 @@ from jaxrnn import steps as steps_
 from jaxrnn.cells.base import Cell
 from jaxrnn.cells.base import hidden_state
 from jaxrnn.cells.base import replace_step
+from jaxrnn.cells.base import with_compute_dtype
 from jaxrnn.cells.base import with_hidden_state
 from jaxrnn.checks import check_axes
 from jaxrnn.checks import check_choice
@@ -206,9 +207,10 @@ def _recurrent_mask(cell: Cell, params: Params, xs: Array, time_major: bool, key
     return keep.astype(hidden.dtype) / (1.0 - rate)
 
 
-def as_layer(model: Cell | Layer, **rnn_options: Any) -> Layer:
-    """``model`` as a `Layer`: a cell becomes ``rnn(cell, **rnn_options)``, a layer stays as
-    it is (its options were fixed when it was built).
+def as_layer(model: Cell | Layer, *, compute_dtype: Any = None, **rnn_options: Any) -> Layer:
+    """``model`` as a `Layer`: a cell becomes ``rnn(cell, **rnn_options)`` (made again with
+    ``compute_dtype`` when one is given: `in_compute_dtype`), a layer stays as it is (its
+    options were fixed when it was built).
 
     Examples:
       >>> import jaxrnn
@@ -217,7 +219,30 @@ def as_layer(model: Cell | Layer, **rnn_options: Any) -> Layer:
       >>> jaxrnn.as_layer(jaxrnn.lstm(4), recurrent_dropout=0.1).uses_dropout
       True
     """
-    return _as_layer(model, "model", **rnn_options)
+    return _as_layer(in_compute_dtype(model, compute_dtype), "model", **rnn_options)
+
+
+def in_compute_dtype(model: Any, compute_dtype: Any, name: str = "compute_dtype") -> Any:
+    """``model`` computing in ``compute_dtype``: a cell is made again with it
+    (`jaxrnn.cells.base.with_compute_dtype`); None leaves ``model`` as it is; a layer was
+    built from its cells already and is refused, naming ``name``.
+
+    Examples:
+      >>> import jax.numpy as jnp, jaxrnn
+      >>> from jaxrnn.layers import in_compute_dtype
+      >>> in_compute_dtype(jaxrnn.lstm(4), jnp.bfloat16)
+      jaxrnn.lstm(hidden_size=4, compute_dtype=bfloat16)
+    """
+    if compute_dtype is None or not isinstance(model, (Cell, Layer)):
+        return model  # `_as_layer` names anything else
+    if isinstance(model, Layer):
+        fail(
+            name,
+            "None for a layer given whole (its cells are fixed; make them with compute_dtype=)",
+            said(str(compute_dtype)),
+            TypeError,
+        )
+    return with_compute_dtype(model, compute_dtype)
 
 
 def _as_layer(model: Any, name: str, **rnn_options: Any) -> Layer:

@@ -25,7 +25,7 @@ from jaxrnn import layers
 from jaxrnn.cells.base import Cell
 from jaxrnn.checks import check_flag
 from jaxrnn.checks import fail
-from jaxrnn.strategy import FIELDS
+from jaxrnn.strategy import DEPRECATED_FIELDS
 from jaxrnn.strategy import Strategy
 from jaxrnn.strategy import resolve
 from jaxrnn.typing import Array
@@ -47,6 +47,8 @@ class RNN(nn.Module):
       remat: deprecated, a field of ``strategy``.
       fused: deprecated, a field of ``strategy``.
       param_dtype: the params' dtype.
+      dtype: the compute dtype of the cells (``jnp.bfloat16`` with float32 params: mixed
+        precision), None for the params'; as Flax names it.
       deterministic: no dropout; may also be given to the call (as for ``nn.Dropout``).
       strategy: how `jaxrnn.unroll` runs the cell (`jaxrnn.Strategy`), passed on untouched.
 
@@ -74,14 +76,17 @@ class RNN(nn.Module):
     param_dtype: Any = jnp.float32
     deterministic: bool | None = None
     strategy: Strategy | None = None
+    dtype: Any = None  # last: a new field keeps the others' positions
 
     def layer(self) -> layers.Layer:
         """The jaxrnn `Layer` this module runs."""
         given = {
-            name: getattr(self, name) for name in FIELDS if getattr(self, name, None) is not None
+            name: getattr(self, name)
+            for name in DEPRECATED_FIELDS
+            if getattr(self, name, None) is not None
         }
         return layers.rnn(
-            self.cell,
+            layers.in_compute_dtype(self.cell, self.dtype, "dtype"),
             reverse=self.reverse,
             recurrent_dropout=self.recurrent_dropout,
             strategy=resolve(self.strategy, given, "jaxrnn.linen.RNN"),
@@ -104,6 +109,7 @@ class Stacked(nn.Module):
       return_carry: as in `RNN`.
       time_major: as in `RNN`.
       param_dtype: as in `RNN`.
+      dtype: as in `RNN`.
       deterministic: as in `RNN`.
       strategy: how the cells given as cells are run (`jaxrnn.Strategy`).
 
@@ -124,13 +130,17 @@ class Stacked(nn.Module):
     param_dtype: Any = jnp.float32
     deterministic: bool | None = None
     strategy: Strategy | None = None
+    dtype: Any = None  # last: a new field keeps the others' positions
 
     def layer(self) -> layers.Layer:
         """The jaxrnn `Layer` this module runs."""
         if not isinstance(self.cells, (list, tuple)):
             fail("cells", "a list of cells or layers, bottom first", self.cells, TypeError)
         options = dict(recurrent_dropout=self.recurrent_dropout, strategy=self.strategy)
-        parts = [layers.as_layer(c, **options) for c in self.cells]
+        parts = [
+            layers.as_layer(layers.in_compute_dtype(c, self.dtype, "dtype"), **options)
+            for c in self.cells
+        ]
         return layers.stacked(parts, dropout=self.dropout, variational=self.variational)
 
     @nn.compact
@@ -150,6 +160,7 @@ class Bidirectional(nn.Module):
       return_carry: as in `RNN`.
       time_major: as in `RNN`.
       param_dtype: as in `RNN`.
+      dtype: as in `RNN`.
       deterministic: as in `RNN`.
       strategy: how the directions given as cells are run (`jaxrnn.Strategy`).
 
@@ -170,14 +181,15 @@ class Bidirectional(nn.Module):
     param_dtype: Any = jnp.float32
     deterministic: bool | None = None
     strategy: Strategy | None = None
+    dtype: Any = None  # last: a new field keeps the others' positions
 
     def layer(self) -> layers.Layer:
         """The jaxrnn `Layer` this module runs."""
         backward = self.forward if self.backward is None else self.backward
         options = dict(recurrent_dropout=self.recurrent_dropout, strategy=self.strategy)
         return layers.bidirectional(
-            layers.as_layer(self.forward, **options),
-            layers.as_layer(backward, **options),
+            layers.as_layer(layers.in_compute_dtype(self.forward, self.dtype, "dtype"), **options),
+            layers.as_layer(layers.in_compute_dtype(backward, self.dtype, "dtype"), **options),
             merge=self.merge,
         )
 

@@ -15,6 +15,7 @@ and is off when the module is ``deterministic`` (``model.eval()``) or the call s
 Needs Flax (``pip install 'jaxrnn[flax]'``).
 """
 
+import warnings
 from collections.abc import Callable
 from collections.abc import Sequence
 from typing import Any
@@ -196,7 +197,10 @@ class RNN(Module):
       return_carry: calls return ``(final_carry, ys)``.
       time_major: inputs and outputs are ``(t, b, ...)``.
       strategy: how `jaxrnn.unroll` runs the cell (`jaxrnn.Strategy`), passed on untouched.
-      dtype: the params' dtype.
+      dtype: the compute dtype of the cells (``jnp.bfloat16`` for mixed precision), None for
+        the params'; as Flax names it. (Until 0.2, ``dtype=`` without ``param_dtype=`` keeps
+        its old meaning, the params' dtype, with a `DeprecationWarning`.)
+      param_dtype: the params' dtype (float32 when None).
       deterministic: start without dropout.
       **deprecated: the fields of `jaxrnn.Strategy` as keywords, as before 0.1.1.
 
@@ -221,12 +225,14 @@ class RNN(Module):
         return_carry: bool = False,
         time_major: bool = False,
         strategy: Strategy | None = None,
-        dtype: Any = jnp.float32,
+        dtype: Any = None,
+        param_dtype: Any = None,
         deterministic: bool = False,
         **deprecated: Any,
     ):
+        compute_dtype, param_dtype = _dtypes(dtype, param_dtype, "jaxrnn.nnx.RNN")
         layer = layers.rnn(
-            cell,
+            layers.in_compute_dtype(cell, compute_dtype, "dtype"),
             reverse=reverse,
             recurrent_dropout=recurrent_dropout,
             strategy=resolve(strategy, deprecated, "jaxrnn.nnx.RNN"),
@@ -235,7 +241,7 @@ class RNN(Module):
             layer,
             in_features=in_features,
             rngs=rngs,
-            dtype=dtype,
+            dtype=param_dtype,
             return_carry=return_carry,
             time_major=time_major,
             deterministic=deterministic,
@@ -257,6 +263,7 @@ class Stacked(Module):
       time_major: as in `RNN`.
       strategy: how the cells given as cells are run (`jaxrnn.Strategy`).
       dtype: as in `RNN`.
+      param_dtype: as in `RNN`.
       deterministic: as in `RNN`.
 
     Examples:
@@ -280,13 +287,16 @@ class Stacked(Module):
         return_carry: bool = False,
         time_major: bool = False,
         strategy: Strategy | None = None,
-        dtype: Any = jnp.float32,
+        dtype: Any = None,
+        param_dtype: Any = None,
         deterministic: bool = False,
     ):
         if not isinstance(cells, (list, tuple)):
             fail("cells", "a list of cells or layers, bottom first", cells, TypeError)
+        compute_dtype, param_dtype = _dtypes(dtype, param_dtype, "jaxrnn.nnx.Stacked")
+        options = dict(recurrent_dropout=recurrent_dropout, strategy=strategy)
         parts = [
-            layers.as_layer(c, recurrent_dropout=recurrent_dropout, strategy=strategy)
+            layers.as_layer(layers.in_compute_dtype(c, compute_dtype, "dtype"), **options)
             for c in cells
         ]
         layer = layers.stacked(parts, dropout=dropout, variational=variational)
@@ -294,7 +304,7 @@ class Stacked(Module):
             layer,
             in_features=in_features,
             rngs=rngs,
-            dtype=dtype,
+            dtype=param_dtype,
             return_carry=return_carry,
             time_major=time_major,
             deterministic=deterministic,
@@ -315,6 +325,7 @@ class Bidirectional(Module):
       time_major: as in `RNN`.
       strategy: how the directions given as cells are run (`jaxrnn.Strategy`).
       dtype: as in `RNN`.
+      param_dtype: as in `RNN`.
       deterministic: as in `RNN`.
 
     Examples:
@@ -337,23 +348,47 @@ class Bidirectional(Module):
         return_carry: bool = False,
         time_major: bool = False,
         strategy: Strategy | None = None,
-        dtype: Any = jnp.float32,
+        dtype: Any = None,
+        param_dtype: Any = None,
         deterministic: bool = False,
     ):
+        compute_dtype, param_dtype = _dtypes(dtype, param_dtype, "jaxrnn.nnx.Bidirectional")
         backward = forward if backward is None else backward
         options = dict(recurrent_dropout=recurrent_dropout, strategy=strategy)
-        layer = layers.bidirectional(
-            layers.as_layer(forward, **options), layers.as_layer(backward, **options), merge=merge
+        forward, backward = (
+            layers.as_layer(layers.in_compute_dtype(m, compute_dtype, "dtype"), **options)
+            for m in (forward, backward)
         )
+        layer = layers.bidirectional(forward, backward, merge=merge)
         super().__init__(
             layer,
             in_features=in_features,
             rngs=rngs,
-            dtype=dtype,
+            dtype=param_dtype,
             return_carry=return_carry,
             time_major=time_major,
             deterministic=deterministic,
         )
+
+
+def _dtypes(dtype: Any, param_dtype: Any, owner: str) -> tuple[Any, Any]:
+    """``(compute dtype, params' dtype)`` from a module's ``dtype`` and ``param_dtype``, as
+    Flax names them; ``dtype`` alone is read as before 0.1.3 (the params'), with a warning."""
+    if dtype is not None:
+        dtype = check_real_dtype(dtype, "dtype")
+    if param_dtype is not None:
+        param_dtype = check_real_dtype(param_dtype, "param_dtype")
+    if param_dtype is None and dtype is not None:
+        warnings.warn(
+            f"{owner}(dtype={jnp.dtype(dtype).name}) sets the params' dtype until jaxrnn 0.2; "
+            "from 0.2 dtype= is the compute dtype, as in Flax. Pass "
+            f"param_dtype=jnp.{jnp.dtype(dtype).name} for the params' dtype (and dtype= for "
+            "mixed precision)",
+            DeprecationWarning,
+            stacklevel=3,
+        )
+        return None, dtype
+    return dtype, jnp.float32 if param_dtype is None else param_dtype
 
 
 def _is_variable(x: Any) -> bool:

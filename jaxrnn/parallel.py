@@ -26,7 +26,7 @@ from jaxrnn.typing import Array
 def linear_scan(a: Array, b: Array, *, reverse: bool = False, method: str | None = None) -> Array:
     """All states of ``h_t = a_t * h_{t-1} + b_t`` from ``h_{-1} = 0``.
 
-    Two algorithms, the same numbers up to rounding:
+    Three algorithms, the same numbers up to rounding:
 
     - ``"associative"``: `jax.lax.associative_scan`, ``log t`` levels of work over the whole
       array; the fast choice where there are thousands of parallel lanes (GPU, TPU).
@@ -35,14 +35,19 @@ def linear_scan(a: Array, b: Array, *, reverse: bool = False, method: str | None
       nothing but the states. Every sweep of the associative scan reads and writes the whole
       array, and on a CPU memory bandwidth, not arithmetic, is the limit: one sweep is the
       minimum (see ``benchmarks/README.md``).
+    - ``"pallas"``: `jaxrnn.pallas.pallas_linear_scan`, a blocked kernel for TPU (Mosaic) and
+      GPU (Triton) that reads ``a`` and ``b`` once, keeps the state on chip in float32 and
+      writes the states once, with the same backward pass as ``"loop"``; float32, bfloat16,
+      float16 and complex64 only. On CPU it runs in Pallas's interpreter: slowly, for tests.
 
-    The default is ``"loop"`` on CPU and ``"associative"`` elsewhere.
+    The default is ``"loop"`` on CPU and ``"associative"`` elsewhere: no GPU or TPU run has
+    measured ``"pallas"`` against ``"associative"`` yet.
 
     Args:
       a: ``(t, ...)`` multipliers.
       b: ``(t, ...)`` inputs, same shape and dtype.
       reverse: run from the last step to the first.
-      method: ``"loop"``, ``"associative"`` or None (by backend).
+      method: ``"loop"``, ``"associative"``, ``"pallas"`` or None (by backend).
 
     Returns:
       ``(t, ...)`` states ``h_t``.
@@ -53,11 +58,15 @@ def linear_scan(a: Array, b: Array, *, reverse: bool = False, method: str | None
       >>> linear_scan(jnp.full(4, 0.5), jnp.ones(4))
       Array([1.   , 1.5  , 1.75 , 1.875], dtype=float32)
     """
-    check_choice("method", method, ("loop", "associative", None))
+    check_choice("method", method, ("loop", "associative", "pallas", None))
     if method is None:
         method = "loop" if jax.default_backend() == "cpu" else "associative"
     if method == "loop":
         return _linear_loop(a, b, reverse)
+    if method == "pallas":
+        from jaxrnn.pallas import pallas_linear_scan  # imports Pallas only when asked for
+
+        return pallas_linear_scan(a, b, reverse=reverse)
 
     def combine(earlier, later):
         a1, b1 = earlier
@@ -87,15 +96,45 @@ def _linear_loop_fwd(a, b, reverse):
 
 def _linear_loop_bwd(reverse, residuals, d_states):
     a, states = residuals
-    # g_t = dh_t + a_{t+1} g_{t+1}: the same recurrence, run the other way.
+    a_next, previous = backward_coefficients(a, states, reverse=reverse)
+    g = _loop_states(a_next, d_states, not reverse)
+    return g * previous, g
+
+
+def backward_coefficients(a: Array, states: Array, *, reverse: bool) -> tuple[Array, Array]:
+    """What the backward pass of ``h_t = a_t h_{t-1} + b_t`` reads, step by step: ``a_{t+1}``,
+    the multipliers of the gradient recurrence ``g_t = dh_t + a_{t+1} g_{t+1}`` (the same
+    recurrence run the other way), and ``h_{t-1}``, the state that ``a_t`` multiplied, so that
+    ``da_t = g_t h_{t-1}`` and ``db_t = g_t``. "Next" and "previous" are in the order the
+    scan read the steps (``reverse``); past either end both are zero.
+
+    Every implementation of `linear_scan` (the loop here, `jaxrnn.pallas`) uses this one
+    definition.
+
+    Args:
+      a: ``(t, ...)`` multipliers of the forward recurrence.
+      states: ``(t, ...)`` its states ``h_t``.
+      reverse: whether the forward recurrence ran from the last step to the first.
+
+    Returns:
+      ``(a_next, previous)``, both ``(t, ...)``.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> from jaxrnn.parallel import backward_coefficients
+      >>> a_next, previous = backward_coefficients(
+      ...     jnp.array([1.0, 2.0, 3.0]), jnp.array([4.0, 5.0, 6.0]), reverse=False
+      ... )
+      >>> a_next, previous
+      (Array([2., 3., 0.], dtype=float32), Array([0., 4., 5.], dtype=float32))
+    """
     if reverse:
         a_next = jnp.concatenate([jnp.zeros_like(a[:1]), a[:-1]], axis=0)
         previous = jnp.concatenate([states[1:], jnp.zeros_like(states[:1])], axis=0)
     else:
         a_next = jnp.concatenate([a[1:], jnp.zeros_like(a[:1])], axis=0)
         previous = jnp.concatenate([jnp.zeros_like(states[:1]), states[:-1]], axis=0)
-    g = _loop_states(a_next, d_states, not reverse)
-    return g * previous, g
+    return a_next, previous
 
 
 _linear_loop.defvjp(_linear_loop_fwd, _linear_loop_bwd)
@@ -173,6 +212,7 @@ def sharded_linear_scan(
 
 
 __all__ = (
+    "backward_coefficients",
     "linear_scan",
     "place_over_time",
     "sharded_linear_scan",

@@ -13,6 +13,7 @@ import jax.numpy as jnp
 
 from jaxrnn import steps as steps_
 from jaxrnn.cells.base import Cell
+from jaxrnn.cells.base import check_input_dtype
 from jaxrnn.checks import check_flag
 from jaxrnn.checks import check_lengths
 from jaxrnn.checks import check_tree
@@ -121,6 +122,7 @@ class _Prepared(NamedTuple):
     starts: Array | None  # (t, n, *spatial) bool: resets in the order the scan reads them
     batch_shape: tuple[int, ...]  # the batch axes of the call, () for one sequence
     batch_axis: int | None  # where the batch axes go back in ys (None: one sequence)
+    lengths: Array | None  # (n,) int32 when the valid steps are exactly a prefix of each row
 
 
 def _prepare(cell, params, xs, initial_carry, seq_lengths, mask, resets, reverse, time_major):
@@ -138,7 +140,7 @@ def _prepare(cell, params, xs, initial_carry, seq_lengths, mask, resets, reverse
     check_flag("reverse", reverse)
     check_flag("time_major", time_major)
     spatial = cell.input_axes - 1  # axes of one step's input besides the features
-    xs = _check_xs(xs, input_size, dtype, time_major, spatial)
+    xs = _check_xs(xs, input_size, dtype, time_major, spatial, cell.compute_dtype)
     batch_rank = xs.ndim - 2 - spatial
     time_axis = 0 if (time_major or batch_rank == 0) else batch_rank
     num_steps = xs.shape[time_axis]
@@ -169,7 +171,10 @@ def _prepare(cell, params, xs, initial_carry, seq_lengths, mask, resets, reverse
         # clean (they are masked) but make the gradients NaN (0 * nan in the backward pass).
         xs = jnp.where(valid[..., None], xs, jnp.zeros((), xs.dtype))
     batch_axis = None if batch_rank == 0 else (0 if time_major else batch_rank)
-    return _Prepared(xs, carry, valid, starts, batch_shape, batch_axis)
+    lengths = None
+    if seen.lengths is not None and seen.mask is None:
+        lengths = seen.lengths.reshape((n,))
+    return _Prepared(xs, carry, valid, starts, batch_shape, batch_axis, lengths)
 
 
 def check_runs(cell: Cell, strategy: Strategy) -> None:
@@ -199,8 +204,24 @@ def _run(cell: Cell, params: Params, run: _Prepared, reverse: bool, strategy: St
     xs, carry, valid, starts = run.xs, run.carry, run.valid, run.starts
     if xs.shape[0] == 0:
         return carry, _no_outputs(cell, params, carry, xs)
+    if strategy.cudnn:
+        from jaxrnn import cudnn  # imports jax.experimental.rnn only when asked for
+
+        ran = cudnn.run(cell, params, run, reverse)
+        if ran is not None:
+            return ran
     if strategy.mode == "parallel":
-        return _parallel(cell, params, xs, carry, valid, reverse, starts, strategy.time_sharding)
+        return _parallel(
+            cell,
+            params,
+            xs,
+            carry,
+            valid,
+            reverse,
+            starts,
+            strategy.time_sharding,
+            strategy.scan_method,
+        )
     if strategy.remat is not None:
         return _segmented(
             cell, params, xs, carry, valid, reverse, strategy.unroll, strategy.remat, starts
@@ -302,7 +323,9 @@ def _segmented(cell, params, xs_t, carry, valid, reverse, unroll, segment, reset
     return carry, ys
 
 
-def _parallel(cell, params, xs_t, carry, valid, reverse, resets=None, time_sharding=None):
+def _parallel(
+    cell, params, xs_t, carry, valid, reverse, resets=None, time_sharding=None, method=None
+):
     """All steps of a linear recurrence ``h_t = a_t h_{t-1} + b_t`` by `linear_scan`, or by
     `time_sharding.sharded_linear_scan` over a mesh axis."""
     if time_sharding is not None:  # the projection and gates are computed where they live
@@ -322,7 +345,7 @@ def _parallel(cell, params, xs_t, carry, valid, reverse, resets=None, time_shard
     b = b.at[first].set(a[first] * carry.astype(a.dtype) + b[first])
 
     if time_sharding is None:
-        states = linear_scan(a, b, reverse=reverse)
+        states = linear_scan(a, b, reverse=reverse, method=method)
     else:
         states = sharded_linear_scan(a, b, *time_sharding, reverse=reverse)
     states = states.astype(carry.dtype)
@@ -335,9 +358,11 @@ def _parallel(cell, params, xs_t, carry, valid, reverse, resets=None, time_shard
     return final, ys
 
 
-def _check_xs(xs: Any, input_size: int, dtype, time_major: bool, spatial: int = 0) -> Array:
+def _check_xs(
+    xs: Any, input_size: int, dtype, time_major: bool, spatial: int = 0, compute_dtype=None
+) -> Array:
     """``xs`` as an array of rank 2 or more (plus the ``spatial`` axes of image cells) with
-    ``input_size`` features and the params' dtype."""
+    ``input_size`` features, cast to the dtype the cell reads (`check_input_dtype`)."""
     step = ", ".join(["*spatial"] * bool(spatial) + [str(input_size)])
     layout = "(time, *batch, %s)" if time_major else "(*batch, time, %s)"
     expected = f"an array of shape {layout % step} or (time, {step})"
@@ -352,17 +377,8 @@ def _check_xs(xs: Any, input_size: int, dtype, time_major: bool, spatial: int = 
             expected + f" for params built with input_size={input_size}",
             said(f"shape {tuple(xs.shape)}"),
         )
-    if not jnp.issubdtype(xs.dtype, jnp.floating):
-        fail("xs", f"a floating-point array of dtype {dtype}", said(f"dtype {xs.dtype}"), TypeError)
-    if xs.dtype != dtype:
-        fail(
-            "xs",
-            f"of the params' dtype {dtype}",
-            said(f"dtype {xs.dtype}"),
-            TypeError,
-            hint=f"cast one of them explicitly (e.g. xs.astype(jnp.{dtype}))",
-        )
-    return jnp.asarray(xs)
+    target = check_input_dtype("xs", xs.dtype, dtype, compute_dtype)
+    return jnp.asarray(xs).astype(target)
 
 
 def _check_initial_carry(cell: Cell, params: Params, initial_carry, batch_shape) -> Carry:

@@ -24,6 +24,7 @@ from jaxrnn.checks import show
 from jaxrnn.time_sharding import check_time_sharding
 
 MODES = ("sequential", "parallel")
+SCAN_METHODS = ("loop", "associative", "pallas")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,6 +48,14 @@ class Strategy:
       time_sharding: ``(mesh, axis name)``: split the time axis over that mesh axis, each
         device holding ``t / devices`` steps (`jaxrnn.time_sharding`; ``mode="parallel"``
         only, as only a linear recurrence can be cut into blocks).
+      scan_method: how ``mode="parallel"`` runs the recurrence, as ``method`` of
+        `jaxrnn.linear_scan`: ``"loop"``, ``"associative"``, ``"pallas"`` (a blocked kernel
+        for GPU and TPU; interpreted, slowly, on CPU) or None (by backend).
+      cudnn: run an LSTM through cuDNN (`jax.experimental.rnn.lstm`) on an NVIDIA GPU. Where
+        cuDNN cannot run the call (another backend, another cell, a mask that is not a
+        length, resets, a compute dtype other than float32: `jaxrnn.cudnn.why_not` says
+        which), `jaxrnn.unroll` runs the default path instead and warns with the reason
+        (`jaxrnn.cudnn.CudnnFallbackWarning`). Opt-in until a GPU run has measured it.
 
     Examples:
       >>> import jax, jax.numpy as jnp, jaxrnn
@@ -67,6 +76,8 @@ class Strategy:
     remat: int | None = None
     fused: bool = True
     time_sharding: tuple[Mesh, str] | None = None
+    scan_method: str | None = None
+    cudnn: bool = False
 
     def __post_init__(self):
         check_choice("mode", self.mode, MODES)
@@ -77,6 +88,8 @@ class Strategy:
         check_flag("fused", self.fused)
         if self.time_sharding is not None:
             check_time_sharding(self.time_sharding)
+        check_choice("scan_method", self.scan_method, (*SCAN_METHODS, None))
+        check_flag("cudnn", self.cudnn)
         # The rules between options, all here.
         if self.remat is not None and self.mode == "parallel":
             fail(
@@ -94,9 +107,39 @@ class Strategy:
                 "instead, jaxrnn.distributed)",
                 self.time_sharding,
             )
+        if self.scan_method is not None and self.mode != "parallel":
+            fail(
+                "scan_method",
+                "None with mode='sequential' (it chooses how mode='parallel' runs the linear "
+                "recurrence)",
+                self.scan_method,
+            )
+        if self.scan_method is not None and self.time_sharding is not None:
+            fail(
+                "scan_method",
+                "None with time_sharding (each device's block runs jaxrnn.linear_scan's default)",
+                self.scan_method,
+            )
+        if self.cudnn:
+            clashes = {
+                "mode": (self.mode, "sequential"),
+                "remat": (self.remat, None),
+                "unroll": (self.unroll, 1),
+                "fused": (self.fused, True),
+            }
+            for name, (value, needed) in clashes.items():
+                if value != needed or type(value) is not type(needed):
+                    fail(
+                        name,
+                        f"{needed!r} with cudnn=True (cuDNN runs the whole sequence as one "
+                        "kernel with its own backward pass)",
+                        value,
+                    )
 
 
 FIELDS = tuple(field.name for field in dataclasses.fields(Strategy))
+# The fields that were keywords of their own before `Strategy` (accepted until 0.2).
+DEPRECATED_FIELDS = ("mode", "unroll", "remat", "fused", "time_sharding")
 
 
 def resolve(strategy: Any, keywords: dict[str, Any], caller: str) -> Strategy:
@@ -106,10 +149,10 @@ def resolve(strategy: Any, keywords: dict[str, Any], caller: str) -> Strategy:
 
     Examples:
       >>> from jaxrnn.strategy import Strategy, resolve
-      >>> resolve(None, {}, "unroll")
-      Strategy(mode='sequential', unroll=1, remat=None, fused=True, time_sharding=None)
+      >>> resolve(None, {}, "unroll") == Strategy()
+      True
     """
-    unknown = sorted(set(keywords) - set(FIELDS))
+    unknown = sorted(set(keywords) - set(DEPRECATED_FIELDS))
     if unknown:
         raise TypeError(f"{caller}() got an unexpected keyword argument {unknown[0]!r}")
     if keywords:

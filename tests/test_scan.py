@@ -300,10 +300,22 @@ def test_error_xs_dtype():
     cell, params, xs = make("gru")
     with pytest.raises(TypeError, match="xs must be a floating-point array.*got dtype int32"):
         jaxrnn.unroll(cell, params, xs.astype(jnp.int32))
+    low = jax.tree.map(lambda p: p.astype(jnp.bfloat16), params)
     with pytest.raises(
-        TypeError, match="xs must be of the params' dtype float32, got dtype bfloat16"
+        TypeError,
+        match="xs must be of a dtype that fits the params' dtype bfloat16 without loss, got "
+        r"dtype float32; cast it \(xs.astype\(jnp.bfloat16\)\); for mixed precision",
     ):
-        jaxrnn.unroll(cell, params, xs.astype(jnp.bfloat16))
+        jaxrnn.unroll(cell, params=low, xs=xs)
+
+
+def test_narrower_inputs_are_widened_to_the_params_dtype():
+    cell, params, xs = make("gru")
+    narrow = xs.astype(jnp.bfloat16)
+    _, ys = jaxrnn.unroll(cell, params, narrow)
+    _, expected = jaxrnn.unroll(cell, params, narrow.astype(jnp.float32))
+    assert ys.dtype == jnp.float32
+    np.testing.assert_array_equal(ys, expected)
 
 
 def test_error_seq_lengths_shape():

@@ -1,5 +1,6 @@
 """The `Cell` type shared by every cell family, and what the families share: init and checks."""
 
+import functools
 from collections.abc import Callable
 from collections.abc import Mapping
 from typing import Any
@@ -10,6 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxrnn.checks import check_batch_shape
+from jaxrnn.checks import check_real_dtype
 from jaxrnn.checks import check_tree
 from jaxrnn.checks import fail
 from jaxrnn.checks import said
@@ -56,6 +58,12 @@ class Cell(NamedTuple):
         the ``(..., height, width, channels)`` images of `jaxrnn.conv_lstm`. The spatial
         axes belong to the carry too: `jaxrnn.unroll` asks for ``initial_carry(params,
         (*batch, *spatial))``, while lengths, masks and resets stay per sequence.
+      compute_dtype: the dtype of the matrix products and gate arithmetic (e.g.
+        ``jnp.bfloat16`` with float32 params: mixed precision), or None for the params' own.
+        Whatever it is, the carry keeps the wider of the two dtypes and sums over steps
+        accumulate in it; outputs are in the compute dtype, gradients in the params' dtype.
+      remake: ``remake(**options) -> Cell``, the factory call that made this cell with some
+        options changed (`with_compute_dtype` uses it); None for a wrapped cell.
     """
 
     init: Callable[..., Params]
@@ -70,9 +78,96 @@ class Cell(NamedTuple):
     fused: Callable[..., tuple[Carry, Array]] | None = None
     output: Callable[[Carry], Array] | None = None
     input_axes: int = 1
+    compute_dtype: Any = None
+    remake: Callable[..., "Cell"] | None = None
 
     def __repr__(self) -> str:
-        return f"jaxrnn.{self.name}(hidden_size={self.hidden_size})"
+        mixed = "" if self.compute_dtype is None else f", compute_dtype={self.compute_dtype}"
+        return f"jaxrnn.{self.name}(hidden_size={self.hidden_size}{mixed})"
+
+
+def cell_factory(make: Callable[..., Cell]) -> Callable[..., Cell]:
+    """Marks a family's factory: the cells it makes carry ``remake``, the same call with some
+    options changed, so `with_compute_dtype` works on any of them."""
+
+    @functools.wraps(make)
+    def factory(*args: Any, **options: Any) -> Cell:
+        cell = make(*args, **options)
+        return cell._replace(remake=functools.partial(factory, *args, **options))
+
+    return factory
+
+
+def with_compute_dtype(cell: Cell, compute_dtype: Any) -> Cell:
+    """``cell`` made again with another ``compute_dtype`` (None: the params' dtype).
+
+    Examples:
+      >>> import jax.numpy as jnp, jaxrnn
+      >>> from jaxrnn.cells.base import with_compute_dtype
+      >>> with_compute_dtype(jaxrnn.gru(4), jnp.bfloat16)
+      jaxrnn.gru(hidden_size=4, compute_dtype=bfloat16)
+    """
+    if not isinstance(cell, Cell):
+        fail("cell", "a jaxrnn.Cell", cell, TypeError)
+    compute_dtype = check_compute_dtype(compute_dtype)
+    if compute_dtype == cell.compute_dtype:
+        return cell
+    if cell.remake is None:
+        fail(
+            "cell",
+            "a cell made by a jaxrnn factory (this one wraps another cell's step)",
+            said(repr(cell)),
+            TypeError,
+            hint="pass compute_dtype= to the factory of the cell inside the wrapper",
+        )
+    return cell.remake(compute_dtype=compute_dtype)
+
+
+def check_compute_dtype(compute_dtype: Any) -> Any:
+    """None, or ``compute_dtype`` as a real floating-point NumPy dtype."""
+    if compute_dtype is None:
+        return None
+    return check_real_dtype(compute_dtype, "compute_dtype")
+
+
+def cast_params(params: Params, dtype: Any) -> Params:
+    """The floating-point leaves of ``params`` in ``dtype`` (the compute dtype)."""
+    if dtype is None:
+        return params
+    return jax.tree.map(
+        lambda p: p.astype(dtype) if jnp.issubdtype(p.dtype, jnp.floating) else p, params
+    )
+
+
+def wider(a: Any, b: Any) -> Any:
+    """The dtype both ``a`` and ``b`` fit in (JAX's standard promotion, asked for explicitly:
+    jaxrnn's own tests run with implicit promotion turned off)."""
+    with jax.numpy_dtype_promotion("standard"):
+        return jnp.promote_types(a, b)
+
+
+def carry_dtype(dtype: Any, compute_dtype: Any) -> Any:
+    """The dtype a carry leaf of ``dtype`` (the params') keeps: the wider of it and the
+    compute dtype, so steps never accumulate in a narrower type than either."""
+    return dtype if compute_dtype is None else wider(dtype, compute_dtype)
+
+
+def accumulate(decay: Array, state: Array, update: Array) -> Array:
+    """``decay * state + update`` in ``state``'s dtype: the sum carried from step to step
+    (an LSTM's ``c``, a GRU's ``h``) stays in the carry's (float32) precision while the gates
+    were computed in the compute dtype."""
+    return decay.astype(state.dtype) * state + update.astype(state.dtype)
+
+
+def recurrent(h: Array, w: Array) -> Array:
+    """``h @ w`` in ``w``'s dtype (the compute dtype): the carry ``h`` may be wider."""
+    return h.astype(w.dtype) @ w
+
+
+def input_dtype(dtype: Any, compute_dtype: Any) -> Any:
+    """The dtype a step's input is cast to: the compute dtype when given (the caller asked
+    for that precision), else the params' dtype."""
+    return dtype if compute_dtype is None else compute_dtype
 
 
 class Family(NamedTuple):
@@ -154,7 +249,7 @@ def replace_step(cell: Cell, step_projected: Callable, **fields: Any) -> Cell:
       >>> noisy.fused is None and noisy.output is cell.output
       True
     """
-    fields = {**cell._asdict(), "linear": None, "fused": None, **fields}
+    fields = {**cell._asdict(), "linear": None, "fused": None, "remake": None, **fields}
     for derived in ("step", "step_projected"):
         fields.pop(derived)
     return make_cell(step_projected=step_projected, **fields)
@@ -191,20 +286,71 @@ def make_cell(*, project: Callable, step_projected: Callable, **fields: Any) -> 
     """
 
     check_params = fields.get("check_params")
-    initial_carry = fields.get("initial_carry")
     input_axes = fields.get("input_axes", 1)
+    compute_dtype = fields.get("compute_dtype")
+    if compute_dtype is not None:
+        fields = _in_compute_dtype(compute_dtype, fields)
+        project, step_projected = _compute_halves(
+            compute_dtype, project, step_projected, fields.get("linear")
+        )
+    initial_carry = fields.get("initial_carry")
 
     def step(params: Params, carry: Carry, x: Array) -> tuple[Carry, Array]:
         if check_params is not None:
-            _check_step(check_params(params), initial_carry, input_axes, params, carry, x)
+            dtype = _check_step(
+                check_params(params), initial_carry, input_axes, compute_dtype, params, carry, x
+            )
+            x = x.astype(dtype)
         return step_projected(params, carry, project(params, x))
 
     return Cell(step=step, project=project, step_projected=step_projected, **fields)
 
 
-def _check_step(input_size, initial_carry, input_axes, params, carry, x) -> None:
-    """The checks of a public ``step``: ``x`` ``(..., i)`` of the params' dtype and a carry
-    for its batch shape. (`jaxrnn.unroll` checks once and calls the two halves.)"""
+def _compute_halves(compute_dtype, project, step_projected, linear):
+    """The two halves of a step in ``compute_dtype``: params and inputs cast to it, the carry
+    kept in its own (wider) dtype, the output in the compute dtype. A linear cell's step is
+    its (mixed-precision) `LinearRecurrence`'s."""
+
+    def project_in(params: Params, xs: Array) -> Any:
+        return project(cast_params(params, compute_dtype), xs.astype(compute_dtype))
+
+    def step_in(params: Params, carry: Carry, px: Any) -> tuple[Carry, Array]:
+        if linear is None:
+            new, y = step_projected(cast_params(params, compute_dtype), carry, px)
+        else:
+            new, y = linear_step(linear)(params, carry, px)
+        new = jax.tree.map(lambda n, old: n.astype(old.dtype), new, carry)
+        return new, y.astype(compute_dtype)
+
+    return project_in, step_in
+
+
+def _in_compute_dtype(compute_dtype, fields: dict) -> dict:
+    """The other fields of a mixed-precision cell: carries of `carry_dtype`; a linear cell's
+    coefficients from the params as they are (they are float32 by contract, and a decay rounded
+    to bfloat16 is another decay, compounded over every step), its readout in the compute
+    dtype."""
+    fields = dict(fields)
+    initial_carry, linear = fields.get("initial_carry"), fields.get("linear")
+
+    def initial_carry_wide(params: Params, batch_shape: tuple[int, ...] = ()) -> Carry:
+        carry = initial_carry(params, batch_shape)
+        return jax.tree.map(lambda c: c.astype(carry_dtype(c.dtype, compute_dtype)), carry)
+
+    fields["initial_carry"] = initial_carry_wide
+    if linear is not None:
+
+        def readout(params: Params, h: Array, px: Any) -> Array:
+            return linear.readout(cast_params(params, compute_dtype), h, px).astype(compute_dtype)
+
+        fields["linear"] = LinearRecurrence(coefficients=linear.coefficients, readout=readout)
+    return fields
+
+
+def _check_step(input_size, initial_carry, input_axes, compute_dtype, params, carry, x):
+    """The checks of a public ``step``: ``x`` ``(..., i)`` of a dtype `check_input_dtype`
+    takes and a carry for its batch shape; returns the dtype ``x`` is cast to.
+    (`jaxrnn.unroll` checks once and calls the two halves.)"""
     if not (hasattr(x, "shape") and hasattr(x, "dtype")):
         fail("x", f"an array of shape (..., {input_size})", x, TypeError)
     dtype = jax.tree.leaves(params)[0].dtype
@@ -214,13 +360,46 @@ def _check_step(input_size, initial_carry, input_axes, params, carry, x) -> None
             f"an array of shape (..., {input_size}) (the params' input_size)",
             said(f"shape {tuple(x.shape)}"),
         )
-    if x.dtype != dtype:
-        fail("x", f"of the params' dtype {dtype}", said(f"dtype {x.dtype}"), TypeError)
+    target = check_input_dtype("x", x.dtype, dtype, compute_dtype)
     batch = tuple(x.shape[: len(x.shape) - 1])
     if input_axes > 1:  # the carry of an image cell covers the image too
         batch = tuple(x.shape[:-1])
     expected = jax.eval_shape(lambda p: initial_carry(p, batch), params)
     check_tree("carry", carry, expected, source=f"initial_carry(params, batch_shape={batch})")
+    return target
+
+
+def check_input_dtype(name: str, got: Any, params_dtype: Any, compute_dtype: Any) -> Any:
+    """The dtype a step's input of dtype ``got`` is cast to, or a `TypeError` naming ``name``.
+
+    Any floating dtype is cast to a cell's ``compute_dtype`` when it has one (the caller asked
+    for that precision). Without one, the input must fit the params' dtype without loss
+    (bfloat16 inputs to float32 params are widened; float32 inputs to bfloat16 params are
+    refused rather than silently rounded).
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> from jaxrnn.cells.base import check_input_dtype
+      >>> check_input_dtype("xs", jnp.bfloat16, jnp.float32, None)
+      dtype('float32')
+      >>> check_input_dtype("xs", jnp.float32, jnp.bfloat16, None)  # doctest: +ELLIPSIS
+      Traceback (most recent call last):
+      ...
+      TypeError: xs must be of a dtype that fits the params' dtype bfloat16 without loss, ...
+    """
+    got, target = jnp.dtype(got), jnp.dtype(input_dtype(params_dtype, compute_dtype))
+    if not jnp.issubdtype(got, jnp.floating):
+        fail(name, f"a floating-point array (of dtype {target})", said(f"dtype {got}"), TypeError)
+    if compute_dtype is None and wider(got, target) != target:
+        fail(
+            name,
+            f"of a dtype that fits the params' dtype {target} without loss",
+            said(f"dtype {got}"),
+            TypeError,
+            hint=f"cast it ({name}.astype(jnp.{target})); for mixed precision keep the params "
+            f"in {got} and give the cell compute_dtype=jnp.{target}",
+        )
+    return target
 
 
 def zeros_carry(hidden_size: int, like: str, dtype_of: Callable = lambda dtype: dtype) -> Callable:

@@ -1,6 +1,7 @@
 """The convolutional LSTM (Shi et al. 2015): the LSTM with its products replaced by
 convolutions, over ``(..., *spatial, channels)`` inputs (images, or 1-D/3-D signals)."""
 
+import functools
 from collections.abc import Sequence
 
 import jax
@@ -9,7 +10,10 @@ import numpy as np
 
 from jaxrnn.cells.base import Cell
 from jaxrnn.cells.base import Family
+from jaxrnn.cells.base import accumulate
 from jaxrnn.cells.base import add_bias
+from jaxrnn.cells.base import cell_factory
+from jaxrnn.cells.base import check_compute_dtype
 from jaxrnn.cells.base import make_cell
 from jaxrnn.cells.base import make_param_checker
 from jaxrnn.cells.lstm import LSTMCarry
@@ -23,8 +27,13 @@ from jaxrnn.typing import PRNGKey
 _LAYOUTS = {1: ("NWC", "WIO", "NWC"), 2: ("NHWC", "HWIO", "NHWC"), 3: ("NDHWC", "DHWIO", "NDHWC")}
 
 
+@cell_factory
 def conv_lstm(
-    features: int, kernel_size: Sequence[int] = (3, 3), *, forget_bias: float = 1.0
+    features: int,
+    kernel_size: Sequence[int] = (3, 3),
+    *,
+    forget_bias: float = 1.0,
+    compute_dtype=None,
 ) -> Cell:
     r"""The convolutional LSTM cell, gate order i, f, g, o as in `jaxrnn.lstm`.
 
@@ -52,6 +61,9 @@ def conv_lstm(
       kernel_size: the convolution window, one int per spatial axis (1 to 3 axes).
       forget_bias: initial value of the forget-gate bias.
 
+      compute_dtype: the dtype of the products and gate arithmetic, e.g. ``jnp.bfloat16``
+        with float32 params (mixed precision: the carry stays float32, see `Cell`); None
+        computes in the params' dtype.
     Returns:
       A `Cell` with ``input_axes == len(kernel_size) + 1``.
 
@@ -64,6 +76,7 @@ def conv_lstm(
       >>> ys.shape, carry.c.shape
       ((5, 6, 8, 8, 4), (5, 8, 8, 4))
     """
+    compute_dtype = check_compute_dtype(compute_dtype)
     check_size("features", features)
     if isinstance(kernel_size, int) or not isinstance(kernel_size, Sequence):
         raise TypeError(
@@ -78,14 +91,7 @@ def conv_lstm(
     spatial = len(kernel_size)
     layout = _LAYOUTS[spatial]
 
-    def conv(x: Array, w: Array) -> Array:
-        """``x (..., *spatial, c)`` convolved with ``w``: any leading axes, one batch for XLA."""
-        lead = x.shape[: x.ndim - spatial - 1]
-        flat = x.reshape((-1, *x.shape[x.ndim - spatial - 1 :]))
-        out = jax.lax.conv_general_dilated(
-            flat, w, (1,) * spatial, "SAME", dimension_numbers=layout
-        )
-        return out.reshape((*lead, *out.shape[1:]))
+    conv = functools.partial(_conv, spatial=spatial, layout=layout)
 
     def shapes(input_size: int) -> dict[str, tuple[int, ...]]:
         return {
@@ -120,10 +126,10 @@ def conv_lstm(
         return add_bias(conv(xs, params["w_ih"]), params["b"])
 
     def step_projected(params: Params, carry: LSTMCarry, px: Array) -> tuple[LSTMCarry, Array]:
-        gates = px + conv(carry.h, params["w_hh"])
+        gates = px + conv(carry.h.astype(params["w_hh"].dtype), params["w_hh"])
         i, f, g, o = jnp.split(gates, 4, axis=-1)
-        c = jax.nn.sigmoid(f) * carry.c + jax.nn.sigmoid(i) * jnp.tanh(g)
-        h = jax.nn.sigmoid(o) * jnp.tanh(c)
+        c = accumulate(jax.nn.sigmoid(f), carry.c, jax.nn.sigmoid(i) * jnp.tanh(g))
+        h = jax.nn.sigmoid(o).astype(c.dtype) * jnp.tanh(c)
         return LSTMCarry(h=h, c=c), h
 
     return make_cell(
@@ -143,7 +149,16 @@ def conv_lstm(
         hidden_size=features,
         output=lambda carry: carry.h,
         input_axes=spatial + 1,
+        compute_dtype=compute_dtype,
     )
+
+
+def _conv(x: Array, w: Array, spatial: int, layout) -> Array:
+    """``x (..., *spatial, c)`` convolved with ``w``: any leading axes, one batch for XLA."""
+    lead = x.shape[: x.ndim - spatial - 1]
+    flat = x.reshape((-1, *x.shape[x.ndim - spatial - 1 :]))
+    out = jax.lax.conv_general_dilated(flat, w, (1,) * spatial, "SAME", dimension_numbers=layout)
+    return out.reshape((*lead, *out.shape[1:]))
 
 
 def _flax_order(a):

@@ -6,11 +6,14 @@ import jax.numpy as jnp
 from jaxrnn.cells.base import Cell
 from jaxrnn.cells.base import Family
 from jaxrnn.cells.base import add_bias
+from jaxrnn.cells.base import cell_factory
+from jaxrnn.cells.base import check_compute_dtype
 from jaxrnn.cells.base import from_keras_one_bias
 from jaxrnn.cells.base import input_kernel
 from jaxrnn.cells.base import make_cell
 from jaxrnn.cells.base import make_param_checker
 from jaxrnn.cells.base import orthogonal_blocks
+from jaxrnn.cells.base import recurrent
 from jaxrnn.cells.base import to_keras_one_bias
 from jaxrnn.cells.base import zeros_carry
 from jaxrnn.checks import check_init_args
@@ -21,7 +24,8 @@ from jaxrnn.typing import Params
 from jaxrnn.typing import PRNGKey
 
 
-def elman(hidden_size: int, *, activation: Activation = jnp.tanh) -> Cell:
+@cell_factory
+def elman(hidden_size: int, *, activation: Activation = jnp.tanh, compute_dtype=None) -> Cell:
     r"""The simple (Elman) RNN cell.
 
     $$
@@ -35,6 +39,9 @@ def elman(hidden_size: int, *, activation: Activation = jnp.tanh) -> Cell:
       hidden_size: ``h``.
       activation: elementwise non-linearity, ``jnp.tanh`` as in the lecture and PyTorch.
 
+      compute_dtype: the dtype of the products and gate arithmetic, e.g. ``jnp.bfloat16``
+        with float32 params (mixed precision: the carry stays float32, see `Cell`); None
+        computes in the params' dtype.
     Returns:
       A `Cell`.
 
@@ -46,6 +53,7 @@ def elman(hidden_size: int, *, activation: Activation = jnp.tanh) -> Cell:
       >>> y.shape
       (2, 4)
     """
+    compute_dtype = check_compute_dtype(compute_dtype)
     check_size("hidden_size", hidden_size)
     if not callable(activation):
         raise TypeError(f"activation must be a function such as jnp.tanh, got {activation!r}")
@@ -72,7 +80,7 @@ def elman(hidden_size: int, *, activation: Activation = jnp.tanh) -> Cell:
         return add_bias(xs @ params["w_ih"], params["b"])
 
     def step_projected(params: Params, h: Array, px: Array) -> tuple[Array, Array]:
-        h = activation(px + h @ params["w_hh"])
+        h = activation(px + recurrent(h, params["w_hh"]))
         return h, h
 
     return make_cell(
@@ -84,6 +92,7 @@ def elman(hidden_size: int, *, activation: Activation = jnp.tanh) -> Cell:
         name="elman",
         hidden_size=hidden_size,
         output=lambda h: h,
+        compute_dtype=compute_dtype,
     )
 
 

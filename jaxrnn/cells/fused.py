@@ -31,7 +31,12 @@ import jax.numpy as jnp
 from jax.custom_derivatives import CustomVJPPrimal
 from jax.custom_derivatives import SymbolicZero
 
+from jaxrnn.cells.base import accumulate
 from jaxrnn.cells.base import add_bias
+from jaxrnn.cells.base import cast_params
+from jaxrnn.cells.base import recurrent
+from jaxrnn.cells.base import wide_dtype
+from jaxrnn.checks import fail
 from jaxrnn.portable import scan
 from jaxrnn.typing import Array
 
@@ -50,6 +55,19 @@ def stores_gates(hidden_size: int) -> bool:
       (True, False)
     """
     return hidden_size >= STORE_GATES_FROM
+
+
+def resolve_store_gates(hidden_size: int, store_gates: bool | None) -> bool:
+    """A cell's ``store_gates`` option, checked: None decides by size (`stores_gates`).
+
+    Examples:
+      >>> from jaxrnn.cells.fused import resolve_store_gates
+      >>> resolve_store_gates(128, None), resolve_store_gates(128, False)
+      (True, False)
+    """
+    if store_gates is not None and not isinstance(store_gates, bool):
+        fail("store_gates", "None, True or False", store_gates, TypeError)
+    return stores_gates(hidden_size) if store_gates is None else store_gates
 
 
 def _following(starts: Array, last: Array, reverse: bool) -> Array:
@@ -79,6 +97,7 @@ def _output_cotangent(dys):
 def _with_dy(dh, dy, ok, valid):
     if dy is None:
         return dh
+    dy = dy.astype(dh.dtype)  # outputs in the compute dtype, state gradients in the carry's
     return dh + (dy if valid is None else _where(ok, dy, jnp.zeros_like(dy)))
 
 
@@ -116,6 +135,19 @@ def _split_reset(rs, d_state, d_initial):
 
 def _flat(x: Array) -> Array:
     return x.reshape(-1, x.shape[-1])
+
+
+def _accumulator(w: Array) -> Array:
+    """Zeros for the sum of ``w``'s gradient over steps: float32 or wider, whatever ``w``'s
+    dtype (mixed precision sums many small bfloat16 products)."""
+    return jnp.zeros(w.shape, wide_dtype(w.dtype))
+
+
+def _weight_product(inputs: Array, grads: Array, like: Array) -> Array:
+    """``inputs^T @ grads`` over all rows in the inputs' (compute) dtype, accumulated in
+    ``like``'s (wide) dtype, as mixed-precision training forms weight gradients."""
+    flat = _flat(grads).astype(inputs.dtype)
+    return jnp.matmul(_flat(inputs).T, flat, preferred_element_type=like.dtype)
 
 
 CHUNK_BYTES = 3 * 2**20  # most bytes of stacked per-step gradients per backward chunk
@@ -157,7 +189,7 @@ def _chunked(body, carry, sequences, reverse, step_bytes):
 def _joint_product(x, h, w_xh, b):
     """``x W_ih + h W_hh + b`` as one matrix product of ``[x, h]`` with ``[W_ih; W_hh]``: one
     product per step instead of two (measured in benchmarks/README.md)."""
-    return add_bias(jnp.concatenate([x, h], axis=-1) @ w_xh, b)
+    return add_bias(jnp.concatenate([x, h.astype(x.dtype)], axis=-1) @ w_xh, b)
 
 
 def _lstm_gates(gates):
@@ -165,11 +197,15 @@ def _lstm_gates(gates):
     return jax.nn.sigmoid(i), jax.nn.sigmoid(f), jnp.tanh(g), jax.nn.sigmoid(o)
 
 
-def _lstm_forward(w_ih, b, w_hh, xs, h0, c0, valid, resets, reverse, keep):
+def _lstm_forward(w_ih, b, w_hh, xs, h0, c0, valid, resets, reverse, keep, compute_dtype):
     """The scan. ``keep="h"`` stacks the outputs; for the backward pass, ``"start"`` stacks
     the state ``(h, c)`` each step starts from (what the gradient needs, with no shifted
     copy), and ``"gates"`` adds the four gates as separate arrays (slicing one
-    ``(t, b, 4h)`` array per step in the backward loop measured slower than four reads)."""
+    ``(t, b, 4h)`` array per step in the backward loop measured slower than four reads).
+    Products and gates are in ``compute_dtype`` (None: the weights'); the state keeps its
+    own dtype, so ``c`` accumulates in it."""
+    w_ih, b, w_hh = cast_params((w_ih, b, w_hh), compute_dtype)
+    xs = xs.astype(w_ih.dtype)
 
     # The backward pass's forward joins [x, h] into one product; a forward-only pass of a wide
     # cell runs x W_ih and h W_hh as two independent products that XLA may run side by side.
@@ -181,12 +217,12 @@ def _lstm_forward(w_ih, b, w_hh, xs, h0, c0, valid, resets, reverse, keep):
         x, ok, rs = inputs
         h, c = _reset(rs, h0, h_before), _reset(rs, c0, c_before)
         if split:
-            products = add_bias(x @ w_ih + h @ w_hh, b)
+            products = add_bias(x @ w_ih + recurrent(h, w_hh), b)
         else:
             products = _joint_product(x, h, w_xh, b)
         i, f, g, o = _lstm_gates(products)
-        c_new = f * c + i * g
-        h_new = o * jnp.tanh(c_new)
+        c_new = accumulate(f, c, i * g)
+        h_new = o.astype(c_new.dtype) * jnp.tanh(c_new)
         if valid is not None:
             h_new, c_new = _where(ok, h_new, h), _where(ok, c_new, c)
         if keep == "h":
@@ -199,23 +235,32 @@ def _lstm_forward(w_ih, b, w_hh, xs, h0, c0, valid, resets, reverse, keep):
     return h, c, stacked
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(8, 9))
-def lstm_scan(w_ih, b, w_hh, xs, h0, c0, valid, resets, reverse, store_gates):
+def _in(compute_dtype, ys: Array) -> Array:
+    """Outputs in the compute dtype (None: as they are)."""
+    return ys if compute_dtype is None else ys.astype(compute_dtype)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(8, 9, 10))
+def lstm_scan(w_ih, b, w_hh, xs, h0, c0, valid, resets, reverse, store_gates, compute_dtype=None):
     """``(h_T, c_T, ys)``: the LSTM over ``xs`` from ``(h0, c0)``; ``ys`` are the outputs
     (zero where ``valid`` is False) and the final state is the one after each last valid step.
-    ``store_gates`` keeps the gate activations for the backward pass instead of recomputing."""
-    h, c, hs = _lstm_forward(w_ih, b, w_hh, xs, h0, c0, valid, resets, reverse, "h")
-    return h, c, _outputs(hs, valid)
+    ``store_gates`` keeps the gate activations for the backward pass instead of recomputing;
+    ``compute_dtype`` (None: the weights') is the dtype of the products, gates and ``ys``."""
+    keep = "h"
+    h, c, hs = _lstm_forward(w_ih, b, w_hh, xs, h0, c0, valid, resets, reverse, keep, compute_dtype)
+    return h, c, _in(compute_dtype, _outputs(hs, valid))
 
 
-def _lstm_scan_fwd(w_ih, b, w_hh, xs, h0, c0, valid, resets, reverse, store_gates):
+def _lstm_scan_fwd(w_ih, b, w_hh, xs, h0, c0, valid, resets, reverse, store_gates, compute_dtype):
     w_ih, b, w_hh, xs, h0, c0, valid, resets = _values(w_ih, b, w_hh, xs, h0, c0, valid, resets)
+    keep = "gates" if store_gates else "start"
     h, c, stacked = _lstm_forward(
-        w_ih, b, w_hh, xs, h0, c0, valid, resets, reverse, "gates" if store_gates else "start"
+        w_ih, b, w_hh, xs, h0, c0, valid, resets, reverse, keep, compute_dtype
     )
     hs = _following(stacked[0], h, reverse)
     initial = None if resets is None else (h0, c0)
-    return (h, c, _outputs(hs, valid)), (w_ih, b, w_hh, xs, c, valid, resets, initial, stacked)
+    residuals = (w_ih, b, w_hh, xs, c, valid, resets, initial, stacked)
+    return (h, c, _in(compute_dtype, _outputs(hs, valid))), residuals
 
 
 def _lstm_delta(dh, dc, i, f, g, o, c_prev, c_t):
@@ -229,15 +274,22 @@ def _lstm_delta(dh, dc, i, f, g, o, c_prev, c_t):
     return jnp.concatenate([d_i, d_f, d_g, d_o], axis=-1), dc_total * f
 
 
-def _lstm_scan_bwd(reverse, store_gates, residuals, cotangents):
-    w_ih, b, w_hh, xs, c_last, valid, resets, initial, stacked = residuals
+def _lstm_scan_bwd(reverse, store_gates, compute_dtype, residuals, cotangents):
+    weights, xs, c_last, valid, resets, initial, stacked = residuals[:3], *residuals[3:]
+    # The forward's own (compute-dtype) weights: the products below are the exact derivative
+    # of what ran, in the wider dtype of the gradients they meet.
+    w_ih, b, w_hh = cast_params(weights, compute_dtype)
+    xs = xs.astype(w_ih.dtype)
     h_prev, c_prev = stacked[0], stacked[1]
     h0, c0 = (None, None) if resets is None else initial
     gates = stacked[2] if store_gates else None
     dh_last, dc_last, dys = cotangents
     dh_last, dc_last = _cotangent(dh_last, c_last), _cotangent(dc_last, c_last)
     dys = _output_cotangent(dys)
-    w_hh_t = w_hh.T
+    # The gradient recurrence through h and c is a sum over steps: it runs in the state's
+    # (wide) dtype, with the weights the forward used.
+    w_hh_t = w_hh.T.astype(c_last.dtype)
+    w_ih_t = w_ih.T.astype(c_last.dtype)
     w_xh = None if store_gates else jnp.concatenate([w_ih, w_hh], axis=0)
 
     # The cell c_t a step ends with is the one the step after it (the previous backward
@@ -251,6 +303,7 @@ def _lstm_scan_bwd(reverse, store_gates, residuals, cotangents):
             i, f, g, o = stored
         else:
             i, f, g, o = _lstm_gates(_joint_product(x, hp, w_xh, b))  # recomputed
+        i, f, g, o = (a.astype(c_t.dtype) for a in (i, f, g, o))
         dgates, dc_new = _lstm_delta(_with_dy(dh, dy, ok, valid), dc, i, f, g, o, cp, c_t)
         dh_new = dgates @ w_hh_t
         if valid is not None:  # a padding step passes the gradient through untouched
@@ -272,11 +325,14 @@ def _lstm_scan_bwd(reverse, store_gates, residuals, cotangents):
         state, (dw_ih, db, dw_hh) = carry
         x, hp = inputs[0], _reset(inputs[-1], h0, inputs[1])
         state, dgates = jax.lax.scan(body, state, inputs, reverse=not reverse)
-        flat = _flat(dgates)
-        sums = (dw_ih + _flat(x).T @ flat, db + flat.sum(axis=0), dw_hh + _flat(hp).T @ flat)
-        return (state, sums), dgates @ w_ih.T
+        sums = (
+            dw_ih + _weight_product(x, dgates, dw_ih),
+            db + _flat(dgates).sum(axis=0, dtype=db.dtype),
+            dw_hh + _weight_product(hp, dgates, dw_hh),
+        )
+        return (state, sums), dgates @ w_ih_t
 
-    zeros = tuple(jnp.zeros_like(w) for w in (w_ih, b, w_hh))
+    zeros = tuple(_accumulator(w) for w in (w_ih, b, w_hh))
     d_initial = None if resets is None else (jnp.zeros_like(h0), jnp.zeros_like(c0))
     ((dh0, dc0, _, d_initial), (dw_ih, db, dw_hh)), dxs = _chunked(
         chunk,
@@ -287,7 +343,9 @@ def _lstm_scan_bwd(reverse, store_gates, residuals, cotangents):
     )
     if resets is not None:
         dh0, dc0 = dh0 + d_initial[0], dc0 + d_initial[1]
-    return dw_ih, db, dw_hh, dxs, dh0, dc0, None, None
+    dw_ih, db, dw_hh = (d.astype(w.dtype) for d, w in zip((dw_ih, db, dw_hh), weights, strict=True))
+    dxs = dxs.astype(residuals[3].dtype)
+    return dw_ih, db, dw_hh, dxs, dh0.astype(c_last.dtype), dc0.astype(c_last.dtype), None, None
 
 
 lstm_scan.defvjp(_lstm_scan_fwd, _lstm_scan_bwd, symbolic_zeros=True)
@@ -298,22 +356,25 @@ lstm_scan.defvjp(_lstm_scan_fwd, _lstm_scan_bwd, symbolic_zeros=True)
 
 def _gru_parts(x, h, w_ih, b_ih, w_hh, b_hh):
     a_r, a_z, a_n = jnp.split(add_bias(x @ w_ih, b_ih), 3, axis=-1)
-    u_r, u_z, u_n = jnp.split(add_bias(h @ w_hh, b_hh), 3, axis=-1)
+    u_r, u_z, u_n = jnp.split(add_bias(recurrent(h, w_hh), b_hh), 3, axis=-1)
     r = jax.nn.sigmoid(a_r + u_r)
     z = jax.nn.sigmoid(a_z + u_z)
     n = jnp.tanh(a_n + r * u_n)
     return r, z, n, u_n
 
 
-def _gru_forward(w_ih, b_ih, w_hh, b_hh, xs, h0, valid, resets, reverse, keep):
+def _gru_forward(w_ih, b_ih, w_hh, b_hh, xs, h0, valid, resets, reverse, keep, compute_dtype):
     """The scan. ``keep="h"`` stacks the outputs; for the backward pass, ``"start"`` stacks
-    the state each step starts from (before a reset), and ``"gates"`` adds ``(r, z, n, u_n)``."""
+    the state each step starts from (before a reset), and ``"gates"`` adds ``(r, z, n, u_n)``.
+    Products and gates in ``compute_dtype`` (None: the weights'), the state in its own."""
+    w_ih, b_ih, w_hh, b_hh = cast_params((w_ih, b_ih, w_hh, b_hh), compute_dtype)
+    xs = xs.astype(w_ih.dtype)
 
     def body(h_before, inputs):
         x, ok, rs = inputs
         h = _reset(rs, h0, h_before)
         r, z, n, u_n = _gru_parts(x, h, w_ih, b_ih, w_hh, b_hh)
-        h_new = (1.0 - z) * n + z * h
+        h_new = accumulate(z, h, (1.0 - z) * n)
         if valid is not None:
             h_new = _where(ok, h_new, h)
         if keep == "h":
@@ -324,31 +385,40 @@ def _gru_forward(w_ih, b_ih, w_hh, b_hh, xs, h0, valid, resets, reverse, keep):
     return scan(body, h0, steps, reverse=reverse)
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(8, 9))
-def gru_scan(w_ih, b_ih, w_hh, b_hh, xs, h0, valid, resets, reverse, store_gates):
+@functools.partial(jax.custom_vjp, nondiff_argnums=(8, 9, 10))
+def gru_scan(
+    w_ih, b_ih, w_hh, b_hh, xs, h0, valid, resets, reverse, store_gates, compute_dtype=None
+):
     """``(h_T, ys)``: the GRU over ``xs`` from ``h0``; ``ys`` zero where ``valid`` is False.
-    ``store_gates`` keeps the gates for the backward pass instead of recomputing them."""
-    h, hs = _gru_forward(w_ih, b_ih, w_hh, b_hh, xs, h0, valid, resets, reverse, "h")
-    return h, _outputs(hs, valid)
+    ``store_gates`` keeps the gates for the backward pass instead of recomputing them;
+    ``compute_dtype`` (None: the weights') is the dtype of the products, gates and ``ys``."""
+    weights = (w_ih, b_ih, w_hh, b_hh)
+    h, hs = _gru_forward(*weights, xs, h0, valid, resets, reverse, "h", compute_dtype)
+    return h, _in(compute_dtype, _outputs(hs, valid))
 
 
-def _gru_scan_fwd(w_ih, b_ih, w_hh, b_hh, xs, h0, valid, resets, reverse, store_gates):
+def _gru_scan_fwd(
+    w_ih, b_ih, w_hh, b_hh, xs, h0, valid, resets, reverse, store_gates, compute_dtype
+):
     values = _values(w_ih, b_ih, w_hh, b_hh, xs, h0, valid, resets)
     w_ih, b_ih, w_hh, b_hh, xs, h0, valid, resets = values
     keep = "gates" if store_gates else "start"
-    h, (h_prev, gates) = _gru_forward(w_ih, b_ih, w_hh, b_hh, xs, h0, valid, resets, reverse, keep)
+    weights = (w_ih, b_ih, w_hh, b_hh)
+    h, (h_prev, gates) = _gru_forward(*weights, xs, h0, valid, resets, reverse, keep, compute_dtype)
     hs = _following(h_prev, h, reverse)
     initial = None if resets is None else h0
-    residuals = (w_ih, b_ih, w_hh, b_hh, xs, valid, resets, initial, h_prev, gates)
-    return (h, _outputs(hs, valid)), residuals
+    residuals = (weights, xs, valid, resets, initial, h_prev, gates)
+    return (h, _in(compute_dtype, _outputs(hs, valid))), residuals
 
 
-def _gru_scan_bwd(reverse, store_gates, residuals, cotangents):
-    w_ih, b_ih, w_hh, b_hh, xs, valid, resets, h0, h_prev, gates = residuals
+def _gru_scan_bwd(reverse, store_gates, compute_dtype, residuals, cotangents):
+    weights, xs_given, valid, resets, h0, h_prev, gates = residuals
+    w_ih, b_ih, w_hh, b_hh = cast_params(weights, compute_dtype)  # as the forward ran
+    xs = xs_given.astype(w_ih.dtype)
     dh_last, dys = cotangents
     dh_last = _cotangent(dh_last, jax.ShapeDtypeStruct(h_prev.shape[1:], h_prev.dtype))
     dys = _output_cotangent(dys)
-    w_hh_t = w_hh.T
+    w_hh_t, w_ih_t = w_hh.T.astype(h_prev.dtype), w_ih.T.astype(h_prev.dtype)  # as the LSTM's
 
     def body(carry, inputs):
         dh, d_initial = carry
@@ -358,6 +428,7 @@ def _gru_scan_bwd(reverse, store_gates, residuals, cotangents):
             r, z, n, u_n = stored
         else:
             r, z, n, u_n = _gru_parts(x, hp, w_ih, b_ih, w_hh, b_hh)  # recomputed
+        r, z, n, u_n = (a.astype(hp.dtype) for a in (r, z, n, u_n))
         dh_total = _with_dy(dh, dy, ok, valid)
         d_z = dh_total * (hp - n) * z * (1 - z)
         d_n = dh_total * (1 - z) * (1 - n**2)
@@ -381,16 +452,15 @@ def _gru_scan_bwd(reverse, store_gates, residuals, cotangents):
         dh, (d_a, r) = jax.lax.scan(body, dh, inputs, reverse=not reverse)
         # d_u differs from d_a only in its n part, scaled by r: stack r (h), not d_u (3h).
         d_u = jnp.concatenate([d_a[..., : 2 * h_size], d_a[..., 2 * h_size :] * r], axis=-1)
-        flat_a, flat_u = _flat(d_a), _flat(d_u)
         sums = (
-            dw_ih + _flat(x).T @ flat_a,
-            db_ih + flat_a.sum(axis=0),
-            dw_hh + _flat(hp).T @ flat_u,
-            db_hh + flat_u.sum(axis=0),
+            dw_ih + _weight_product(x, d_a, dw_ih),
+            db_ih + _flat(d_a).sum(axis=0, dtype=db_ih.dtype),
+            dw_hh + _weight_product(hp, d_u, dw_hh),
+            db_hh + _flat(d_u).sum(axis=0, dtype=db_hh.dtype),
         )
-        return (dh, sums), d_a @ w_ih.T
+        return (dh, sums), d_a @ w_ih_t
 
-    zeros = tuple(jnp.zeros_like(w) for w in (w_ih, b_ih, w_hh, b_hh))
+    zeros = tuple(_accumulator(w) for w in (w_ih, b_ih, w_hh, b_hh))
     d_initial = None if resets is None else jnp.zeros_like(h0)
     ((dh0, d_initial), (dw_ih, db_ih, dw_hh, db_hh)), dxs = _chunked(
         chunk,
@@ -401,7 +471,10 @@ def _gru_scan_bwd(reverse, store_gates, residuals, cotangents):
     )
     if resets is not None:
         dh0 = dh0 + d_initial
-    return dw_ih, db_ih, dw_hh, db_hh, dxs, dh0, None, None
+    grads = tuple(
+        d.astype(w.dtype) for d, w in zip((dw_ih, db_ih, dw_hh, db_hh), weights, strict=True)
+    )
+    return (*grads, dxs.astype(xs_given.dtype), dh0.astype(h_prev.dtype), None, None)
 
 
 gru_scan.defvjp(_gru_scan_fwd, _gru_scan_bwd, symbolic_zeros=True)

@@ -9,24 +9,34 @@ import numpy as np
 from jaxrnn.cells import fused as fused_scans
 from jaxrnn.cells.base import Cell
 from jaxrnn.cells.base import Family
+from jaxrnn.cells.base import accumulate
 from jaxrnn.cells.base import add_bias
+from jaxrnn.cells.base import cell_factory
+from jaxrnn.cells.base import check_compute_dtype
 from jaxrnn.cells.base import concat_gates
 from jaxrnn.cells.base import input_kernel
 from jaxrnn.cells.base import make_cell
 from jaxrnn.cells.base import make_param_checker
 from jaxrnn.cells.base import orthogonal_blocks
+from jaxrnn.cells.base import recurrent
 from jaxrnn.cells.base import zeros_carry
 from jaxrnn.cells.fused import gru_scan
 from jaxrnn.checks import check_flag
 from jaxrnn.checks import check_init_args
 from jaxrnn.checks import check_size
-from jaxrnn.checks import fail
 from jaxrnn.typing import Array
 from jaxrnn.typing import Params
 from jaxrnn.typing import PRNGKey
 
 
-def gru(hidden_size: int, *, reset_after: bool = True, store_gates: bool | None = None) -> Cell:
+@cell_factory
+def gru(
+    hidden_size: int,
+    *,
+    reset_after: bool = True,
+    store_gates: bool | None = None,
+    compute_dtype=None,
+) -> Cell:
     r"""The GRU cell, with the reset gate applied to the hidden projection *including* its bias.
 
     $$
@@ -57,6 +67,9 @@ def gru(hidden_size: int, *, reset_after: bool = True, store_gates: bool | None 
         recompute them (False); None decides by size (stored from
         `jaxrnn.cells.fused.STORE_GATES_FROM` units, where storing measured faster).
 
+      compute_dtype: the dtype of the products and gate arithmetic, e.g. ``jnp.bfloat16``
+        with float32 params (mixed precision: the carry stays float32, see `Cell`); None
+        computes in the params' dtype.
     Returns:
       A `Cell`.
 
@@ -68,11 +81,10 @@ def gru(hidden_size: int, *, reset_after: bool = True, store_gates: bool | None 
       >>> h.shape
       (2, 4)
     """
+    compute_dtype = check_compute_dtype(compute_dtype)
     check_size("hidden_size", hidden_size)
     check_flag("reset_after", reset_after)
-    if store_gates is not None and not isinstance(store_gates, bool):
-        fail("store_gates", "None, True or False", store_gates, TypeError)
-    store = fused_scans.stores_gates(hidden_size) if store_gates is None else store_gates
+    store = fused_scans.resolve_store_gates(hidden_size, store_gates)
 
     def shapes(input_size: int) -> dict[str, tuple[int, ...]]:
         return {
@@ -100,23 +112,25 @@ def gru(hidden_size: int, *, reset_after: bool = True, store_gates: bool | None 
     def step_projected(params: Params, h: Array, px: Array) -> tuple[Array, Array]:
         a_r, a_z, a_n = jnp.split(px, 3, axis=-1)
         if reset_after:
-            u_r, u_z, u_n = jnp.split(add_bias(h @ params["w_hh"], params["b_hh"]), 3, axis=-1)
+            u_r, u_z, u_n = jnp.split(
+                add_bias(recurrent(h, params["w_hh"]), params["b_hh"]), 3, axis=-1
+            )
             r = jax.nn.sigmoid(a_r + u_r)
             z = jax.nn.sigmoid(a_z + u_z)
             n = jnp.tanh(a_n + r * u_n)
         else:
             w_rz, w_n = params["w_hh"][:, : 2 * hidden_size], params["w_hh"][:, 2 * hidden_size :]
             b_rz, b_n = params["b_hh"][: 2 * hidden_size], params["b_hh"][2 * hidden_size :]
-            u_r, u_z = jnp.split(add_bias(h @ w_rz, b_rz), 2, axis=-1)
+            u_r, u_z = jnp.split(add_bias(recurrent(h, w_rz), b_rz), 2, axis=-1)
             r = jax.nn.sigmoid(a_r + u_r)
             z = jax.nn.sigmoid(a_z + u_z)
-            n = jnp.tanh(a_n + add_bias((r * h) @ w_n, b_n))
-        h = (1.0 - z) * n + z * h
+            n = jnp.tanh(a_n + add_bias(recurrent(r * h.astype(r.dtype), w_n), b_n))
+        h = accumulate(z, h, (1.0 - z) * n)
         return h, h
 
     def fused(params: Params, xs: Array, h: Array, valid, reverse: bool, resets=None):
         w_ih, b_ih, w_hh, b_hh = (params[k] for k in ("w_ih", "b_ih", "w_hh", "b_hh"))
-        return gru_scan(w_ih, b_ih, w_hh, b_hh, xs, h, valid, resets, reverse, store)
+        return gru_scan(w_ih, b_ih, w_hh, b_hh, xs, h, valid, resets, reverse, store, compute_dtype)
 
     name = "gru" if reset_after else "gru_reset_before"
     return make_cell(
@@ -129,6 +143,7 @@ def gru(hidden_size: int, *, reset_after: bool = True, store_gates: bool | None 
         hidden_size=hidden_size,
         fused=fused if reset_after else None,  # the hand-written pass resets after
         output=lambda h: h,
+        compute_dtype=compute_dtype,
     )
 
 

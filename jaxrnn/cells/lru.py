@@ -10,6 +10,8 @@ import jax.numpy as jnp
 from jaxrnn.cells.base import Cell
 from jaxrnn.cells.base import Family
 from jaxrnn.cells.base import LinearRecurrence
+from jaxrnn.cells.base import cell_factory
+from jaxrnn.cells.base import check_compute_dtype
 from jaxrnn.cells.base import linear_step
 from jaxrnn.cells.base import make_cell
 from jaxrnn.cells.base import make_param_checker
@@ -23,6 +25,7 @@ from jaxrnn.typing import Params
 from jaxrnn.typing import PRNGKey
 
 
+@cell_factory
 def lru(
     hidden_size: int,
     *,
@@ -30,6 +33,7 @@ def lru(
     r_min: float = 0.9,
     r_max: float = 0.999,
     max_phase: float = 2 * math.pi,
+    compute_dtype=None,
 ) -> Cell:
     r"""The LRU cell: ``n`` complex states, each decaying and rotating on its own.
 
@@ -54,6 +58,9 @@ def lru(
       r_max: largest initial ``|lambda|``.
       max_phase: largest initial phase of ``lambda``.
 
+      compute_dtype: the dtype of the products and gate arithmetic, e.g. ``jnp.bfloat16``
+        with float32 params (mixed precision: the carry stays float32, see `Cell`); None
+        computes in the params' dtype.
     Returns:
       A `Cell` with ``linear`` set.
 
@@ -66,6 +73,7 @@ def lru(
       >>> carry.dtype, ys.shape
       (dtype('complex64'), (2, 10, 8))
     """
+    compute_dtype = check_compute_dtype(compute_dtype)
     check_size("hidden_size", hidden_size)
     n = hidden_size if state_size is None else state_size
     check_size("state_size", n)
@@ -129,6 +137,7 @@ def lru(
         name="lru",
         hidden_size=hidden_size,
         linear=recurrence,
+        compute_dtype=compute_dtype,
     )
 
 

@@ -10,13 +10,17 @@ import jax.numpy as jnp
 from jaxrnn.cells import fused as fused_scans
 from jaxrnn.cells.base import Cell
 from jaxrnn.cells.base import Family
+from jaxrnn.cells.base import accumulate
 from jaxrnn.cells.base import add_bias
+from jaxrnn.cells.base import cell_factory
+from jaxrnn.cells.base import check_compute_dtype
 from jaxrnn.cells.base import concat_gates
 from jaxrnn.cells.base import from_keras_one_bias
 from jaxrnn.cells.base import input_kernel
 from jaxrnn.cells.base import make_cell
 from jaxrnn.cells.base import make_param_checker
 from jaxrnn.cells.base import orthogonal_blocks
+from jaxrnn.cells.base import recurrent
 from jaxrnn.cells.base import to_keras_one_bias
 from jaxrnn.cells.fused import lstm_scan
 from jaxrnn.checks import check_batch_shape
@@ -36,12 +40,14 @@ class LSTMCarry(NamedTuple):
     c: Array  # (..., h) memory cell
 
 
+@cell_factory
 def lstm(
     hidden_size: int,
     *,
     forget_bias: float = 1.0,
     store_gates: bool | None = None,
     proj_size: int | None = None,
+    compute_dtype=None,
 ) -> Cell:
     r"""The LSTM cell, gate order i, f, g, o as in PyTorch and Flax.
 
@@ -74,6 +80,9 @@ def lstm(
       proj_size: ``p`` in ``[1, hidden_size)``, the size of the projected output; None for
         none.
 
+      compute_dtype: the dtype of the products and gate arithmetic, e.g. ``jnp.bfloat16``
+        with float32 params (mixed precision: the carry stays float32, see `Cell`); None
+        computes in the params' dtype.
     Returns:
       A `Cell`.
 
@@ -90,19 +99,12 @@ def lstm(
       >>> carry.h.shape, carry.c.shape, ys.shape
       ((2,), (8,), (5, 2))
     """
+    compute_dtype = check_compute_dtype(compute_dtype)
     check_size("hidden_size", hidden_size)
     forget_bias = check_number("forget_bias", forget_bias)
-    if proj_size is not None:
-        check_size("proj_size", proj_size)
-        if proj_size >= hidden_size:
-            raise ValueError(
-                f"proj_size must be smaller than hidden_size={hidden_size} (as in PyTorch), "
-                f"got {proj_size}"
-            )
+    _check_proj_size(proj_size, hidden_size)
     out_size = hidden_size if proj_size is None else proj_size
-    if store_gates is not None and not isinstance(store_gates, bool):
-        fail("store_gates", "None, True or False", store_gates, TypeError)
-    store = fused_scans.stores_gates(hidden_size) if store_gates is None else store_gates
+    store = fused_scans.resolve_store_gates(hidden_size, store_gates)
 
     def shapes(input_size: int) -> dict[str, tuple[int, ...]]:
         out = {
@@ -143,17 +145,19 @@ def lstm(
         return add_bias(xs @ params["w_ih"], params["b"])
 
     def step_projected(params: Params, carry: LSTMCarry, px: Array) -> tuple[LSTMCarry, Array]:
-        gates = px + carry.h @ params["w_hh"]
+        gates = px + recurrent(carry.h, params["w_hh"])
         i, f, g, o = jnp.split(gates, 4, axis=-1)
-        c = jax.nn.sigmoid(f) * carry.c + jax.nn.sigmoid(i) * jnp.tanh(g)
-        h = jax.nn.sigmoid(o) * jnp.tanh(c)
+        c = accumulate(jax.nn.sigmoid(f), carry.c, jax.nn.sigmoid(i) * jnp.tanh(g))
+        h = jax.nn.sigmoid(o).astype(c.dtype) * jnp.tanh(c)
         if proj_size is not None:
-            h = h @ params["w_hr"]
+            h = recurrent(h, params["w_hr"])
         return LSTMCarry(h=h, c=c), h
 
     def fused(params: Params, xs: Array, carry: LSTMCarry, valid, reverse: bool, resets=None):
         w_ih, b, w_hh = params["w_ih"], params["b"], params["w_hh"]
-        h, c, ys = lstm_scan(w_ih, b, w_hh, xs, carry.h, carry.c, valid, resets, reverse, store)
+        h, c, ys = lstm_scan(
+            w_ih, b, w_hh, xs, carry.h, carry.c, valid, resets, reverse, store, compute_dtype
+        )
         return LSTMCarry(h=h, c=c), ys
 
     return make_cell(
@@ -166,7 +170,18 @@ def lstm(
         hidden_size=out_size,
         fused=fused if proj_size is None else None,  # the hand-written pass has no W_hr
         output=lambda carry: carry.h,
+        compute_dtype=compute_dtype,
     )
+
+
+def _check_proj_size(proj_size: int | None, hidden_size: int) -> None:
+    if proj_size is not None:
+        check_size("proj_size", proj_size)
+        if proj_size >= hidden_size:
+            raise ValueError(
+                f"proj_size must be smaller than hidden_size={hidden_size} (as in PyTorch), "
+                f"got {proj_size}"
+            )
 
 
 def _from_torch(w_ih, w_hh, b_ih, b_hh, w_hr=None) -> Params:

@@ -5,11 +5,15 @@ import jax.numpy as jnp
 
 from jaxrnn.cells.base import Cell
 from jaxrnn.cells.base import Family
+from jaxrnn.cells.base import accumulate
 from jaxrnn.cells.base import add_bias
+from jaxrnn.cells.base import cell_factory
+from jaxrnn.cells.base import check_compute_dtype
 from jaxrnn.cells.base import input_kernel
 from jaxrnn.cells.base import make_cell
 from jaxrnn.cells.base import make_param_checker
 from jaxrnn.cells.base import orthogonal_blocks
+from jaxrnn.cells.base import recurrent
 from jaxrnn.cells.base import zeros_carry
 from jaxrnn.checks import check_init_args
 from jaxrnn.checks import check_number
@@ -19,7 +23,8 @@ from jaxrnn.typing import Params
 from jaxrnn.typing import PRNGKey
 
 
-def mgu(hidden_size: int, *, forget_bias: float = 1.0) -> Cell:
+@cell_factory
+def mgu(hidden_size: int, *, forget_bias: float = 1.0, compute_dtype=None) -> Cell:
     r"""The MGU cell, in the convention of ``flax.linen.MGUCell``.
 
     $$
@@ -39,6 +44,9 @@ def mgu(hidden_size: int, *, forget_bias: float = 1.0) -> Cell:
       hidden_size: ``h``.
       forget_bias: initial value of the forget-gate bias (the first half of ``b_ih``).
 
+      compute_dtype: the dtype of the products and gate arithmetic, e.g. ``jnp.bfloat16``
+        with float32 params (mixed precision: the carry stays float32, see `Cell`); None
+        computes in the params' dtype.
     Returns:
       A `Cell`.
 
@@ -50,6 +58,7 @@ def mgu(hidden_size: int, *, forget_bias: float = 1.0) -> Cell:
       >>> y.shape, params["w_hh"].shape
       ((2, 4), (4, 8))
     """
+    compute_dtype = check_compute_dtype(compute_dtype)
     check_size("hidden_size", hidden_size)
     forget_bias = check_number("forget_bias", forget_bias)
 
@@ -79,10 +88,10 @@ def mgu(hidden_size: int, *, forget_bias: float = 1.0) -> Cell:
 
     def step_projected(params: Params, h: Array, px: Array) -> tuple[Array, Array]:
         a_f, a_n = jnp.split(px, 2, axis=-1)
-        u_f, u_n = jnp.split(h @ params["w_hh"], 2, axis=-1)
+        u_f, u_n = jnp.split(recurrent(h, params["w_hh"]), 2, axis=-1)
         f = jax.nn.sigmoid(a_f + u_f)
         n = jnp.tanh(a_n + f * add_bias(u_n, params["b_hn"]))
-        h = (1.0 - f) * n + f * h
+        h = accumulate(f, h, (1.0 - f) * n)
         return h, h
 
     return make_cell(
@@ -94,6 +103,7 @@ def mgu(hidden_size: int, *, forget_bias: float = 1.0) -> Cell:
         name="mgu",
         hidden_size=hidden_size,
         output=lambda h: h,
+        compute_dtype=compute_dtype,
     )
 
 

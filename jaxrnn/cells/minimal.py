@@ -8,6 +8,8 @@ from jaxrnn.cells.base import Cell
 from jaxrnn.cells.base import Family
 from jaxrnn.cells.base import LinearRecurrence
 from jaxrnn.cells.base import add_bias
+from jaxrnn.cells.base import cell_factory
+from jaxrnn.cells.base import check_compute_dtype
 from jaxrnn.cells.base import input_kernel
 from jaxrnn.cells.base import linear_step
 from jaxrnn.cells.base import make_cell
@@ -21,8 +23,9 @@ from jaxrnn.typing import Params
 from jaxrnn.typing import PRNGKey
 
 
-def _make(name: str, hidden_size: int, gates: int, coefficients) -> Cell:
+def _make(name: str, hidden_size: int, gates: int, coefficients, compute_dtype) -> Cell:
     check_size("hidden_size", hidden_size)
+    compute_dtype = check_compute_dtype(compute_dtype)
 
     def shapes(input_size: int) -> dict[str, tuple[int, ...]]:
         return {"w_ih": (input_size, gates * hidden_size), "b": (gates * hidden_size,)}
@@ -54,10 +57,12 @@ def _make(name: str, hidden_size: int, gates: int, coefficients) -> Cell:
         name=name,
         hidden_size=hidden_size,
         linear=recurrence,
+        compute_dtype=compute_dtype,
     )
 
 
-def mingru(hidden_size: int) -> Cell:
+@cell_factory
+def mingru(hidden_size: int, *, compute_dtype=None) -> Cell:
     r"""The minGRU cell: a GRU whose gates read only ``x_t``.
 
     $$
@@ -72,6 +77,9 @@ def mingru(hidden_size: int) -> Cell:
 
     Args:
       hidden_size: ``h``.
+      compute_dtype: the dtype of the products and gate arithmetic, e.g. ``jnp.bfloat16``
+        with float32 params (mixed precision: the carry stays float32, see `Cell`); None
+        computes in the params' dtype.
 
     Returns:
       A `Cell` with ``linear`` set.
@@ -92,10 +100,11 @@ def mingru(hidden_size: int) -> Cell:
         z = jax.nn.sigmoid(z)
         return 1.0 - z, z * candidate
 
-    return _make("mingru", hidden_size, 2, coefficients)
+    return _make("mingru", hidden_size, 2, coefficients, compute_dtype)
 
 
-def minlstm(hidden_size: int) -> Cell:
+@cell_factory
+def minlstm(hidden_size: int, *, compute_dtype=None) -> Cell:
     r"""The minLSTM cell: forget and input gates that read only ``x_t``, normalised to sum to 1.
 
     $$
@@ -112,6 +121,9 @@ def minlstm(hidden_size: int) -> Cell:
 
     Args:
       hidden_size: ``h``.
+      compute_dtype: the dtype of the products and gate arithmetic, e.g. ``jnp.bfloat16``
+        with float32 params (mixed precision: the carry stays float32, see `Cell`); None
+        computes in the params' dtype.
 
     Returns:
       A `Cell` with ``linear`` set.
@@ -132,7 +144,7 @@ def minlstm(hidden_size: int) -> Cell:
         total = f + i
         return f / total, i / total * candidate
 
-    return _make("minlstm", hidden_size, 3, coefficients)
+    return _make("minlstm", hidden_size, 3, coefficients, compute_dtype)
 
 
 MINGRU = Family(name="mingru", make=mingru)

@@ -9,6 +9,8 @@ import numpy as np
 from jaxrnn.cells.base import Cell
 from jaxrnn.cells.base import Family
 from jaxrnn.cells.base import LinearRecurrence
+from jaxrnn.cells.base import cell_factory
+from jaxrnn.cells.base import check_compute_dtype
 from jaxrnn.cells.base import linear_step
 from jaxrnn.cells.base import make_cell
 from jaxrnn.cells.base import make_param_checker
@@ -25,8 +27,14 @@ _C = 8.0  # the fixed scale of log a in the paper: a = sigmoid(...) ** (C * soft
 _MAX_GRADIENT = 1000.0  # the bound on d sqrt(1 - a^2) that keeps training finite as a -> 1
 
 
+@cell_factory
 def rg_lru(
-    hidden_size: int, *, num_heads: int = 1, min_rad: float = 0.9, max_rad: float = 0.999
+    hidden_size: int,
+    *,
+    num_heads: int = 1,
+    min_rad: float = 0.9,
+    max_rad: float = 0.999,
+    compute_dtype=None,
 ) -> Cell:
     r"""The RG-LRU cell of Griffin and RecurrentGemma (real-valued, as released).
 
@@ -56,6 +64,9 @@ def rg_lru(
       min_rad: smallest initial ``a`` (at ``r = 1``).
       max_rad: largest initial ``a``.
 
+      compute_dtype: the dtype of the products and gate arithmetic, e.g. ``jnp.bfloat16``
+        with float32 params (mixed precision: the carry stays float32, see `Cell`); None
+        computes in the params' dtype.
     Returns:
       A `Cell`.
 
@@ -69,6 +80,7 @@ def rg_lru(
       >>> ys.shape, bool(jnp.allclose(ys, ys_seq, atol=1e-5))
       ((2, 64, 8), True)
     """
+    compute_dtype = check_compute_dtype(compute_dtype)
     check_size("hidden_size", hidden_size)
     check_size("num_heads", num_heads)
     if hidden_size % num_heads:
@@ -145,6 +157,7 @@ def rg_lru(
         hidden_size=hidden_size,
         linear=recurrence,
         output=lambda h: h,
+        compute_dtype=compute_dtype,
     )
 
 
