@@ -51,7 +51,17 @@ __version__ = "0.1.3"
 
 # Loaded on first attribute access: `train` pulls in orbax, which `unroll` users don't need,
 # and `nnx`/`linen` need Flax, an optional dependency.
-_SUBMODULES = ("decode", "distributed", "export", "linen", "nnx", "text", "train")
+_SUBMODULES = (
+    "cudnn",
+    "decode",
+    "distributed",
+    "export",
+    "linen",
+    "nnx",
+    "pallas",
+    "text",
+    "train",
+)
 
 
 def __getattr__(name: str):

@@ -193,7 +193,10 @@ def _perturbed_cell(cell: Cell, num_leaves: int) -> Cell:
         chunks = jnp.split(e, num_leaves, axis=-1)
         carry = jax.tree.unflatten(
             treedef,
-            [leaf + chunk for leaf, chunk in zip(jax.tree.leaves(carry), chunks, strict=True)],
+            [
+                leaf + e.astype(leaf.dtype)
+                for leaf, e in zip(jax.tree.leaves(carry), chunks, strict=True)
+            ],
         )
         return carry, hidden_state(carry)
 

@@ -19,6 +19,7 @@ from jaxrnn import steps as steps_
 from jaxrnn.cells.base import Cell
 from jaxrnn.cells.base import hidden_state
 from jaxrnn.cells.base import replace_step
+from jaxrnn.cells.base import wider
 from jaxrnn.cells.base import with_compute_dtype
 from jaxrnn.cells.base import with_hidden_state
 from jaxrnn.checks import check_axes
@@ -242,7 +243,7 @@ def in_compute_dtype(model: Any, compute_dtype: Any, name: str = "compute_dtype"
             said(str(compute_dtype)),
             TypeError,
         )
-    return with_compute_dtype(model, compute_dtype)
+    return with_compute_dtype(model, compute_dtype, name)
 
 
 def _as_layer(model: Any, name: str, **rnn_options: Any) -> Layer:
@@ -454,7 +455,12 @@ def bidirectional(
             dropout_key=keys[1],
             **steps,
         )
-        return BidirectionalCarry(carry_f, carry_b), merge_fn(ys_f, ys_b)
+        # Directions may compute in different dtypes (one mixed-precision cell): merge in the
+        # wider one, explicitly.
+        dtype = wider(ys_f.dtype, ys_b.dtype)
+        return BidirectionalCarry(carry_f, carry_b), merge_fn(
+            ys_f.astype(dtype), ys_b.astype(dtype)
+        )
 
     name = f"bidirectional({fwd.name}, {bwd.name})"
     return Layer(

@@ -24,6 +24,7 @@ import jax.numpy as jnp
 from jaxrnn import layers
 from jaxrnn.cells.base import Cell
 from jaxrnn.checks import check_flag
+from jaxrnn.checks import check_real_dtype
 from jaxrnn.checks import fail
 from jaxrnn.strategy import DEPRECATED_FIELDS
 from jaxrnn.strategy import Strategy
@@ -244,7 +245,10 @@ def run(
             check_flag(name, flag)
     in_features = jnp.shape(xs)[-1]
     params = module.param(
-        "layer", lambda key: layer.init(key, in_features, dtype=module.param_dtype)
+        "layer",
+        lambda key: layer.init(
+            key, in_features, dtype=check_real_dtype(module.param_dtype, "param_dtype")
+        ),
     )
     dropout_key = None
     if layer.uses_dropout:

@@ -15,6 +15,8 @@ and is off when the module is ``deterministic`` (``model.eval()``) or the call s
 Needs Flax (``pip install 'jaxrnn[flax]'``).
 """
 
+import os
+import sys
 import warnings
 from collections.abc import Callable
 from collections.abc import Sequence
@@ -385,10 +387,21 @@ def _dtypes(dtype: Any, param_dtype: Any, owner: str) -> tuple[Any, Any]:
             f"param_dtype=jnp.{jnp.dtype(dtype).name} for the params' dtype (and dtype= for "
             "mixed precision)",
             DeprecationWarning,
-            stacklevel=3,
+            stacklevel=_outside_libraries(),
         )
         return None, dtype
     return dtype, jnp.float32 if param_dtype is None else param_dtype
+
+
+def _outside_libraries() -> int:
+    """The ``stacklevel`` of the first caller outside jaxrnn and Flax (whose metaclass calls a
+    module's ``__init__``), so that a warning shows at the user's own line."""
+    libraries = (os.path.dirname(__file__), os.path.dirname(os.path.dirname(nnx.__file__)))
+    skip = tuple(folder + os.sep for folder in libraries)
+    frame, level = sys._getframe(1), 1
+    while frame is not None and frame.f_code.co_filename.startswith(skip):
+        frame, level = frame.f_back, level + 1
+    return level
 
 
 def _is_variable(x: Any) -> bool:

@@ -38,6 +38,7 @@ from jaxrnn.checks import check_size
 from jaxrnn.checks import fail
 from jaxrnn.checks import said
 from jaxrnn.parallel import backward_coefficients
+from jaxrnn.parallel import check_operands
 from jaxrnn.typing import Array
 
 DTYPES = ("float32", "bfloat16", "float16", "complex64")
@@ -108,14 +109,10 @@ def pallas_linear_scan(
 
 
 def _check_operands(a, b):
-    for name, x in (("a", a), ("b", b)):
-        if not hasattr(x, "dtype") or x.ndim == 0:
-            fail(name, "an array with a leading time axis, (t, ...)", x, TypeError)
-        if str(x.dtype) not in DTYPES:
-            words = ", ".join(DTYPES[:-1]) + f" or {DTYPES[-1]}"
-            fail(name, f"{words} (accumulated in float32)", said(f"dtype {x.dtype}"), TypeError)
-    if a.shape != b.shape or a.dtype != b.dtype:
-        fail("b", f"of the shape and dtype of a, {a.shape} {a.dtype}", said(f"{b.shape} {b.dtype}"))
+    check_operands(a, b)
+    if str(a.dtype) not in DTYPES:
+        words = ", ".join(DTYPES[:-1]) + f" or {DTYPES[-1]}"
+        fail("a", f"{words} (accumulated in float32)", said(f"dtype {a.dtype}"), TypeError)
 
 
 class _Blocks(NamedTuple):

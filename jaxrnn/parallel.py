@@ -19,6 +19,8 @@ from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec
 
 from jaxrnn.checks import check_choice
+from jaxrnn.checks import fail
+from jaxrnn.checks import said
 from jaxrnn.portable import scan
 from jaxrnn.typing import Array
 
@@ -59,6 +61,9 @@ def linear_scan(a: Array, b: Array, *, reverse: bool = False, method: str | None
       Array([1.   , 1.5  , 1.75 , 1.875], dtype=float32)
     """
     check_choice("method", method, ("loop", "associative", "pallas", None))
+    check_operands(a, b)
+    if a.shape[0] == 0:
+        return jnp.zeros_like(b)
     if method is None:
         method = "loop" if jax.default_backend() == "cpu" else "associative"
     if method == "loop":
@@ -74,6 +79,27 @@ def linear_scan(a: Array, b: Array, *, reverse: bool = False, method: str | None
         return a2 * a1, a2 * b1 + b2
 
     return jax.lax.associative_scan(combine, (a, b), reverse=reverse, axis=0)[1]
+
+
+def check_operands(a, b) -> None:
+    """``a`` and ``b`` of `linear_scan`: arrays of one shape ``(t, ...)`` and one inexact
+    dtype (never broadcast against each other: every method must read the same recurrence).
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> from jaxrnn.parallel import check_operands
+      >>> check_operands(jnp.ones((5, 1)), jnp.ones((5, 3)))
+      Traceback (most recent call last):
+      ...
+      ValueError: b must be of the shape and dtype of a, (5, 1) float32, got (5, 3) float32
+    """
+    for name, x in (("a", a), ("b", b)):
+        if not hasattr(x, "dtype") or getattr(x, "ndim", 0) == 0:
+            fail(name, "an array with a leading time axis, (t, ...)", x, TypeError)
+        if not jnp.issubdtype(x.dtype, jnp.inexact):
+            fail(name, "a floating-point or complex array", said(f"dtype {x.dtype}"), TypeError)
+    if a.shape != b.shape or a.dtype != b.dtype:
+        fail("b", f"of the shape and dtype of a, {a.shape} {a.dtype}", said(f"{b.shape} {b.dtype}"))
 
 
 def _loop_states(a, b, reverse):

@@ -344,6 +344,8 @@ def _parallel(
     first = a.shape[0] - 1 if reverse else 0
     b = b.at[first].set(a[first] * carry.astype(a.dtype) + b[first])
 
+    if method == "pallas":
+        _check_pallas_dtype(a)
     if time_sharding is None:
         states = linear_scan(a, b, reverse=reverse, method=method)
     else:
@@ -356,6 +358,19 @@ def _parallel(
         ys = place_over_time(ys, *time_sharding)
     final = states[0] if reverse else states[-1]
     return final, ys
+
+
+def _check_pallas_dtype(a: Array) -> None:
+    from jaxrnn.pallas import DTYPES  # imports Pallas only when asked for
+
+    if str(a.dtype) not in DTYPES:
+        fail(
+            "strategy",
+            "a scan_method other than 'pallas' for a recurrence in "
+            f"{a.dtype} (the kernel takes {', '.join(DTYPES)})",
+            said("scan_method='pallas'"),
+            TypeError,
+        )
 
 
 def _check_xs(

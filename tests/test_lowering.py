@@ -85,6 +85,30 @@ def test_unroll_and_its_gradient_lower_for_gpu_and_tpu(cell_name, strategy):
     assert len(lowers(function, *args)) == len(PLATFORMS)
 
 
+MIXED = {
+    "lstm fused": (jaxrnn.lstm(H, compute_dtype=jnp.bfloat16), jaxrnn.Strategy()),
+    "gru unfused": (jaxrnn.gru(H, compute_dtype=jnp.bfloat16), jaxrnn.Strategy(fused=False)),
+    "mingru parallel": (
+        jaxrnn.mingru(H, compute_dtype=jnp.bfloat16),
+        jaxrnn.Strategy(mode="parallel"),
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(MIXED))
+def test_mixed_precision_lowers_for_gpu_and_tpu(case):
+    cell, strategy = MIXED[case]
+    params = cell.init(KEY, input_size=IN)
+
+    def apply(params, xs, lengths):
+        ys = jaxrnn.unroll(cell, params, xs, seq_lengths=lengths, strategy=strategy)[1]
+        return ys.astype(jnp.float32)
+
+    function, args = output_and_grad(apply, params, XS, LENGTHS)
+    for exported in lowers(function, *args):
+        assert "bf16" in exported.mlir_module()  # the products really are bfloat16
+
+
 def test_masks_reverse_and_several_batch_axes_lower():
     cell = jaxrnn.gru(H)
     params = cell.init(KEY, input_size=IN)

@@ -14,6 +14,7 @@ from flax import nnx
 
 import jaxrnn
 from jaxrnn.cells import FAMILIES
+from jaxrnn.cells.base import replace_step
 from jaxrnn.cells.base import with_compute_dtype
 
 BF16 = jnp.bfloat16
@@ -297,3 +298,104 @@ def test_mixed_precision_inputs_of_any_float_dtype_are_cast():
     _, from_f32 = jaxrnn.unroll(cell, params, xs)
     _, from_bf16 = jaxrnn.unroll(cell, params, xs.astype(BF16))
     np.testing.assert_array_equal(from_f32, from_bf16)
+
+
+@pytest.mark.allow_promotion  # optax's updates mix dtypes
+def test_fit_trains_and_checkpoints_a_mixed_precision_model(tmp_path):
+    cell = jaxrnn.gru(8, compute_dtype=BF16)
+    xs = jax.random.normal(jax.random.key(1), (32, 10, 2))
+    targets = jnp.sum(xs[..., 0], axis=1, keepdims=True)
+    params = {"rnn": cell.init(jax.random.key(0), 2), "head": jnp.zeros((8, 1))}
+
+    def loss(params, batch, key):
+        xs, targets = batch
+        last = jaxrnn.many_to_one(cell, params["rnn"], xs).astype(jnp.float32)
+        return jnp.mean((last @ params["head"] - targets) ** 2)
+
+    def run():  # a second run on the same workdir resumes from its float32 checkpoint
+        return jaxrnn.train.fit(
+            loss,
+            params,
+            jaxrnn.train.EpochBatches((xs, targets), batch_size=8),
+            num_steps=40,
+            optimizer=optax.adam(1e-2),
+            workdir=tmp_path / "run",
+            progress=False,
+        )
+
+    result = run()
+    assert dtypes(result.params) == {jnp.dtype(jnp.float32)}
+    losses = [r["loss"] for r in result.history if r["split"] == "train"]
+    assert losses[-1] < losses[0]
+    again = run()
+    for got, want in zip(
+        jax.tree.leaves(again.params), jax.tree.leaves(result.params), strict=True
+    ):
+        np.testing.assert_array_equal(got, want)
+
+
+def test_a_wrapper_calling_a_mixed_cells_step_runs():
+    # gradient_norms perturbs each step through a replace_step wrapper that calls cell.step.
+    cell = jaxrnn.elman(4, compute_dtype=BF16)
+    params = cell.init(jax.random.key(0), 2)
+    xs = jax.random.normal(jax.random.key(1), (2, 5, 2))
+    norms = jaxrnn.gradient_norms(
+        cell, params, xs, lambda carry, ys: jnp.sum(ys[:, -1].astype(jnp.float32) ** 2)
+    )
+    assert sorted(norms) == ["carry", "hidden", "input"]
+    assert all(bool(jnp.all(jnp.isfinite(n))) and n.shape == (5,) for n in norms.values())
+    wrapped = replace_step(cell, lambda p, c, px: cell.step_projected(p, c, px))
+    assert wrapped.compute_dtype == BF16
+    _, ys = jaxrnn.unroll(wrapped, params, xs)
+    np.testing.assert_array_equal(ys, jaxrnn.unroll(cell, params, xs)[1])
+
+
+def test_compute_dtypes_that_would_not_compute_as_asked_are_refused():
+    with pytest.raises(TypeError, match="compute_dtype must be one of bfloat16, float16"):
+        jaxrnn.lstm(4, compute_dtype=jnp.float8_e4m3fn)
+    if not jax.config.jax_enable_x64:  # float64 would silently be float32
+        with pytest.raises(TypeError, match="jax_enable_x64"):
+            jaxrnn.gru(4, compute_dtype=jnp.float64)
+
+
+def test_the_new_modules_are_attributes_of_the_package():
+    import importlib
+    import subprocess
+    import sys
+
+    code = (
+        "import jaxrnn; print(jaxrnn.cudnn.CudnnFallbackWarning.__name__, jaxrnn.pallas.DTYPES[0])"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["CudnnFallbackWarning", "float32"]
+    assert importlib.import_module("jaxrnn").cudnn is importlib.import_module("jaxrnn.cudnn")
+
+
+def test_directions_in_different_dtypes_merge_in_the_wider():
+    layer = jaxrnn.bidirectional(jaxrnn.gru(3, compute_dtype=BF16), jaxrnn.gru(3))
+    params = layer.init(jax.random.key(0), 2)
+    _, ys = layer.apply(params, jnp.ones((2, 4, 2)))
+    assert ys.dtype == jnp.float32 and ys.shape == (2, 4, 6)
+
+
+def test_the_nnx_dtype_warning_points_at_the_callers_line():
+    with pytest.warns(DeprecationWarning) as caught:
+        jaxrnn.nnx.RNN(jaxrnn.gru(4), in_features=3, rngs=nnx.Rngs(0), dtype=BF16)
+    assert caught[0].filename == __file__
+
+
+def test_linen_names_its_own_dtype_arguments():
+    xs = jnp.ones((1, 2, 3))
+    with pytest.raises(TypeError, match="^dtype must be"):
+        jaxrnn.linen.RNN(jaxrnn.gru(4), dtype="bf16").init(jax.random.key(0), xs)
+    with pytest.raises(TypeError, match="^param_dtype must be"):
+        jaxrnn.linen.RNN(jaxrnn.gru(4), param_dtype="bf16").init(jax.random.key(0), xs)
+
+
+def test_pallas_names_the_strategy_for_a_recurrence_it_cannot_take():
+    with jax.enable_x64(True):
+        cell = jaxrnn.mingru(4)
+        params = cell.init(jax.random.key(0), 2, dtype=jnp.float64)
+        strategy = jaxrnn.Strategy(mode="parallel", scan_method="pallas")
+        with pytest.raises(TypeError, match="strategy must be a scan_method other than 'pallas'"):
+            jaxrnn.unroll(cell, params, jnp.ones((1, 3, 2), jnp.float64), strategy=strategy)

@@ -122,3 +122,14 @@ def test_remat_equals_the_plain_scan(segment, reverse):
     chex.assert_trees_all_close(g1, g0, rtol=1e-5, atol=1e-6)
     with pytest.raises(ValueError, match="remat must be a positive int"):
         Strategy(remat=0)
+
+
+def test_every_method_reads_the_same_recurrence_or_refuses():
+    a, b = jnp.full((5, 1), 0.5), jnp.ones((5, 3))
+    for method in ("loop", "associative", "pallas"):
+        with pytest.raises(ValueError, match=r"b must be of the shape and dtype of a, \(5, 1\)"):
+            jaxrnn.linear_scan(a, b, method=method)
+        with pytest.raises(TypeError, match="a must be a floating-point or complex array"):
+            jaxrnn.linear_scan(jnp.ones(3, int), jnp.ones(3, int), method=method)
+        empty = jaxrnn.linear_scan(jnp.ones((0, 2)), jnp.ones((0, 2)), method=method)
+        assert empty.shape == (0, 2)

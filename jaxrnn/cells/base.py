@@ -98,7 +98,7 @@ def cell_factory(make: Callable[..., Cell]) -> Callable[..., Cell]:
     return factory
 
 
-def with_compute_dtype(cell: Cell, compute_dtype: Any) -> Cell:
+def with_compute_dtype(cell: Cell, compute_dtype: Any, name: str = "compute_dtype") -> Cell:
     """``cell`` made again with another ``compute_dtype`` (None: the params' dtype).
 
     Examples:
@@ -109,25 +109,53 @@ def with_compute_dtype(cell: Cell, compute_dtype: Any) -> Cell:
     """
     if not isinstance(cell, Cell):
         fail("cell", "a jaxrnn.Cell", cell, TypeError)
-    compute_dtype = check_compute_dtype(compute_dtype)
+    compute_dtype = check_compute_dtype(compute_dtype, name)
     if compute_dtype == cell.compute_dtype:
         return cell
     if cell.remake is None:
         fail(
             "cell",
-            "a cell made by a jaxrnn factory (this one wraps another cell's step)",
+            f"a cell made by a jaxrnn factory such as jaxrnn.lstm to take {name}= (this one "
+            "was built by make_cell, replace_step or a wrapper such as recurrent dropout)",
             said(repr(cell)),
             TypeError,
-            hint="pass compute_dtype= to the factory of the cell inside the wrapper",
+            hint="give compute_dtype= to the factory of the cell it was built from",
         )
     return cell.remake(compute_dtype=compute_dtype)
 
 
-def check_compute_dtype(compute_dtype: Any) -> Any:
-    """None, or ``compute_dtype`` as a real floating-point NumPy dtype."""
+COMPUTE_DTYPES = ("bfloat16", "float16", "float32", "float64")
+
+
+def check_compute_dtype(compute_dtype: Any, name: str = "compute_dtype") -> Any:
+    """None, or ``compute_dtype`` as a NumPy dtype: bfloat16, float16, float32, or float64
+    when JAX has 64-bit types on (``jax_enable_x64``; without it float64 would silently be
+    float32). ``name`` is the argument's name in the message.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> from jaxrnn.cells.base import check_compute_dtype
+      >>> check_compute_dtype("bfloat16")
+      dtype(bfloat16)
+      >>> check_compute_dtype(jnp.float8_e4m3fn)  # doctest: +ELLIPSIS
+      Traceback (most recent call last):
+      ...
+      TypeError: compute_dtype must be one of bfloat16, float16, float32, float64, got float8_e4m3fn
+    """
     if compute_dtype is None:
         return None
-    return check_real_dtype(compute_dtype, "compute_dtype")
+    dtype = check_real_dtype(compute_dtype, name)
+    if dtype.name not in COMPUTE_DTYPES:
+        fail(name, "one of " + ", ".join(COMPUTE_DTYPES), said(dtype.name), TypeError)
+    if dtype.itemsize == 8 and not jax.config.jax_enable_x64:
+        fail(
+            name,
+            "float32 or narrower while JAX's 64-bit types are off",
+            said(dtype.name),
+            TypeError,
+            hint="turn them on first: jax.config.update('jax_enable_x64', True)",
+        )
+    return dtype
 
 
 def cast_params(params: Params, dtype: Any) -> Params:
@@ -252,7 +280,13 @@ def replace_step(cell: Cell, step_projected: Callable, **fields: Any) -> Cell:
     fields = {**cell._asdict(), "linear": None, "fused": None, "remake": None, **fields}
     for derived in ("step", "step_projected"):
         fields.pop(derived)
-    return make_cell(step_projected=step_projected, **fields)
+    # ``project``, ``initial_carry`` and the old step already compute in the cell's dtype, and
+    # a wrapper calls them with the params as given: made as a plain cell, the compute dtype
+    # only recorded, nothing is cast twice (a wrapper calling ``cell.step`` would otherwise
+    # see params already cast to the compute dtype).
+    compute_dtype = fields.pop("compute_dtype", None)
+    made = make_cell(step_projected=step_projected, **fields)
+    return made._replace(compute_dtype=compute_dtype)
 
 
 def hidden_state(carry: Carry) -> Array:

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.typing import DTypeLike
 
 from jaxrnn.cells.base import Cell
 from jaxrnn.cells.base import Family
@@ -33,7 +34,7 @@ def conv_lstm(
     kernel_size: Sequence[int] = (3, 3),
     *,
     forget_bias: float = 1.0,
-    compute_dtype=None,
+    compute_dtype: DTypeLike | None = None,
 ) -> Cell:
     r"""The convolutional LSTM cell, gate order i, f, g, o as in `jaxrnn.lstm`.
 

@@ -2,6 +2,7 @@
 
 import jax
 import jax.numpy as jnp
+from jax.typing import DTypeLike
 
 from jaxrnn.cells.base import Cell
 from jaxrnn.cells.base import Family
@@ -25,7 +26,9 @@ from jaxrnn.typing import PRNGKey
 
 
 @cell_factory
-def elman(hidden_size: int, *, activation: Activation = jnp.tanh, compute_dtype=None) -> Cell:
+def elman(
+    hidden_size: int, *, activation: Activation = jnp.tanh, compute_dtype: DTypeLike | None = None
+) -> Cell:
     r"""The simple (Elman) RNN cell.
 
     $$

@@ -5,6 +5,7 @@ import functools
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.typing import DTypeLike
 
 from jaxrnn.cells import fused as fused_scans
 from jaxrnn.cells.base import Cell
@@ -35,7 +36,7 @@ def gru(
     *,
     reset_after: bool = True,
     store_gates: bool | None = None,
-    compute_dtype=None,
+    compute_dtype: DTypeLike | None = None,
 ) -> Cell:
     r"""The GRU cell, with the reset gate applied to the hidden projection *including* its bias.
 

@@ -6,6 +6,7 @@ import math
 
 import jax
 import jax.numpy as jnp
+from jax.typing import DTypeLike
 
 from jaxrnn.cells.base import Cell
 from jaxrnn.cells.base import Family
@@ -33,7 +34,7 @@ def lru(
     r_min: float = 0.9,
     r_max: float = 0.999,
     max_phase: float = 2 * math.pi,
-    compute_dtype=None,
+    compute_dtype: DTypeLike | None = None,
 ) -> Cell:
     r"""The LRU cell: ``n`` complex states, each decaying and rotating on its own.
 

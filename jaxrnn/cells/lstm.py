@@ -6,6 +6,7 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+from jax.typing import DTypeLike
 
 from jaxrnn.cells import fused as fused_scans
 from jaxrnn.cells.base import Cell
@@ -47,7 +48,7 @@ def lstm(
     forget_bias: float = 1.0,
     store_gates: bool | None = None,
     proj_size: int | None = None,
-    compute_dtype=None,
+    compute_dtype: DTypeLike | None = None,
 ) -> Cell:
     r"""The LSTM cell, gate order i, f, g, o as in PyTorch and Flax.
 

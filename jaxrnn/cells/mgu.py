@@ -2,6 +2,7 @@
 
 import jax
 import jax.numpy as jnp
+from jax.typing import DTypeLike
 
 from jaxrnn.cells.base import Cell
 from jaxrnn.cells.base import Family
@@ -24,7 +25,9 @@ from jaxrnn.typing import PRNGKey
 
 
 @cell_factory
-def mgu(hidden_size: int, *, forget_bias: float = 1.0, compute_dtype=None) -> Cell:
+def mgu(
+    hidden_size: int, *, forget_bias: float = 1.0, compute_dtype: DTypeLike | None = None
+) -> Cell:
     r"""The MGU cell, in the convention of ``flax.linen.MGUCell``.
 
     $$

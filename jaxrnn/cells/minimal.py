@@ -3,6 +3,7 @@ input, so the recurrence is linear in h and can run as a parallel scan over time
 
 import jax
 import jax.numpy as jnp
+from jax.typing import DTypeLike
 
 from jaxrnn.cells.base import Cell
 from jaxrnn.cells.base import Family
@@ -62,7 +63,7 @@ def _make(name: str, hidden_size: int, gates: int, coefficients, compute_dtype) 
 
 
 @cell_factory
-def mingru(hidden_size: int, *, compute_dtype=None) -> Cell:
+def mingru(hidden_size: int, *, compute_dtype: DTypeLike | None = None) -> Cell:
     r"""The minGRU cell: a GRU whose gates read only ``x_t``.
 
     $$
@@ -104,7 +105,7 @@ def mingru(hidden_size: int, *, compute_dtype=None) -> Cell:
 
 
 @cell_factory
-def minlstm(hidden_size: int, *, compute_dtype=None) -> Cell:
+def minlstm(hidden_size: int, *, compute_dtype: DTypeLike | None = None) -> Cell:
     r"""The minLSTM cell: forget and input gates that read only ``x_t``, normalised to sum to 1.
 
     $$

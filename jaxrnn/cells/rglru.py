@@ -5,6 +5,7 @@ at once (``mode="parallel"``)."""
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.typing import DTypeLike
 
 from jaxrnn.cells.base import Cell
 from jaxrnn.cells.base import Family
@@ -34,7 +35,7 @@ def rg_lru(
     num_heads: int = 1,
     min_rad: float = 0.9,
     max_rad: float = 0.999,
-    compute_dtype=None,
+    compute_dtype: DTypeLike | None = None,
 ) -> Cell:
     r"""The RG-LRU cell of Griffin and RecurrentGemma (real-valued, as released).
 
