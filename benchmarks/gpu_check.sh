@@ -7,8 +7,9 @@
 #      Flax, cuDNN through JAX and PyTorch's cuDNN nn.LSTM at the four reference sizes and
 #      (256, 512, 64, 1024), mixed precision against float32, minGRU parallel against
 #      sequential at T = 4,096 and 65,536; its sections share GOALS_BUDGET seconds (default
-#      280) and the process is stopped at GOALS_BUDGET + 50 s whatever happens;
-#   3. the tests of the fast paths on the GPU, stopped after TESTS_LIMIT seconds (default 90).
+#      270) and the process is stopped at GOALS_BUDGET + 30 s whatever happens;
+#   3. the tests of the fast paths on the GPU, stopped after TESTS_LIMIT seconds (default 60).
+# Worst case, every limit reached: 45 + 300 + 60 s, plus 10 s to kill each: 435 s.
 # Needs JAX (with CUDA), Flax, optax, pytest and hypothesis; PyTorch is used when present.
 # No network. Run from anywhere; jaxrnn is taken from this checkout:
 #   bash benchmarks/gpu_check.sh [LOG]          (default benchmarks/results/gpu_check.log;
@@ -28,17 +29,17 @@ python=$(command -v "${PYTHON:-python}") || { echo "no Python at ${PYTHON:-pytho
 export PYTHONPATH="$root${PYTHONPATH:+:$PYTHONPATH}"
 # JAX takes 75% of the GPU's memory when it starts; PyTorch runs in the same process.
 export XLA_PYTHON_CLIENT_MEM_FRACTION=${XLA_PYTHON_CLIENT_MEM_FRACTION:-0.6}
-budget=${GOALS_BUDGET:-280}
-tests_limit=${TESTS_LIMIT:-90}
+budget=${GOALS_BUDGET:-270}
+tests_limit=${TESTS_LIMIT:-60}
 tests=(tests/test_cudnn.py tests/test_pallas.py tests/test_mixed_precision.py
   tests/test_fused.py tests/test_parallel.py tests/test_scan.py tests/test_cells.py)
 mkdir -p "$(dirname "$log")"
 
-limited() {  # limited SECONDS COMMAND...: SIGINT after SECONDS (KILL 15 s later)
+limited() {  # limited SECONDS COMMAND...: SIGINT after SECONDS (KILL 10 s later)
   local seconds=$1
   shift
   if command -v timeout > /dev/null; then
-    timeout -s INT -k 15 "$seconds" "$@"
+    timeout -s INT -k 10 "$seconds" "$@"
   else
     "$@"
   fi
@@ -53,7 +54,7 @@ limited() {  # limited SECONDS COMMAND...: SIGINT after SECONDS (KILL 15 s later
     else
       echo "(no nvidia-smi)"
     fi
-    limited 120 "$python" -c "
+    limited 45 "$python" -c "
 import sys, jax
 print('jax', jax.__version__, 'backend', jax.default_backend(), jax.devices())
 sys.exit(0 if jax.default_backend() == 'gpu' else 3)"
@@ -65,10 +66,10 @@ sys.exit(0 if jax.default_backend() == 'gpu' else 3)"
       exit 2
     fi
   fi
-  echo "== goals (sections share ${budget} s; stopped at $((budget + 50)) s)"
+  echo "== goals (sections share ${budget} s; stopped at $((budget + 30)) s)"
   flags=(--json "$json" --budget "$budget")
   if [ "$mode" = cpu ]; then flags+=(--cpu); fi
-  limited $((budget + 50)) "$python" benchmarks/gpu_check.py "${flags[@]}"
+  limited $((budget + 30)) "$python" benchmarks/gpu_check.py "${flags[@]}"
   rc=$?
   if [ $rc -eq 124 ]; then echo "goals: stopped by the time limit"; fi
   if [ $rc -ne 0 ]; then status=1; fi

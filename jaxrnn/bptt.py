@@ -194,8 +194,8 @@ def _perturbed_cell(cell: Cell, num_leaves: int) -> Cell:
         carry = jax.tree.unflatten(
             treedef,
             [
-                leaf + e.astype(leaf.dtype)
-                for leaf, e in zip(jax.tree.leaves(carry), chunks, strict=True)
+                leaf + chunk.astype(leaf.dtype)  # the input may be in the compute dtype
+                for leaf, chunk in zip(jax.tree.leaves(carry), chunks, strict=True)
             ],
         )
         return carry, hidden_state(carry)

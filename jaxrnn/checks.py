@@ -12,9 +12,12 @@ first, and `checked` turns such a failure back into the `ValueError` it was.
 """
 
 import functools
+import importlib.util
 import math
+import os
 import sys
 import threading
+import warnings
 from collections.abc import Callable
 from collections.abc import Sequence
 from typing import Any
@@ -275,10 +278,14 @@ def check_key(name: str, value: Any) -> jax.Array:
     fail(name, "a PRNG key such as jax.random.key(0)", value, TypeError)
 
 
+REAL_DTYPES = ("float16", "bfloat16", "float32", "float64")
+
+
 def check_real_dtype(dtype: Any, name: str = "dtype") -> np.dtype:
     """``dtype`` as a NumPy dtype if it is a real floating-point type (float16, bfloat16,
     float32, float64), else a `TypeError`: the cells' gates, initialisers and fused passes are
-    real-valued.
+    real-valued. float64 needs JAX's 64-bit types on (``jax_enable_x64``): without them JAX
+    would silently make float32 arrays.
 
     Examples:
       >>> from jaxrnn.checks import check_real_dtype
@@ -294,14 +301,38 @@ def check_real_dtype(dtype: Any, name: str = "dtype") -> np.dtype:
         resolved = jnp.dtype(dtype)
     except (TypeError, ValueError):
         resolved = None
-    if resolved is None or not jnp.issubdtype(resolved, jnp.floating):
+    if resolved is None or resolved.name not in REAL_DTYPES:
         fail(
             name,
             "a real floating-point type (float16, bfloat16, float32 or float64)",
             said(str(resolved)) if resolved is not None else dtype,
             TypeError,
         )
+    if resolved.itemsize == 8 and not jax.config.jax_enable_x64:
+        fail(
+            name,
+            "float32 or narrower while JAX's 64-bit types are off",
+            said(resolved.name),
+            TypeError,
+            hint="turn them on first: jax.config.update('jax_enable_x64', True)",
+        )
     return resolved
+
+
+def check_compute_dtype(compute_dtype: Any, name: str = "compute_dtype") -> Any:
+    """None (compute in the params' dtype), or ``compute_dtype`` checked by `check_real_dtype`.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> from jaxrnn.checks import check_compute_dtype
+      >>> check_compute_dtype("bfloat16")
+      dtype(bfloat16)
+      >>> check_compute_dtype(jnp.float8_e4m3fn)  # doctest: +ELLIPSIS
+      Traceback (most recent call last):
+      ...
+      TypeError: compute_dtype must be a real floating-point type (...), got float8_e4m3fn
+    """
+    return None if compute_dtype is None else check_real_dtype(compute_dtype, name)
 
 
 def check_axes(name: str, axes: Any, ndim: int) -> tuple[int, ...]:
@@ -680,6 +711,39 @@ def is_symbolic_size(n: Any) -> bool:
       (True, False)
     """
     return type(n).__module__.startswith("jax.") and hasattr(n, "dimension_as_value")
+
+
+@functools.cache
+def _library_folders() -> tuple[str, ...]:
+    """The folders of jaxrnn and of the libraries that call into it (JAX's traces, Flax's
+    module machinery): no warning of jaxrnn's is the fault of a line in them."""
+    folders = []
+    for name in ("jaxrnn", "jax", "jaxlib", "flax"):
+        spec = importlib.util.find_spec(name)
+        for location in (spec.submodule_search_locations or []) if spec else []:
+            folders.append(os.path.join(location, ""))
+    return tuple(folders)
+
+
+def warn(message: str, category: type[Warning] = UserWarning) -> None:
+    """``warnings.warn`` at the user's own line: the first caller outside jaxrnn, JAX and Flax,
+    however deep the warning is raised (inside a layer, a jitted trace or a Flax module's
+    ``__init__``). Python shows a `DeprecationWarning` only when it is attributed to the
+    script being run, so a fixed ``stacklevel`` would hide it behind any extra frame.
+
+    Examples:
+      >>> import warnings
+      >>> from jaxrnn.checks import warn
+      >>> with warnings.catch_warnings(record=True) as caught:
+      ...     warnings.simplefilter("always")
+      ...     warn("careful")
+      >>> str(caught[0].message)
+      'careful'
+    """
+    frame, level = sys._getframe(1), 2  # stacklevel 2: whoever called this function
+    while frame is not None and frame.f_code.co_filename.startswith(_library_folders()):
+        frame, level = frame.f_back, level + 1
+    warnings.warn(message, category, stacklevel=level)
 
 
 __all__ = (

@@ -34,7 +34,6 @@ around: forward-mode differentiation (`jax.jvp`, `jax.jacfwd`) of a call that ru
 synchronises the stream on every call.
 """
 
-import warnings
 from typing import Any
 
 import jax
@@ -43,8 +42,11 @@ from jax.experimental import rnn
 
 from jaxrnn import scan
 from jaxrnn.cells.base import Cell
+from jaxrnn.cells.base import input_dtype
+from jaxrnn.cells.base import params_dtype
 from jaxrnn.cells.lstm import LSTMCarry
 from jaxrnn.cells.lstm import to_cudnn
+from jaxrnn.checks import warn
 from jaxrnn.portable import is_portable
 from jaxrnn.typing import Array
 from jaxrnn.typing import Carry
@@ -109,14 +111,13 @@ def why_not(
     run = scan._prepare(
         cell, params, xs, initial_carry, seq_lengths, mask, resets, reverse, time_major
     )
-    return _reason(cell, params, run, reverse)
+    return _reason(cell, params, run)
 
 
-def _reason(cell: Cell, params: Params, run: Any, reverse: bool) -> str | None:
+def _reason(cell: Cell, params: Params, run: Any) -> str | None:
     """`why_not` for a call `jaxrnn.unroll` has prepared (``run``, a `jaxrnn.scan._Prepared`:
     inputs ``(t, n, i)`` time first with one batch axis ``n``): the call's own properties
     first, then the place it is traced in."""
-    del reverse  # each row's valid prefix is reversed in place: every direction runs
     found = _cell_problem(cell, params) or _steps_problem(run)
     if found:
         return found
@@ -209,10 +210,7 @@ def _backend() -> str:
 def _compute_dtype(cell: Cell, params: Params):
     """The dtype a call computes in: the cell's ``compute_dtype`` where it has one set (mixed
     precision), else the params' dtype."""
-    dtype = getattr(cell, "compute_dtype", None)
-    if dtype is None:
-        dtype = jax.tree.leaves(params)[0].dtype
-    return jnp.dtype(dtype)
+    return jnp.dtype(input_dtype(params_dtype(params), cell.compute_dtype))
 
 
 def run(cell: Cell, params: Params, run: Any, reverse: bool) -> tuple[LSTMCarry, Array] | None:
@@ -237,7 +235,7 @@ def run(cell: Cell, params: Params, run: Any, reverse: bool) -> tuple[LSTMCarry,
       >>> ys.shape
       (2, 5, 4)
     """
-    found = _reason(cell, params, run, reverse)
+    found = _reason(cell, params, run)
     if found is None:
         try:
             return _lstm(params, run, reverse, _compute_dtype(cell, params))
@@ -248,10 +246,9 @@ def run(cell: Cell, params: Params, run: Any, reverse: bool) -> tuple[LSTMCarry,
                 "it runs under jax.vmap, and the primitives of jax.experimental.rnn have no "
                 "batching rule"
             )
-    warnings.warn(
+    warn(
         f"{cell!r} runs on the default path, not cuDNN: {found} (jaxrnn.Strategy(cudnn=True))",
         CudnnFallbackWarning,
-        stacklevel=4,  # run <- jaxrnn.scan._run <- jaxrnn.unroll <- its caller
     )
     return None
 
@@ -305,6 +302,5 @@ def _reverse_prefix(seq: Array, lengths: Array) -> Array:
 
 __all__ = (
     "CudnnFallbackWarning",
-    "run",
     "why_not",
 )

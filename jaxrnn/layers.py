@@ -208,10 +208,9 @@ def _recurrent_mask(cell: Cell, params: Params, xs: Array, time_major: bool, key
     return keep.astype(hidden.dtype) / (1.0 - rate)
 
 
-def as_layer(model: Cell | Layer, *, compute_dtype: Any = None, **rnn_options: Any) -> Layer:
-    """``model`` as a `Layer`: a cell becomes ``rnn(cell, **rnn_options)`` (made again with
-    ``compute_dtype`` when one is given: `in_compute_dtype`), a layer stays as it is (its
-    options were fixed when it was built).
+def as_layer(model: Cell | Layer, **rnn_options: Any) -> Layer:
+    """``model`` as a `Layer`: a cell becomes ``rnn(cell, **rnn_options)``, a layer stays as
+    it is (its options were fixed when it was built).
 
     Examples:
       >>> import jaxrnn
@@ -220,7 +219,7 @@ def as_layer(model: Cell | Layer, *, compute_dtype: Any = None, **rnn_options: A
       >>> jaxrnn.as_layer(jaxrnn.lstm(4), recurrent_dropout=0.1).uses_dropout
       True
     """
-    return _as_layer(in_compute_dtype(model, compute_dtype), "model", **rnn_options)
+    return _as_layer(model, "model", **rnn_options)
 
 
 def in_compute_dtype(model: Any, compute_dtype: Any, name: str = "compute_dtype") -> Any:

@@ -15,9 +15,6 @@ and is off when the module is ``deterministic`` (``model.eval()``) or the call s
 Needs Flax (``pip install 'jaxrnn[flax]'``).
 """
 
-import os
-import sys
-import warnings
 from collections.abc import Callable
 from collections.abc import Sequence
 from typing import Any
@@ -33,6 +30,7 @@ from jaxrnn.checks import check_real_dtype
 from jaxrnn.checks import check_size
 from jaxrnn.checks import check_tree
 from jaxrnn.checks import fail
+from jaxrnn.checks import warn
 from jaxrnn.strategy import Strategy
 from jaxrnn.strategy import resolve
 from jaxrnn.typing import Array
@@ -381,27 +379,15 @@ def _dtypes(dtype: Any, param_dtype: Any, owner: str) -> tuple[Any, Any]:
     if param_dtype is not None:
         param_dtype = check_real_dtype(param_dtype, "param_dtype")
     if param_dtype is None and dtype is not None:
-        warnings.warn(
+        warn(
             f"{owner}(dtype={jnp.dtype(dtype).name}) sets the params' dtype until jaxrnn 0.2; "
             "from 0.2 dtype= is the compute dtype, as in Flax. Pass "
             f"param_dtype=jnp.{jnp.dtype(dtype).name} for the params' dtype (and dtype= for "
             "mixed precision)",
             DeprecationWarning,
-            stacklevel=_outside_libraries(),
         )
         return None, dtype
     return dtype, jnp.float32 if param_dtype is None else param_dtype
-
-
-def _outside_libraries() -> int:
-    """The ``stacklevel`` of the first caller outside jaxrnn and Flax (whose metaclass calls a
-    module's ``__init__``), so that a warning shows at the user's own line."""
-    libraries = (os.path.dirname(__file__), os.path.dirname(os.path.dirname(nnx.__file__)))
-    skip = tuple(folder + os.sep for folder in libraries)
-    frame, level = sys._getframe(1), 1
-    while frame is not None and frame.f_code.co_filename.startswith(skip):
-        frame, level = frame.f_back, level + 1
-    return level
 
 
 def _is_variable(x: Any) -> bool:

@@ -14,6 +14,7 @@ import jax.numpy as jnp
 from jaxrnn import steps as steps_
 from jaxrnn.cells.base import Cell
 from jaxrnn.cells.base import check_input_dtype
+from jaxrnn.cells.base import params_dtype
 from jaxrnn.checks import check_flag
 from jaxrnn.checks import check_lengths
 from jaxrnn.checks import check_tree
@@ -136,7 +137,7 @@ def _prepare(cell, params, xs, initial_carry, seq_lengths, mask, resets, reverse
             hint="for a stacked or bidirectional layer call layer.apply",
         )
     input_size = cell.check_params(params)
-    dtype = jax.tree.leaves(params)[0].dtype
+    dtype = params_dtype(params)
     check_flag("reverse", reverse)
     check_flag("time_major", time_major)
     spatial = cell.input_axes - 1  # axes of one step's input besides the features

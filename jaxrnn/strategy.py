@@ -11,7 +11,6 @@ Until 0.2 the fields may still be passed one by one as keywords (``unroll(..., m
 """
 
 import dataclasses
-import warnings
 from typing import Any
 
 from jax.sharding import Mesh
@@ -21,6 +20,7 @@ from jaxrnn.checks import check_flag
 from jaxrnn.checks import check_size
 from jaxrnn.checks import fail
 from jaxrnn.checks import show
+from jaxrnn.checks import warn
 from jaxrnn.time_sharding import check_time_sharding
 
 MODES = ("sequential", "parallel")
@@ -137,7 +137,6 @@ class Strategy:
                     )
 
 
-FIELDS = tuple(field.name for field in dataclasses.fields(Strategy))
 # The fields that were keywords of their own before `Strategy` (accepted until 0.2).
 DEPRECATED_FIELDS = ("mode", "unroll", "remat", "fused", "time_sharding")
 
@@ -162,11 +161,10 @@ def resolve(strategy: Any, keywords: dict[str, Any], caller: str) -> Strategy:
                 "fields of the strategy: put them in the Strategy"
             )
         spelled = ", ".join(f"{k}={show(v)}" for k, v in keywords.items())
-        warnings.warn(
+        warn(
             f"{caller}({spelled}) is deprecated and will stop working in jaxrnn 0.2; pass "
             f"strategy=jaxrnn.Strategy({spelled}) instead",
             DeprecationWarning,
-            stacklevel=3,
         )
         return Strategy(**keywords)
     if strategy is None:

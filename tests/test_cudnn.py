@@ -550,3 +550,11 @@ def test_the_cudnn_path_and_its_gradient_lower_for_cuda():
         )
     text = exported.mlir_module()
     assert "cudnn_rnn_ffi" in text and "cudnn_rnn_bwd_ffi" in text
+
+
+def test_the_fallback_warning_points_at_the_users_line_through_a_layer():
+    layer = jaxrnn.rnn(jaxrnn.lstm(4), strategy=jaxrnn.Strategy(cudnn=True))
+    params = layer.init(jax.random.key(0), 3)
+    with pytest.warns(CudnnFallbackWarning) as caught:
+        layer.apply(params, jnp.ones((2, 5, 3)))
+    assert caught[0].filename == __file__

@@ -130,7 +130,9 @@ def test_by_default_cpu_interprets_and_linear_scan_dispatches_to_the_kernel():
 
 def test_bad_operands_are_named():
     a = jnp.ones((4, 3))
-    with pytest.raises(TypeError, match=r"a must be a floating-point or complex array, got dtype int32"):
+    with pytest.raises(
+        TypeError, match=r"a must be a floating-point or complex array, got dtype int32"
+    ):
         pallas_linear_scan(a.astype(jnp.int32), a.astype(jnp.int32))
     with pytest.raises(ValueError, match=r"b must be of the shape and dtype of a"):
         pallas_linear_scan(a, a[:2])

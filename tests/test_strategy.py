@@ -252,3 +252,15 @@ def test_old_keywords_and_a_strategy_together_are_refused():
         jaxrnn.unroll(cell, params, jnp.ones((B, T, F)), strategy=Strategy(), fused=False)
     with pytest.raises(TypeError, match=r"unroll\(\) got an unexpected keyword argument 'speed'"):
         jaxrnn.unroll(cell, params, jnp.ones((B, T, F)), speed=2)
+
+
+def test_deprecation_warnings_point_at_the_users_line_however_deep():
+    # A linen module resolves its deprecated fields inside Flax's init, a jitted function
+    # inside JAX's trace: Python shows a DeprecationWarning only at the user's own line.
+    cell, xs = jaxrnn.gru(4), jnp.ones((1, 3, 2))
+    with pytest.warns(DeprecationWarning) as caught:
+        jaxrnn.linen.RNN(cell, fused=False).init(jax.random.key(0), xs)
+    params = cell.init(jax.random.key(0), 2)
+    with pytest.warns(DeprecationWarning) as traced:
+        jax.jit(lambda xs: jaxrnn.unroll(cell, params, xs, fused=False)[1])(xs)
+    assert {w.filename for w in [*caught, *traced]} == {__file__}

@@ -11,7 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxrnn.checks import check_batch_shape
-from jaxrnn.checks import check_real_dtype
+from jaxrnn.checks import check_compute_dtype
 from jaxrnn.checks import check_tree
 from jaxrnn.checks import fail
 from jaxrnn.checks import said
@@ -92,6 +92,8 @@ def cell_factory(make: Callable[..., Cell]) -> Callable[..., Cell]:
 
     @functools.wraps(make)
     def factory(*args: Any, **options: Any) -> Cell:
+        if "compute_dtype" in options:  # checked here once for every family
+            options["compute_dtype"] = check_compute_dtype(options["compute_dtype"])
         cell = make(*args, **options)
         return cell._replace(remake=functools.partial(factory, *args, **options))
 
@@ -124,40 +126,6 @@ def with_compute_dtype(cell: Cell, compute_dtype: Any, name: str = "compute_dtyp
     return cell.remake(compute_dtype=compute_dtype)
 
 
-COMPUTE_DTYPES = ("bfloat16", "float16", "float32", "float64")
-
-
-def check_compute_dtype(compute_dtype: Any, name: str = "compute_dtype") -> Any:
-    """None, or ``compute_dtype`` as a NumPy dtype: bfloat16, float16, float32, or float64
-    when JAX has 64-bit types on (``jax_enable_x64``; without it float64 would silently be
-    float32). ``name`` is the argument's name in the message.
-
-    Examples:
-      >>> import jax.numpy as jnp
-      >>> from jaxrnn.cells.base import check_compute_dtype
-      >>> check_compute_dtype("bfloat16")
-      dtype(bfloat16)
-      >>> check_compute_dtype(jnp.float8_e4m3fn)  # doctest: +ELLIPSIS
-      Traceback (most recent call last):
-      ...
-      TypeError: compute_dtype must be one of bfloat16, float16, float32, float64, got float8_e4m3fn
-    """
-    if compute_dtype is None:
-        return None
-    dtype = check_real_dtype(compute_dtype, name)
-    if dtype.name not in COMPUTE_DTYPES:
-        fail(name, "one of " + ", ".join(COMPUTE_DTYPES), said(dtype.name), TypeError)
-    if dtype.itemsize == 8 and not jax.config.jax_enable_x64:
-        fail(
-            name,
-            "float32 or narrower while JAX's 64-bit types are off",
-            said(dtype.name),
-            TypeError,
-            hint="turn them on first: jax.config.update('jax_enable_x64', True)",
-        )
-    return dtype
-
-
 def cast_params(params: Params, dtype: Any) -> Params:
     """The floating-point leaves of ``params`` in ``dtype`` (the compute dtype)."""
     if dtype is None:
@@ -183,13 +151,34 @@ def carry_dtype(dtype: Any, compute_dtype: Any) -> Any:
 def accumulate(decay: Array, state: Array, update: Array) -> Array:
     """``decay * state + update`` in ``state``'s dtype: the sum carried from step to step
     (an LSTM's ``c``, a GRU's ``h``) stays in the carry's (float32) precision while the gates
-    were computed in the compute dtype."""
+    were computed in the compute dtype. All three ``(..., h)``.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> from jaxrnn.cells.base import accumulate
+      >>> half = jnp.full(2, 0.5, jnp.bfloat16)
+      >>> accumulate(half, jnp.ones(2), half)
+      Array([1., 1.], dtype=float32)
+    """
     return decay.astype(state.dtype) * state + update.astype(state.dtype)
 
 
 def recurrent(h: Array, w: Array) -> Array:
-    """``h @ w`` in ``w``'s dtype (the compute dtype): the carry ``h`` may be wider."""
+    """``h (..., h) @ w (h, g)`` in ``w``'s dtype (the compute dtype): the carry ``h`` may be
+    wider.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> from jaxrnn.cells.base import recurrent
+      >>> recurrent(jnp.ones((2, 3)), jnp.ones((3, 4), jnp.bfloat16)).dtype
+      dtype(bfloat16)
+    """
     return h.astype(w.dtype) @ w
+
+
+def params_dtype(params: Params) -> Any:
+    """The dtype of a cell's params (they share one: `make_param_checker` checks it)."""
+    return jax.tree.leaves(params)[0].dtype
 
 
 def input_dtype(dtype: Any, compute_dtype: Any) -> Any:
@@ -281,12 +270,9 @@ def replace_step(cell: Cell, step_projected: Callable, **fields: Any) -> Cell:
     for derived in ("step", "step_projected"):
         fields.pop(derived)
     # ``project``, ``initial_carry`` and the old step already compute in the cell's dtype, and
-    # a wrapper calls them with the params as given: made as a plain cell, the compute dtype
-    # only recorded, nothing is cast twice (a wrapper calling ``cell.step`` would otherwise
-    # see params already cast to the compute dtype).
-    compute_dtype = fields.pop("compute_dtype", None)
-    made = make_cell(step_projected=step_projected, **fields)
-    return made._replace(compute_dtype=compute_dtype)
+    # a wrapper calls them with the params as given: nothing is wrapped again (a wrapper
+    # calling ``cell.step`` would otherwise see params already cast to the compute dtype).
+    return make_cell(step_projected=step_projected, wrap=False, **fields)
 
 
 def hidden_state(carry: Carry) -> Array:
@@ -300,10 +286,14 @@ def with_hidden_state(carry: Carry, h: Array) -> Carry:
     return carry._replace(h=h) if hasattr(carry, "h") else h
 
 
-def make_cell(*, project: Callable, step_projected: Callable, **fields: Any) -> Cell:
+def make_cell(
+    *, project: Callable, step_projected: Callable, wrap: bool = True, **fields: Any
+) -> Cell:
     """A `Cell` whose ``step`` is ``step_projected`` after ``project``: the families define the
     two halves and this joins them, so ``step(p, c, x) == step_projected(p, c, project(p, x))``
-    holds by construction. ``fields`` are the other fields of `Cell`.
+    holds by construction. ``fields`` are the other fields of `Cell`. With a
+    ``compute_dtype``, the halves are wrapped to compute in it (see `Cell`) unless ``wrap`` is
+    False: `replace_step` passes halves that already do.
 
     Examples:
       >>> import jax.numpy as jnp
@@ -321,8 +311,8 @@ def make_cell(*, project: Callable, step_projected: Callable, **fields: Any) -> 
 
     check_params = fields.get("check_params")
     input_axes = fields.get("input_axes", 1)
-    compute_dtype = fields.get("compute_dtype")
-    if compute_dtype is not None:
+    compute_dtype = fields["compute_dtype"] = check_compute_dtype(fields.get("compute_dtype"))
+    if compute_dtype is not None and wrap:
         fields = _in_compute_dtype(compute_dtype, fields)
         project, step_projected = _compute_halves(
             compute_dtype, project, step_projected, fields.get("linear")
@@ -361,9 +351,9 @@ def _compute_halves(compute_dtype, project, step_projected, linear):
 
 def _in_compute_dtype(compute_dtype, fields: dict) -> dict:
     """The other fields of a mixed-precision cell: carries of `carry_dtype`; a linear cell's
-    coefficients from the params as they are (they are float32 by contract, and a decay rounded
-    to bfloat16 is another decay, compounded over every step), its readout in the compute
-    dtype."""
+    coefficients from the params as they are (each family widens them, `wide_dtype`, and a
+    decay rounded to bfloat16 would be another decay, compounded over every step), its readout
+    in the compute dtype."""
     fields = dict(fields)
     initial_carry, linear = fields.get("initial_carry"), fields.get("linear")
 
@@ -387,7 +377,7 @@ def _check_step(input_size, initial_carry, input_axes, compute_dtype, params, ca
     (`jaxrnn.unroll` checks once and calls the two halves.)"""
     if not (hasattr(x, "shape") and hasattr(x, "dtype")):
         fail("x", f"an array of shape (..., {input_size})", x, TypeError)
-    dtype = jax.tree.leaves(params)[0].dtype
+    dtype = params_dtype(params)
     if len(x.shape) < input_axes or x.shape[-1] != input_size:
         fail(
             "x",

@@ -14,7 +14,6 @@ from jaxrnn.cells.base import Family
 from jaxrnn.cells.base import accumulate
 from jaxrnn.cells.base import add_bias
 from jaxrnn.cells.base import cell_factory
-from jaxrnn.cells.base import check_compute_dtype
 from jaxrnn.cells.base import make_cell
 from jaxrnn.cells.base import make_param_checker
 from jaxrnn.cells.lstm import LSTMCarry
@@ -61,10 +60,10 @@ def conv_lstm(
       features: ``f``, the channels of ``h`` and ``c``.
       kernel_size: the convolution window, one int per spatial axis (1 to 3 axes).
       forget_bias: initial value of the forget-gate bias.
-
       compute_dtype: the dtype of the products and gate arithmetic, e.g. ``jnp.bfloat16``
         with float32 params (mixed precision: the carry stays float32, see `Cell`); None
         computes in the params' dtype.
+
     Returns:
       A `Cell` with ``input_axes == len(kernel_size) + 1``.
 
@@ -77,7 +76,6 @@ def conv_lstm(
       >>> ys.shape, carry.c.shape
       ((5, 6, 8, 8, 4), (5, 8, 8, 4))
     """
-    compute_dtype = check_compute_dtype(compute_dtype)
     check_size("features", features)
     if isinstance(kernel_size, int) or not isinstance(kernel_size, Sequence):
         raise TypeError(

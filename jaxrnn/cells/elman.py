@@ -8,7 +8,6 @@ from jaxrnn.cells.base import Cell
 from jaxrnn.cells.base import Family
 from jaxrnn.cells.base import add_bias
 from jaxrnn.cells.base import cell_factory
-from jaxrnn.cells.base import check_compute_dtype
 from jaxrnn.cells.base import from_keras_one_bias
 from jaxrnn.cells.base import input_kernel
 from jaxrnn.cells.base import make_cell
@@ -41,10 +40,10 @@ def elman(
     Args:
       hidden_size: ``h``.
       activation: elementwise non-linearity, ``jnp.tanh`` as in the lecture and PyTorch.
-
       compute_dtype: the dtype of the products and gate arithmetic, e.g. ``jnp.bfloat16``
         with float32 params (mixed precision: the carry stays float32, see `Cell`); None
         computes in the params' dtype.
+
     Returns:
       A `Cell`.
 
@@ -56,7 +55,6 @@ def elman(
       >>> y.shape
       (2, 4)
     """
-    compute_dtype = check_compute_dtype(compute_dtype)
     check_size("hidden_size", hidden_size)
     if not callable(activation):
         raise TypeError(f"activation must be a function such as jnp.tanh, got {activation!r}")

@@ -259,7 +259,7 @@ def _lstm_scan_fwd(w_ih, b, w_hh, xs, h0, c0, valid, resets, reverse, store_gate
     )
     hs = _following(stacked[0], h, reverse)
     initial = None if resets is None else (h0, c0)
-    residuals = (w_ih, b, w_hh, xs, c, valid, resets, initial, stacked)
+    residuals = ((w_ih, b, w_hh), xs, c, valid, resets, initial, stacked)
     return (h, c, _in(compute_dtype, _outputs(hs, valid))), residuals
 
 
@@ -275,11 +275,11 @@ def _lstm_delta(dh, dc, i, f, g, o, c_prev, c_t):
 
 
 def _lstm_scan_bwd(reverse, store_gates, compute_dtype, residuals, cotangents):
-    weights, xs, c_last, valid, resets, initial, stacked = residuals[:3], *residuals[3:]
+    weights, xs_given, c_last, valid, resets, initial, stacked = residuals
     # The forward's own (compute-dtype) weights: the products below are the exact derivative
     # of what ran, in the wider dtype of the gradients they meet.
     w_ih, b, w_hh = cast_params(weights, compute_dtype)
-    xs = xs.astype(w_ih.dtype)
+    xs = xs_given.astype(w_ih.dtype)
     h_prev, c_prev = stacked[0], stacked[1]
     h0, c0 = (None, None) if resets is None else initial
     gates = stacked[2] if store_gates else None
@@ -344,7 +344,7 @@ def _lstm_scan_bwd(reverse, store_gates, compute_dtype, residuals, cotangents):
     if resets is not None:
         dh0, dc0 = dh0 + d_initial[0], dc0 + d_initial[1]
     dw_ih, db, dw_hh = (d.astype(w.dtype) for d, w in zip((dw_ih, db, dw_hh), weights, strict=True))
-    dxs = dxs.astype(residuals[3].dtype)
+    dxs = dxs.astype(xs_given.dtype)
     return dw_ih, db, dw_hh, dxs, dh0.astype(c_last.dtype), dc0.astype(c_last.dtype), None, None
 
 

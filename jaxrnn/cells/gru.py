@@ -13,7 +13,6 @@ from jaxrnn.cells.base import Family
 from jaxrnn.cells.base import accumulate
 from jaxrnn.cells.base import add_bias
 from jaxrnn.cells.base import cell_factory
-from jaxrnn.cells.base import check_compute_dtype
 from jaxrnn.cells.base import concat_gates
 from jaxrnn.cells.base import input_kernel
 from jaxrnn.cells.base import make_cell
@@ -67,10 +66,10 @@ def gru(
         (True: one matrix product per backward step instead of two, more memory) or
         recompute them (False); None decides by size (stored from
         `jaxrnn.cells.fused.STORE_GATES_FROM` units, where storing measured faster).
-
       compute_dtype: the dtype of the products and gate arithmetic, e.g. ``jnp.bfloat16``
         with float32 params (mixed precision: the carry stays float32, see `Cell`); None
         computes in the params' dtype.
+
     Returns:
       A `Cell`.
 
@@ -82,7 +81,6 @@ def gru(
       >>> h.shape
       (2, 4)
     """
-    compute_dtype = check_compute_dtype(compute_dtype)
     check_size("hidden_size", hidden_size)
     check_flag("reset_after", reset_after)
     store = fused_scans.resolve_store_gates(hidden_size, store_gates)

@@ -12,7 +12,6 @@ from jaxrnn.cells.base import Cell
 from jaxrnn.cells.base import Family
 from jaxrnn.cells.base import LinearRecurrence
 from jaxrnn.cells.base import cell_factory
-from jaxrnn.cells.base import check_compute_dtype
 from jaxrnn.cells.base import linear_step
 from jaxrnn.cells.base import make_cell
 from jaxrnn.cells.base import make_param_checker
@@ -58,10 +57,10 @@ def lru(
       r_min: smallest initial ``|lambda|``.
       r_max: largest initial ``|lambda|``.
       max_phase: largest initial phase of ``lambda``.
-
       compute_dtype: the dtype of the products and gate arithmetic, e.g. ``jnp.bfloat16``
         with float32 params (mixed precision: the carry stays float32, see `Cell`); None
         computes in the params' dtype.
+
     Returns:
       A `Cell` with ``linear`` set.
 
@@ -74,7 +73,6 @@ def lru(
       >>> carry.dtype, ys.shape
       (dtype('complex64'), (2, 10, 8))
     """
-    compute_dtype = check_compute_dtype(compute_dtype)
     check_size("hidden_size", hidden_size)
     n = hidden_size if state_size is None else state_size
     check_size("state_size", n)

@@ -14,7 +14,6 @@ from jaxrnn.cells.base import Family
 from jaxrnn.cells.base import accumulate
 from jaxrnn.cells.base import add_bias
 from jaxrnn.cells.base import cell_factory
-from jaxrnn.cells.base import check_compute_dtype
 from jaxrnn.cells.base import concat_gates
 from jaxrnn.cells.base import from_keras_one_bias
 from jaxrnn.cells.base import input_kernel
@@ -80,10 +79,10 @@ def lstm(
         `jaxrnn.cells.fused.STORE_GATES_FROM` units, where storing measured faster).
       proj_size: ``p`` in ``[1, hidden_size)``, the size of the projected output; None for
         none.
-
       compute_dtype: the dtype of the products and gate arithmetic, e.g. ``jnp.bfloat16``
         with float32 params (mixed precision: the carry stays float32, see `Cell`); None
         computes in the params' dtype.
+
     Returns:
       A `Cell`.
 
@@ -100,7 +99,6 @@ def lstm(
       >>> carry.h.shape, carry.c.shape, ys.shape
       ((2,), (8,), (5, 2))
     """
-    compute_dtype = check_compute_dtype(compute_dtype)
     check_size("hidden_size", hidden_size)
     forget_bias = check_number("forget_bias", forget_bias)
     _check_proj_size(proj_size, hidden_size)

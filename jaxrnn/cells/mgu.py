@@ -9,7 +9,6 @@ from jaxrnn.cells.base import Family
 from jaxrnn.cells.base import accumulate
 from jaxrnn.cells.base import add_bias
 from jaxrnn.cells.base import cell_factory
-from jaxrnn.cells.base import check_compute_dtype
 from jaxrnn.cells.base import input_kernel
 from jaxrnn.cells.base import make_cell
 from jaxrnn.cells.base import make_param_checker
@@ -46,10 +45,10 @@ def mgu(
     Args:
       hidden_size: ``h``.
       forget_bias: initial value of the forget-gate bias (the first half of ``b_ih``).
-
       compute_dtype: the dtype of the products and gate arithmetic, e.g. ``jnp.bfloat16``
         with float32 params (mixed precision: the carry stays float32, see `Cell`); None
         computes in the params' dtype.
+
     Returns:
       A `Cell`.
 
@@ -61,7 +60,6 @@ def mgu(
       >>> y.shape, params["w_hh"].shape
       ((2, 4), (4, 8))
     """
-    compute_dtype = check_compute_dtype(compute_dtype)
     check_size("hidden_size", hidden_size)
     forget_bias = check_number("forget_bias", forget_bias)
 

@@ -10,7 +10,6 @@ from jaxrnn.cells.base import Family
 from jaxrnn.cells.base import LinearRecurrence
 from jaxrnn.cells.base import add_bias
 from jaxrnn.cells.base import cell_factory
-from jaxrnn.cells.base import check_compute_dtype
 from jaxrnn.cells.base import input_kernel
 from jaxrnn.cells.base import linear_step
 from jaxrnn.cells.base import make_cell
@@ -26,7 +25,6 @@ from jaxrnn.typing import PRNGKey
 
 def _make(name: str, hidden_size: int, gates: int, coefficients, compute_dtype) -> Cell:
     check_size("hidden_size", hidden_size)
-    compute_dtype = check_compute_dtype(compute_dtype)
 
     def shapes(input_size: int) -> dict[str, tuple[int, ...]]:
         return {"w_ih": (input_size, gates * hidden_size), "b": (gates * hidden_size,)}

@@ -11,7 +11,6 @@ from jaxrnn.cells.base import Cell
 from jaxrnn.cells.base import Family
 from jaxrnn.cells.base import LinearRecurrence
 from jaxrnn.cells.base import cell_factory
-from jaxrnn.cells.base import check_compute_dtype
 from jaxrnn.cells.base import linear_step
 from jaxrnn.cells.base import make_cell
 from jaxrnn.cells.base import make_param_checker
@@ -64,10 +63,10 @@ def rg_lru(
       num_heads: diagonal blocks of the two gates.
       min_rad: smallest initial ``a`` (at ``r = 1``).
       max_rad: largest initial ``a``.
-
       compute_dtype: the dtype of the products and gate arithmetic, e.g. ``jnp.bfloat16``
         with float32 params (mixed precision: the carry stays float32, see `Cell`); None
         computes in the params' dtype.
+
     Returns:
       A `Cell`.
 
@@ -81,7 +80,6 @@ def rg_lru(
       >>> ys.shape, bool(jnp.allclose(ys, ys_seq, atol=1e-5))
       ((2, 64, 8), True)
     """
-    compute_dtype = check_compute_dtype(compute_dtype)
     check_size("hidden_size", hidden_size)
     check_size("num_heads", num_heads)
     if hidden_size % num_heads:

@@ -6,13 +6,13 @@ Each is checked once, where it is written, so a bad value is refused before any 
 
 import dataclasses
 import math
-import warnings
 from typing import Any
 
 from jaxrnn.checks import check_choice
 from jaxrnn.checks import check_int
 from jaxrnn.checks import fail
 from jaxrnn.checks import show
+from jaxrnn.checks import warn
 
 
 @dataclasses.dataclass(frozen=True)
@@ -118,11 +118,10 @@ def resolve(evaluation: Any, checkpoints: Any, keywords: dict[str, Any]):
             kind = Evaluation if policy == "evaluation" else Checkpoints
             spelled = ", ".join(f"{k}={show(v)}" for k, v in values.items())
             old = ", ".join(f"{k}=" for k in keywords if DEPRECATED[k][0] == policy)
-            warnings.warn(
+            warn(
                 f"fit({old}...) is deprecated and will stop working in jaxrnn 0.2; pass "
                 f"{policy}=jaxrnn.train.{kind.__name__}({spelled}) instead",
                 DeprecationWarning,
-                stacklevel=3,
             )
             given[policy] = kind(**values)
     return given["evaluation"] or Evaluation(), given["checkpoints"] or Checkpoints()
