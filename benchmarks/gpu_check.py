@@ -19,7 +19,9 @@ stopped where Python regains control):
    ``nn.LSTM`` (cuDNN), at the four reference sizes and (256, 512, 64, 1024);
 3. mixed: mixed precision (``compute_dtype=jnp.bfloat16``, float32 params) against float32;
 4. mingru: minGRU forward + backward, ``mode="parallel"`` with ``scan_method`` "associative"
-   and "pallas" against sequential ``jaxrnn.Strategy()``, at T = 4,096 and 65,536.
+   and "pallas" against sequential ``jaxrnn.Strategy()``, at T = 4,096 and 65,536;
+5. families: the mLSTM's sequential, chunkwise and parallel forms and the Mamba scan
+   sequential and parallel, forward + backward at T = 2,048 and 8,192 (a table, no goal).
 
 Every goal is printed as ``GOAL <what> : met (measured X)``, ``: not met (measured X)`` or
 ``: not measured (reason)``, where it is measured and again together at the end. An error in
@@ -60,6 +62,7 @@ GPU = {
     "mingru": (16, 32, 256),  # batch, input, hidden
     "values_lstm": (8, 64, 16, 128),
     "values_mingru": (4, 300, 16, 96),  # 384 lanes, 300 steps: neither a multiple of a block
+    "families": (8, 256, (2048, 8192)),  # batch, hidden, lengths
     "repeats": 3,
     "target_s": 0.25,
 }
@@ -70,11 +73,12 @@ CPU = {
     "mingru": (2, 3, 8),
     "values_lstm": (2, 5, 3, 8),
     "values_mingru": (2, 9, 3, 6),
+    "families": (2, 8, (16,)),
     "repeats": 1,
     "target_s": 0.0,
 }
 # Shares of --budget per section, in the order they run.
-PLAN = {"values": 30, "lstm": 140, "mixed": 40, "mingru": 60}
+PLAN = {"values": 30, "lstm": 120, "mixed": 40, "mingru": 55, "families": 25}
 DEFAULT_BUDGET_S = sum(PLAN.values())  # 270 s; gpu_check.sh stops the process at 300 s
 GRACE_S = 15  # how far past its section's share one measurement may run before it is stopped
 MAX_STEPS = 50
@@ -638,6 +642,52 @@ def mingru_parallel(check):
         )
 
 
+FAMILY_FORMS = {
+    "mlstm": {
+        "sequential": jaxrnn.Strategy(),
+        "chunkwise": jaxrnn.Strategy(mode="chunkwise", chunk_size=64),
+        "parallel": jaxrnn.Strategy(mode="parallel"),
+    },
+    "mamba": {"sequential": jaxrnn.Strategy(), "parallel": jaxrnn.Strategy(mode="parallel")},
+}
+
+
+def family_train(name, t, strategy, sizes):
+    def build():
+        batch, hidden, _ = sizes
+        make = {"mlstm": jaxrnn.mlstm, "mamba": jaxrnn.mamba}[name]
+        cell = make(hidden)
+        params = cell.init(jax.random.key(0), hidden)
+        xs = jax.random.normal(jax.random.key(1), (batch, t, hidden))
+
+        def loss(params, xs):
+            return jnp.sum(jaxrnn.unroll(cell, params, xs, strategy=strategy)[1])
+
+        fn = jax.jit(jax.value_and_grad(loss, argnums=(0, 1)))
+        return (lambda: fn(params, xs)), jax.block_until_ready
+
+    return build
+
+
+def families(check):
+    rows = check.section("families")
+    batch, hidden, lengths = check.sizes["families"]
+    print(f"mLSTM and Mamba forward + backward of sum(ys), batch {batch}, hidden {hidden}")
+    for name, forms in FAMILY_FORMS.items():
+        for t in lengths:
+            builds = {
+                k: family_train(name, t, s, check.sizes["families"]) for k, s in forms.items()
+            }
+            timings = time_side_by_side(check, builds)
+            for key, row in timings.items():
+                shown = (
+                    f"{row['ms']:10.2f} ms" if "ms" in row else f"not measured ({row['reason']})"
+                )
+                print(f"  {name:6s} T={t:>6d} {key:12s} {shown}")
+            rows.append({"cell": name, "t": t, "rows": timings})
+            check.save()
+
+
 # --- the run ---
 
 
@@ -721,6 +771,7 @@ def main(argv=None) -> int:
         lambda c: lstm_training(c, on_gpu),
         mixed_precision,
         mingru_parallel,
+        families,
     ):
         try:
             section(check)

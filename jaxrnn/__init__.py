@@ -17,6 +17,8 @@ import importlib
 
 from jaxrnn import interop
 from jaxrnn import packing
+from jaxrnn.blocks import mamba_block
+from jaxrnn.blocks import xlstm_block
 from jaxrnn.bptt import elman_bptt
 from jaxrnn.bptt import gradient_norms
 from jaxrnn.cells import Cell
@@ -27,10 +29,13 @@ from jaxrnn.cells import elman
 from jaxrnn.cells import gru
 from jaxrnn.cells import lru
 from jaxrnn.cells import lstm
+from jaxrnn.cells import mamba
 from jaxrnn.cells import mgu
 from jaxrnn.cells import mingru
 from jaxrnn.cells import minlstm
+from jaxrnn.cells import mlstm
 from jaxrnn.cells import rg_lru
+from jaxrnn.cells import slstm
 from jaxrnn.checks import checked
 from jaxrnn.layers import BidirectionalCarry
 from jaxrnn.layers import Layer
@@ -47,7 +52,7 @@ from jaxrnn.parallel import linear_scan
 from jaxrnn.scan import unroll
 from jaxrnn.strategy import Strategy
 
-__version__ = "0.1.3"
+__version__ = "0.1.4"
 
 # Loaded on first attribute access: `train` pulls in orbax, which `unroll` users don't need,
 # and `nnx`/`linen` need Flax, an optional dependency.
@@ -98,19 +103,24 @@ __all__ = (
     "linen",
     "lru",
     "lstm",
+    "mamba",
+    "mamba_block",
     "many_to_many",
     "many_to_one",
     "mgu",
     "mingru",
     "minlstm",
+    "mlstm",
     "nnx",
     "packing",
     "pool",
     "rg_lru",
     "rnn",
+    "slstm",
     "stacked",
     "text",
     "train",
     "unroll",
     "with_recurrent_dropout",
+    "xlstm_block",
 )

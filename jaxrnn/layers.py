@@ -137,11 +137,11 @@ def rnn(
     check_probability("recurrent_dropout", recurrent_dropout)
     strategy = resolve(strategy, deprecated, "rnn")
     check_runs(cell, strategy)
-    if recurrent_dropout > 0 and strategy.mode == "parallel":
+    if recurrent_dropout > 0 and strategy.mode != "sequential":
         fail(
             "recurrent_dropout",
-            "0 with mode='parallel' (the parallel scan cannot apply a mask where the step "
-            "reads the hidden state)",
+            f"0 with mode={strategy.mode!r} (the parallel forms cannot apply a mask where the "
+            "step reads the hidden state)",
             recurrent_dropout,
         )
 

@@ -26,6 +26,7 @@ from jaxrnn.parallel import sharded_linear_scan
 from jaxrnn.portable import scan
 from jaxrnn.steps import expand
 from jaxrnn.steps import valid_steps
+from jaxrnn.strategy import DEFAULT_CHUNK_SIZE
 from jaxrnn.strategy import Strategy
 from jaxrnn.strategy import resolve
 from jaxrnn.typing import Array
@@ -179,7 +180,10 @@ def _prepare(cell, params, xs, initial_carry, seq_lengths, mask, resets, reverse
 
 
 def check_runs(cell: Cell, strategy: Strategy) -> None:
-    """Raises when ``strategy`` cannot run ``cell`` (the parallel mode needs a linear cell).
+    """Raises when ``strategy`` cannot run ``cell``: ``mode="parallel"`` needs a cell whose
+    gates read only ``x_t`` (``linear`` or ``parallel_form``), ``mode="chunkwise"`` a cell
+    with a chunkwise form (``parallel_form``), ``time_sharding`` and ``scan_method`` an
+    elementwise linear recurrence (``linear``).
 
     Examples:
       >>> import jaxrnn
@@ -189,14 +193,38 @@ def check_runs(cell: Cell, strategy: Strategy) -> None:
       ...
       ValueError: strategy must be mode='sequential' for jaxrnn.lstm(hidden_size=4), ...
     """
-    if strategy.mode == "parallel" and cell.linear is None:
+    mode = strategy.mode
+    if mode == "sequential":
+        return
+    linear, form = cell.linear is not None, cell.parallel_form is not None
+    if not form and (mode == "chunkwise" or not linear):
+        runs = "'sequential' or 'parallel'" if linear else "'sequential'"
+        why = (
+            "whose state is an elementwise linear recurrence"
+            if linear
+            else "whose gates read h_{t-1}"
+        )
         fail(
             "strategy",
-            f"mode='sequential' for {cell!r}, whose gates read h_{{t-1}} (mode='parallel' "
-            "needs a cell whose recurrence is linear in its carry: jaxrnn.mingru, "
-            "jaxrnn.minlstm, jaxrnn.lru, jaxrnn.rg_lru)",
+            f"mode={runs} for {cell!r}, {why} (mode='parallel' needs a cell whose recurrence "
+            f"is linear in its carry or that has a parallel form: {PARALLEL_CELLS}; "
+            f"mode='chunkwise' a cell with a chunkwise form: {CHUNKWISE_CELLS})",
             said(repr(strategy)),
         )
+    if not linear and (strategy.time_sharding is not None or strategy.scan_method is not None):
+        fail(
+            "strategy",
+            f"time_sharding=None and scan_method=None for {cell!r}: both cut or run an "
+            "elementwise linear recurrence (jaxrnn.linear_scan), which its state is not",
+            said(repr(strategy)),
+        )
+
+
+# Named in the errors; tests/test_strategy.py checks them against the families' fields.
+PARALLEL_CELLS = (
+    "jaxrnn.mingru, jaxrnn.minlstm, jaxrnn.lru, jaxrnn.rg_lru, jaxrnn.mamba, jaxrnn.mlstm"
+)
+CHUNKWISE_CELLS = "jaxrnn.mlstm"
 
 
 def _run(cell: Cell, params: Params, run: _Prepared, reverse: bool, strategy: Strategy):
@@ -211,6 +239,11 @@ def _run(cell: Cell, params: Params, run: _Prepared, reverse: bool, strategy: St
         ran = cudnn.run(cell, params, run, reverse)
         if ran is not None:
             return ran
+    if cell.parallel_form is not None and strategy.mode != "sequential":
+        chunk = strategy.chunk_size or DEFAULT_CHUNK_SIZE
+        chunk_size = chunk if strategy.mode == "chunkwise" else None
+        px = cell.project(params, xs)
+        return cell.parallel_form(params, px, carry, valid, reverse, starts, chunk_size)
     if strategy.mode == "parallel":
         return _parallel(
             cell,
@@ -342,7 +375,7 @@ def _parallel(
         b = jnp.where(rs, a * carry.astype(a.dtype)[None] + b, b)
         a = jnp.where(rs, jnp.zeros_like(a), a)
     # Fold the initial state into the first step read (the last one when reversed).
-    first = a.shape[0] - 1 if reverse else 0
+    first = -1 if reverse else 0  # -1, not t - 1: the time axis may be symbolic (jax.export)
     b = b.at[first].set(a[first] * carry.astype(a.dtype) + b[first])
 
     if method == "pallas":

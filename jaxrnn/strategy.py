@@ -23,7 +23,8 @@ from jaxrnn.checks import show
 from jaxrnn.checks import warn
 from jaxrnn.time_sharding import check_time_sharding
 
-MODES = ("sequential", "parallel")
+MODES = ("sequential", "parallel", "chunkwise")
+DEFAULT_CHUNK_SIZE = 64
 SCAN_METHODS = ("loop", "associative", "pallas")
 
 
@@ -37,7 +38,10 @@ class Strategy:
         `jaxrnn.lru`, `jaxrnn.rg_lru`): the gates of all steps are computed at once, then the
         recurrence runs over them with `jaxrnn.linear_scan` (an associative scan on GPU/TPU, a
         minimal loop on CPU). Both give the same numbers up to float rounding; the parallel
-        one accumulates in float32 or wider.
+        one accumulates in float32 or wider. `jaxrnn.mlstm` runs ``"parallel"`` as its
+        quadratic form (every step attends to every earlier one, ``O(t^2)`` memory) and
+        ``"chunkwise"`` (mLSTM only) as its chunkwise form: the quadratic form within chunks of
+        ``chunk_size`` steps, the recurrent state between them.
       unroll: steps per loop iteration of the `jax.lax.scan` (``True``: all of them).
       remat: checkpoint the scan in segments of this many steps (sequential mode): the
         backward pass keeps only the carries between segments and recomputes each segment, so
@@ -56,6 +60,8 @@ class Strategy:
         length, resets, a compute dtype other than float32: `jaxrnn.cudnn.why_not` says
         which), `jaxrnn.unroll` runs the default path instead and warns with the reason
         (`jaxrnn.cudnn.CudnnFallbackWarning`). Opt-in until a GPU run has measured it.
+      chunk_size: the steps per chunk of ``mode="chunkwise"`` (None: 64); the last chunk may
+        be shorter.
 
     Examples:
       >>> import jax, jax.numpy as jnp, jaxrnn
@@ -78,6 +84,7 @@ class Strategy:
     time_sharding: tuple[Mesh, str] | None = None
     scan_method: str | None = None
     cudnn: bool = False
+    chunk_size: int | None = None
 
     def __post_init__(self):
         check_choice("mode", self.mode, MODES)
@@ -90,28 +97,36 @@ class Strategy:
             check_time_sharding(self.time_sharding)
         check_choice("scan_method", self.scan_method, (*SCAN_METHODS, None))
         check_flag("cudnn", self.cudnn)
+        if self.chunk_size is not None:
+            check_size("chunk_size", self.chunk_size)
         # The rules between options, all here.
-        if self.remat is not None and self.mode == "parallel":
+        if self.remat is not None and self.mode != "sequential":
             fail(
                 "remat",
-                "None with mode='parallel' (the parallel scan keeps no per-step residuals of "
-                "the recurrence to checkpoint)",
+                f"None with mode={self.mode!r} (the parallel forms keep no per-step residuals "
+                "of the recurrence to checkpoint)",
                 self.remat,
+            )
+        if self.chunk_size is not None and self.mode != "chunkwise":
+            fail(
+                "chunk_size",
+                f"None with mode={self.mode!r} (it sizes the chunks of mode='chunkwise')",
+                self.chunk_size,
             )
         if self.time_sharding is not None and self.mode != "parallel":
             fail(
                 "time_sharding",
-                "None with mode='sequential': a sequential scan cannot be cut into blocks "
-                "that run at once (use mode='parallel' with a linear cell: jaxrnn.mingru, "
-                "jaxrnn.minlstm, jaxrnn.lru, jaxrnn.rg_lru; for an LSTM or GRU shard the batch "
-                "instead, jaxrnn.distributed)",
+                f"None with mode={self.mode!r}: only an elementwise linear recurrence can be "
+                "cut into blocks that run at once (use mode='parallel' with a linear cell: "
+                "jaxrnn.mingru, jaxrnn.minlstm, jaxrnn.lru, jaxrnn.rg_lru, jaxrnn.mamba; for an "
+                "LSTM or GRU shard the batch instead, jaxrnn.distributed)",
                 self.time_sharding,
             )
         if self.scan_method is not None and self.mode != "parallel":
             fail(
                 "scan_method",
-                "None with mode='sequential' (it chooses how mode='parallel' runs the linear "
-                "recurrence)",
+                f"None with mode={self.mode!r} (it chooses how mode='parallel' runs the "
+                "linear recurrence)",
                 self.scan_method,
             )
         if self.scan_method is not None and self.time_sharding is not None:

@@ -137,8 +137,17 @@ CELLS = {
     # Mixed precision: float32 params and carries, bfloat16 products and outputs.
     "lstm_bf16": lambda h: jaxrnn.lstm(h, compute_dtype=jnp.bfloat16),
     "mingru_bf16": lambda h: jaxrnn.mingru(h, compute_dtype=jnp.bfloat16),
+    # xLSTM and Mamba: one head so that any hidden size divides; Mamba's input is its width.
+    "slstm": lambda h: jaxrnn.slstm(h, num_heads=1),
+    "mlstm": lambda h: jaxrnn.mlstm(h, num_heads=1),
+    "mamba": lambda h: jaxrnn.mamba(h, state_size=2),
 }
-LINEAR = ("mingru", "minlstm", "lru", "mingru_bf16")
+# The cells each mode runs, read from the cells themselves (the library's one definition).
+PARALLEL = tuple(
+    n for n, make in CELLS.items() if make(2).linear is not None or make(2).parallel_form
+)
+CHUNKWISE = tuple(n for n, make in CELLS.items() if make(2).parallel_form is not None)
+SAME_SIZE = ("mamba",)  # input size must equal the hidden size
 
 
 def reference_unroll(cell, params, xs, lengths, mask, resets, initial, reverse):
@@ -250,6 +259,8 @@ def sequence_setup(draw):
     if long:
         batch = (2,)
     time_major = draw(st.booleans()) and bool(batch)
+    if name in SAME_SIZE:
+        features = hidden
     cell = CELLS[name](hidden)
     params = cell.init(jax.random.key(draw(st.integers(0, 3))), input_size=features)
     xs = np.asarray(
@@ -277,7 +288,8 @@ def unroll_calls(draw):
     mask_value, mask, bad_mask = draw(steps_variant("mask", batch, t, time_major, bad_ok))
     resets_value, resets, bad_resets = draw(steps_variant("resets", batch, t, time_major, bad_ok))
     reverse = draw(st.booleans())
-    modes = ["default", "autodiff", "remat", "unroll"] + (["parallel"] if name in LINEAR else [])
+    modes = ["default", "autodiff", "remat", "unroll"]
+    modes += ["parallel"] * (name in PARALLEL) + ["chunkwise"] * (name in CHUNKWISE)
     mode = draw(st.sampled_from(modes))
     options = {
         "default": {},
@@ -285,6 +297,7 @@ def unroll_calls(draw):
         "remat": dict(remat=draw(st.integers(1, 4))),
         "unroll": dict(unroll=draw(st.integers(2, 3))),
         "parallel": dict(mode="parallel"),
+        "chunkwise": dict(mode="chunkwise", chunk_size=draw(st.integers(1, 4))),
     }[mode]
     jit = draw(st.booleans())
     if (

@@ -25,7 +25,7 @@ CASES = {
     ),
     "Strategy(mode='fast')": (
         lambda: jaxrnn.Strategy(mode="fast"),
-        "mode must be 'sequential' or 'parallel', got 'fast'",
+        "mode must be 'sequential', 'parallel' or 'chunkwise', got 'fast'",
     ),
     "rnn(recurrent_dropout=1)": (
         lambda: jaxrnn.rnn(CELL, recurrent_dropout=1.0),

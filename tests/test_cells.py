@@ -148,13 +148,16 @@ def test_every_family_is_listed_with_its_factory_and_built_by_name():
         "mingru",
         "minlstm",
         "lru",
+        "slstm",
+        "mlstm",
+        "mamba",
     }
     for name, family in FAMILIES.items():
         if name == "gru_reset_before":  # jaxrnn.gru(h, reset_after=False)
             assert family.make.func is jaxrnn.gru and family.make.keywords == {"reset_after": False}
         else:
             assert family.make is getattr(jaxrnn, name)
-        assert by_name(name, 3).name == name
+        assert by_name(name, 4).name == name
     # The gate count is the width of w_hh over h for the classic cells.
     for name in ("elman", "lstm", "gru", "mgu"):
         params = by_name(name, 5).init(jax.random.key(0), input_size=2)

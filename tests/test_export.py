@@ -246,3 +246,19 @@ def test_export_errors_name_the_file_and_the_argument(tmp_path):
     assert not [p for p in os.listdir(tmp_path) if p.startswith(".export-")]  # no leftovers
     with pytest.raises(TypeError, match=r"argument 0 must be a \(shape, dtype\) pair"):
         export.arguments((3, jnp.float32))
+
+
+@pytest.mark.parametrize("name", ["mingru", "mamba"])
+def test_a_reversed_parallel_scan_exports_with_a_symbolic_time_axis(name):
+    # The initial state is folded into the last step read; indexing it as t - 1 failed when t
+    # is a symbol.
+    cell = getattr(jaxrnn, name)(4)
+    params = cell.init(jax.random.key(0), 4)
+    parallel = Strategy(mode="parallel")
+
+    def backwards(xs):
+        return jaxrnn.unroll(cell, params, xs, reverse=True, strategy=parallel)[1]
+
+    exported = jax.export.export(jax.jit(backwards))(*export.arguments(("b, t, 4", jnp.float32)))
+    xs = jax.random.normal(jax.random.key(1), (2, 5, 4))
+    np.testing.assert_allclose(exported.call(xs), backwards(xs), rtol=1e-6, atol=1e-6)

@@ -329,5 +329,5 @@ def test_rnn_passes_its_unroll_options():
     assert text != text_seq
     with pytest.raises(ValueError, match="remat must be None with mode='parallel'"):
         jaxrnn.Strategy(mode="parallel", remat=2)
-    with pytest.raises(ValueError, match="mode must be 'sequential' or 'parallel'"):
+    with pytest.raises(ValueError, match="mode must be 'sequential', 'parallel' or 'chunkwise'"):
         jaxrnn.Strategy(mode="fast")

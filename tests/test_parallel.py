@@ -97,7 +97,7 @@ def test_parallel_mode_needs_a_linear_cell():
         r"gates read h_\{t-1\} \(mode='parallel' needs a cell whose recurrence is linear",
     ):
         jaxrnn.unroll(cell, params, jnp.zeros((1, 3, 2)), strategy=parallel)
-    with pytest.raises(ValueError, match="mode must be 'sequential' or 'parallel'"):
+    with pytest.raises(ValueError, match="mode must be 'sequential', 'parallel' or 'chunkwise'"):
         jaxrnn.Strategy(mode="fast")
 
 

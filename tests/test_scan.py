@@ -360,7 +360,7 @@ def test_error_seq_lengths_values_under_jit(capfd):
         ({"unroll": 0}, r"unroll must be a positive int, got 0"),
         ({"unroll": 1.5}, r"unroll must be a positive int, got 1.5"),
         ({"remat": 0}, r"remat must be a positive int, got 0"),
-        ({"mode": "fast"}, r"mode must be 'sequential' or 'parallel', got 'fast'"),
+        ({"mode": "fast"}, r"mode must be 'sequential', 'parallel' or 'chunkwise', got 'fast'"),
     ],
 )
 def test_error_options(kwargs, message):

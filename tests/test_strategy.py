@@ -264,3 +264,50 @@ def test_deprecation_warnings_point_at_the_users_line_however_deep():
     with pytest.warns(DeprecationWarning) as traced:
         jax.jit(lambda xs: jaxrnn.unroll(cell, params, xs, fused=False)[1])(xs)
     assert {w.filename for w in [*caught, *traced]} == {__file__}
+
+
+@pytest.mark.parametrize(
+    "fields, match",
+    [
+        ({"mode": "parallel", "chunk_size": 8}, r"chunk_size must be None with mode='parallel'"),
+        ({"chunk_size": 8}, r"chunk_size must be None with mode='sequential'"),
+        ({"mode": "chunkwise", "remat": 4}, r"remat must be None with mode='chunkwise'"),
+        ({"mode": "chunkwise", "chunk_size": 0}, r"chunk_size must be a positive int, got 0"),
+        ({"mode": "chunkwise", "scan_method": "loop"}, r"scan_method must be None with mode="),
+        ({"mode": "chunkwise", "cudnn": True}, r"mode must be 'sequential' with cudnn=True"),
+    ],
+)
+def test_chunkwise_options_are_checked_where_the_strategy_is_made(fields, match):
+    with pytest.raises(ValueError, match=match):
+        Strategy(**fields)
+
+
+def _family_cell(family):
+    try:
+        return family.make(8)
+    except TypeError:  # a family with more required options (conv_lstm)
+        return None
+
+
+def test_the_cells_named_in_the_mode_errors_are_the_ones_that_run_those_modes():
+    from jaxrnn.cells import FAMILIES
+    from jaxrnn.scan import CHUNKWISE_CELLS
+    from jaxrnn.scan import PARALLEL_CELLS
+
+    cells = {name: _family_cell(family) for name, family in FAMILIES.items()}
+    parallel = {f"jaxrnn.{n}" for n, c in cells.items() if c is not None and c.linear is not None}
+    formed = {f"jaxrnn.{n}" for n, c in cells.items() if c is not None and c.parallel_form}
+    assert set(PARALLEL_CELLS.split(", ")) == parallel | formed
+    assert set(CHUNKWISE_CELLS.split(", ")) == formed
+
+
+@pytest.mark.parametrize("mode", ["parallel", "chunkwise"])
+def test_a_mode_a_cell_cannot_run_names_the_cells_that_can(mode):
+    cell = jaxrnn.gru(4)
+    params = cell.init(jax.random.key(0), 2)
+    with pytest.raises(ValueError, match=r"mode='sequential' for jaxrnn.gru.*jaxrnn.mlstm"):
+        jaxrnn.unroll(cell, params, jnp.zeros((1, 3, 2)), strategy=Strategy(mode=mode))
+    linear = jaxrnn.mingru(4)
+    params = linear.init(jax.random.key(0), 2)
+    with pytest.raises(ValueError, match=r"mode='sequential' or 'parallel' for jaxrnn.mingru"):
+        jaxrnn.unroll(linear, params, jnp.zeros((1, 3, 2)), strategy=Strategy(mode="chunkwise"))

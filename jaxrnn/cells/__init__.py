@@ -7,9 +7,12 @@ from jaxrnn.cells import elman as _elman
 from jaxrnn.cells import gru as _gru
 from jaxrnn.cells import lru as _lru
 from jaxrnn.cells import lstm as _lstm
+from jaxrnn.cells import mamba as _mamba
 from jaxrnn.cells import mgu as _mgu
 from jaxrnn.cells import minimal as _minimal
+from jaxrnn.cells import mlstm as _mlstm
 from jaxrnn.cells import rglru as _rglru
+from jaxrnn.cells import slstm as _slstm
 from jaxrnn.cells.base import Cell
 from jaxrnn.cells.base import Family
 from jaxrnn.cells.base import LinearRecurrence
@@ -19,10 +22,15 @@ from jaxrnn.cells.gru import gru
 from jaxrnn.cells.lru import lru
 from jaxrnn.cells.lstm import LSTMCarry
 from jaxrnn.cells.lstm import lstm
+from jaxrnn.cells.mamba import mamba
 from jaxrnn.cells.mgu import mgu
 from jaxrnn.cells.minimal import mingru
 from jaxrnn.cells.minimal import minlstm
+from jaxrnn.cells.mlstm import MLSTMCarry
+from jaxrnn.cells.mlstm import mlstm
 from jaxrnn.cells.rglru import rg_lru
+from jaxrnn.cells.slstm import SLSTMCarry
+from jaxrnn.cells.slstm import slstm
 
 FAMILIES: dict[str, Family] = {
     family.name: family
@@ -34,9 +42,12 @@ FAMILIES: dict[str, Family] = {
         _mgu.FAMILY,
         _minimal.MINGRU,
         _minimal.MINLSTM,
+        _mlstm.FAMILY,
         _lru.FAMILY,
         _rglru.FAMILY,
         _conv.FAMILY,
+        _mamba.FAMILY,
+        _slstm.FAMILY,
     )
 }
 
@@ -68,14 +79,19 @@ __all__ = [
     "Family",
     "LSTMCarry",
     "LinearRecurrence",
+    "MLSTMCarry",
+    "SLSTMCarry",
     "by_name",
     "conv_lstm",
     "elman",
     "gru",
     "lru",
     "lstm",
+    "mamba",
     "mgu",
     "mingru",
     "minlstm",
+    "mlstm",
     "rg_lru",
+    "slstm",
 ]

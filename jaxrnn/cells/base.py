@@ -64,6 +64,14 @@ class Cell(NamedTuple):
         accumulate in it; outputs are in the compute dtype, gradients in the params' dtype.
       remake: ``remake(**options) -> Cell``, the factory call that made this cell with some
         options changed (`with_compute_dtype` uses it); None for a wrapped cell.
+      parallel_form: for cells whose every gate reads only ``x_t`` but whose state is not an
+        elementwise linear recurrence (`jaxrnn.mlstm`'s matrix memory): ``parallel_form(params,
+        px, carry, valid, reverse, resets, chunk_size) -> (carry, ys)`` over the projected
+        time-major inputs ``px (t, n, g)`` with one batch axis, the same numbers as the scan of
+        ``step_projected`` (``valid (t, n)`` or None: invalid steps keep the carry and give
+        zeros; ``resets (t, n)`` or None: those steps start from ``carry``). ``chunk_size``
+        None is the fully parallel form, an int the chunkwise one; `jaxrnn.unroll` calls it for
+        ``jaxrnn.Strategy(mode="parallel")`` and ``mode="chunkwise"``.
     """
 
     init: Callable[..., Params]
@@ -80,6 +88,7 @@ class Cell(NamedTuple):
     input_axes: int = 1
     compute_dtype: Any = None
     remake: Callable[..., "Cell"] | None = None
+    parallel_form: Callable[..., tuple[Carry, Array]] | None = None
 
     def __repr__(self) -> str:
         mixed = "" if self.compute_dtype is None else f", compute_dtype={self.compute_dtype}"
@@ -266,7 +275,8 @@ def replace_step(cell: Cell, step_projected: Callable, **fields: Any) -> Cell:
       >>> noisy.fused is None and noisy.output is cell.output
       True
     """
-    fields = {**cell._asdict(), "linear": None, "fused": None, "remake": None, **fields}
+    dropped = {"linear": None, "fused": None, "remake": None, "parallel_form": None}
+    fields = {**cell._asdict(), **dropped, **fields}
     for derived in ("step", "step_projected"):
         fields.pop(derived)
     # ``project``, ``initial_carry`` and the old step already compute in the cell's dtype, and
@@ -368,7 +378,20 @@ def _in_compute_dtype(compute_dtype, fields: dict) -> dict:
             return linear.readout(cast_params(params, compute_dtype), h, px).astype(compute_dtype)
 
         fields["linear"] = LinearRecurrence(coefficients=linear.coefficients, readout=readout)
+    if fields.get("parallel_form") is not None:
+        fields["parallel_form"] = _form_in_compute_dtype(compute_dtype, fields["parallel_form"])
     return fields
+
+
+def _form_in_compute_dtype(compute_dtype, parallel_form: Callable) -> Callable:
+    """A whole-sequence form in ``compute_dtype``, as `_compute_halves` does for one step."""
+
+    def form(params: Params, px: Any, carry: Carry, *rest: Any) -> tuple[Carry, Array]:
+        new, ys = parallel_form(cast_params(params, compute_dtype), px, carry, *rest)
+        new = jax.tree.map(lambda n, old: n.astype(old.dtype), new, carry)
+        return new, ys.astype(compute_dtype)
+
+    return form
 
 
 def _check_step(input_size, initial_carry, input_axes, compute_dtype, params, carry, x):
