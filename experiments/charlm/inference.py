@@ -32,18 +32,18 @@ def load(workdir: str, which: str = "best"):
 
 def sampler(config: Config, length: int, temperature: float, top_k: int | None = None):
     """``sample(params, prompt_ids (b, p), key) -> ids (b, length)``, one jitted function: the
-    prompt is read with `jaxrnn.unroll`, then `jaxrnn.decode.generate` samples."""
+    prompt is read (RNNs: with `jaxrnn.unroll`; the Transformer: into its key/value cache),
+    then `jaxrnn.decode.generate` samples."""
 
     m = model.make(config)
 
     @jax.jit
     def sample(params, prompt_ids, key):
-        carry = m.initial_carry(params, prompt_ids.shape[0])
-        if prompt_ids.shape[1] > 1:  # all but the last prompt character build the state
-            carry, _ = m.apply(params, prompt_ids[:, :-1], carry)
+        # All but the last prompt character build the state; generation reads the last.
+        state = m.read_prompt(params, prompt_ids[:, :-1], length)
         _, tokens = decode.generate(
             m.step_fn(params),
-            carry,
+            state,
             prompt_ids[:, -1],
             length=length,
             key=key,
@@ -96,6 +96,11 @@ def export_step(workdir: str, path: str, which: str = "best") -> dict:
       The description written to ``<path>.json``.
     """
     config, vocab, params = load(workdir, which)
+    if config.model != "lstm":
+        raise ValueError(
+            f"--export writes the step of --model lstm runs; {workdir} holds a --model "
+            f"{config.model} run"
+        )
     m = model.make(config)
     step = m.step_fn(params)
     leaves, treedef = jax.tree.flatten(m.initial_carry(params, 1))

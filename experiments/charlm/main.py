@@ -1,9 +1,11 @@
 """Character-level language model: learn a text, then write new text one character at a time.
 
-The lecture's sequence-generation problem. Trains an LSTM (or GRU) on tinyshakespeare (or
---text PATH) with truncated backpropagation through time over parallel streams, validates on
-the held-out last 10% (nats and bits per character), and samples from the model inside one
-jitted lax.scan. Sample more with: python -m experiments.charlm.sample --workdir W.
+The lecture's sequence-generation problem. Trains an LSTM (or GRU; or --model slstm, mlstm,
+mamba, transformer) on tinyshakespeare (or --text PATH) with truncated backpropagation
+through time over parallel streams (the Transformer: on each chunk as an independent
+window), validates on the held-out last 10% (nats and bits per character), and samples from
+the model inside one jitted lax.scan. Sample more with:
+python -m experiments.charlm.sample --workdir W.
 """
 
 from collections.abc import Sequence
