@@ -31,6 +31,7 @@ from jaxrnn.cells.slstm import slstm
 from jaxrnn.checks import check_batch_shape
 from jaxrnn.checks import check_choice
 from jaxrnn.checks import check_flag
+from jaxrnn.checks import check_heads
 from jaxrnn.checks import check_init_args
 from jaxrnn.checks import check_number
 from jaxrnn.checks import check_size
@@ -38,8 +39,10 @@ from jaxrnn.checks import check_tree
 from jaxrnn.checks import fail
 from jaxrnn.checks import said
 from jaxrnn.layers import Layer
+from jaxrnn.scan import check_runs
 from jaxrnn.scan import unroll
 from jaxrnn.strategy import Strategy
+from jaxrnn.strategy import resolve
 from jaxrnn.typing import Array
 from jaxrnn.typing import Carry
 from jaxrnn.typing import Params
@@ -119,6 +122,7 @@ def mamba_block(
     k = check_size("conv_size", conv_size)
     rank = default_dt_rank(d) if dt_rank is None else check_size("dt_rank", dt_rank)
     cell = mamba(e, state_size=state_size, dt_rank=rank)
+    strategy = _check_strategy(cell, strategy, "mamba_block")
     label = f"mamba_block(d_model={d})"
 
     def init(key: PRNGKey, input_size: int, *, dtype=jnp.float32) -> Params:
@@ -180,6 +184,13 @@ def _mamba_apply(cell: Cell, strategy, params: Params, run: "_Run", reverse: boo
     )
     out = (ys * jax.nn.silu(z)) @ params["out_proj"] + run.xs
     return _restore(run, MambaBlockCarry(window, ssm), out)
+
+
+def _check_strategy(cell: Cell, strategy: Any, caller: str) -> Strategy:
+    """``strategy`` checked where the block is made, as `jaxrnn.rnn` checks its own."""
+    strategy = resolve(strategy, {}, caller)
+    check_runs(cell, strategy)
+    return strategy
 
 
 def _check_input_size(input_size: int, d: int, label: str) -> None:
@@ -493,7 +504,11 @@ def xlstm_block(
     check_choice("cell", cell, ("mlstm", "slstm"))
     proj_factor = check_number("proj_factor", proj_factor, low=0, low_open=True)
     p = check_size("round(proj_factor * d_model)", round(proj_factor * d))
-    inner = mlstm(p, num_heads=num_heads) if cell == "mlstm" else slstm(d, num_heads=num_heads)
+    if cell == "mlstm":
+        inner = mlstm(p, num_heads=check_heads(num_heads, p, "round(proj_factor * d_model)"))
+    else:
+        inner = slstm(d, num_heads=check_heads(num_heads, d, "d_model"))
+    strategy = _check_strategy(inner, strategy, "xlstm_block")
     label = f"xlstm_block(d_model={d}, cell={cell!r})"
 
     def init(key: PRNGKey, input_size: int, *, dtype=jnp.float32) -> Params:

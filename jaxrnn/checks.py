@@ -141,6 +141,31 @@ def check_size(name: str, value: Any) -> int:
     return check_int(name, value, low=1)
 
 
+def check_heads(num_heads: Any, hidden_size: int, size_name: str = "hidden_size") -> int:
+    """``num_heads`` if it is a positive int that divides ``hidden_size`` (each head holds
+    ``hidden_size / num_heads`` units), else an error naming ``num_heads`` and the size as
+    the caller's user wrote it (``size_name``).
+
+    Examples:
+      >>> from jaxrnn.checks import check_heads
+      >>> check_heads(2, 8)
+      2
+      >>> check_heads(3, 8)  # doctest: +ELLIPSIS
+      Traceback (most recent call last):
+      ...
+      ValueError: num_heads must be a divisor of hidden_size=8 (...), got 3
+    """
+    check_size("num_heads", num_heads)
+    if hidden_size % num_heads:
+        fail(
+            "num_heads",
+            f"a divisor of {size_name}={hidden_size} (each head holds {size_name} / num_heads "
+            "units)",
+            num_heads,
+        )
+    return num_heads
+
+
 def check_count(name: str, value: Any) -> int:
     """``value`` if it is an int ``>= 0``.
 

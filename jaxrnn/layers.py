@@ -137,6 +137,8 @@ def rnn(
     check_probability("recurrent_dropout", recurrent_dropout)
     strategy = resolve(strategy, deprecated, "rnn")
     check_runs(cell, strategy)
+    if recurrent_dropout > 0 and cell.parallel_form is not None:
+        _no_recurrent_dropout(cell, recurrent_dropout, "its gates read only x_t and it has")
     if recurrent_dropout > 0 and strategy.mode != "sequential":
         fail(
             "recurrent_dropout",
@@ -203,9 +205,31 @@ def _recurrent_mask(cell: Cell, params: Params, xs: Array, time_major: bool, key
     batch, space = carry_batch[:rank], carry_batch[rank:]
     if len(batch) > 1:  # `unroll` runs several batch axes as one
         carry_batch = (math.prod(batch), *space)
-    hidden = hidden_state(jax.eval_shape(lambda: cell.initial_carry(params, carry_batch)))
+    carry = jax.eval_shape(lambda: cell.initial_carry(params, carry_batch))
+    hidden = hidden_state(carry)
+    if not isinstance(hidden, jax.ShapeDtypeStruct) or hidden.shape != (
+        *carry_batch,
+        cell.hidden_size,
+    ):
+        _no_recurrent_dropout(cell, rate, f"its carry {_carry_shapes(carry)} has")
     keep = jax.random.bernoulli(key, 1.0 - rate, hidden.shape)
     return keep.astype(hidden.dtype) / (1.0 - rate)
+
+
+def _no_recurrent_dropout(cell: Cell, rate: float, why: str) -> None:
+    """The one refusal of ``recurrent_dropout`` for a cell with no ``h`` to drop."""
+    fail(
+        "recurrent_dropout",
+        f"0 for {cell!r}: {why} no hidden state h of shape (..., {cell.hidden_size}) that its "
+        "gates read (recurrent dropout masks h_{t-1} where the step reads it; use dropout "
+        "between layers, jaxrnn.stacked(..., dropout=), instead)",
+        rate,
+    )
+
+
+def _carry_shapes(carry: Any) -> str:
+    shapes = [tuple(leaf.shape) for leaf in jax.tree.leaves(carry)]
+    return str(shapes[0] if len(shapes) == 1 else shapes)
 
 
 def as_layer(model: Cell | Layer, **rnn_options: Any) -> Layer:

@@ -26,7 +26,9 @@ from jaxrnn.parallel import sharded_linear_scan
 from jaxrnn.portable import scan
 from jaxrnn.steps import expand
 from jaxrnn.steps import valid_steps
+from jaxrnn.strategy import CHUNKWISE_CELLS
 from jaxrnn.strategy import DEFAULT_CHUNK_SIZE
+from jaxrnn.strategy import PARALLEL_CELLS
 from jaxrnn.strategy import Strategy
 from jaxrnn.strategy import resolve
 from jaxrnn.typing import Array
@@ -218,13 +220,6 @@ def check_runs(cell: Cell, strategy: Strategy) -> None:
             "elementwise linear recurrence (jaxrnn.linear_scan), which its state is not",
             said(repr(strategy)),
         )
-
-
-# Named in the errors; tests/test_strategy.py checks them against the families' fields.
-PARALLEL_CELLS = (
-    "jaxrnn.mingru, jaxrnn.minlstm, jaxrnn.lru, jaxrnn.rg_lru, jaxrnn.mamba, jaxrnn.mlstm"
-)
-CHUNKWISE_CELLS = "jaxrnn.mlstm"
 
 
 def _run(cell: Cell, params: Params, run: _Prepared, reverse: bool, strategy: Strategy):

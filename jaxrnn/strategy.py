@@ -25,6 +25,11 @@ from jaxrnn.time_sharding import check_time_sharding
 
 MODES = ("sequential", "parallel", "chunkwise")
 DEFAULT_CHUNK_SIZE = 64
+# The cells each mode runs, as the errors name them; tests/test_strategy.py checks them
+# against the families' own fields (``linear``, ``parallel_form``).
+LINEAR_CELLS = "jaxrnn.mingru, jaxrnn.minlstm, jaxrnn.lru, jaxrnn.rg_lru, jaxrnn.mamba"
+PARALLEL_CELLS = f"{LINEAR_CELLS}, jaxrnn.mlstm"
+CHUNKWISE_CELLS = "jaxrnn.mlstm"
 SCAN_METHODS = ("loop", "associative", "pallas")
 
 
@@ -117,9 +122,9 @@ class Strategy:
             fail(
                 "time_sharding",
                 f"None with mode={self.mode!r}: only an elementwise linear recurrence can be "
-                "cut into blocks that run at once (use mode='parallel' with a linear cell: "
-                "jaxrnn.mingru, jaxrnn.minlstm, jaxrnn.lru, jaxrnn.rg_lru, jaxrnn.mamba; for an "
-                "LSTM or GRU shard the batch instead, jaxrnn.distributed)",
+                f"cut into blocks that run at once (use mode='parallel' with a linear cell: "
+                f"{LINEAR_CELLS}; for an LSTM or GRU shard the batch instead, "
+                "jaxrnn.distributed)",
                 self.time_sharding,
             )
         if self.scan_method is not None and self.mode != "parallel":

@@ -321,3 +321,35 @@ def test_bad_arguments_are_named():
         )
     with pytest.raises(ValueError, match="bias=False"):
         from_mambapy_block({"mixer.in_proj.bias": np.zeros(3), "mixer.conv1d.weight": 0})
+
+
+@pytest.mark.parametrize(
+    "make, error, match",
+    [
+        (lambda: jaxrnn.mamba_block(8, strategy="parallel"), TypeError, "strategy must be"),
+        (
+            lambda: jaxrnn.mamba_block(8, strategy=jaxrnn.Strategy(mode="chunkwise")),
+            ValueError,
+            "mode='sequential' or 'parallel' for jaxrnn.mamba",
+        ),
+        (
+            lambda: jaxrnn.xlstm_block(8, cell="slstm", strategy=jaxrnn.Strategy(mode="parallel")),
+            ValueError,
+            "mode='sequential' for jaxrnn.slstm",
+        ),
+        (
+            lambda: jaxrnn.xlstm_block(8, num_heads=3),
+            ValueError,
+            r"num_heads must be a divisor of round\(proj_factor \* d_model\)=16",
+        ),
+        (
+            lambda: jaxrnn.xlstm_block(8, cell="slstm", num_heads=3),
+            ValueError,
+            "num_heads must be a divisor of d_model=8",
+        ),
+    ],
+)
+def test_a_block_refuses_what_it_cannot_run_when_it_is_made(make, error, match):
+    # They were accepted and failed at apply, naming the inner cell's width.
+    with pytest.raises(error, match=match):
+        make()

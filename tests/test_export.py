@@ -248,16 +248,24 @@ def test_export_errors_name_the_file_and_the_argument(tmp_path):
         export.arguments((3, jnp.float32))
 
 
-@pytest.mark.parametrize("name", ["mingru", "mamba"])
-def test_a_reversed_parallel_scan_exports_with_a_symbolic_time_axis(name):
-    # The initial state is folded into the last step read; indexing it as t - 1 failed when t
-    # is a symbol.
+@pytest.mark.parametrize(
+    "name, strategy",
+    [
+        ("mingru", Strategy(mode="parallel")),
+        ("mamba", Strategy(mode="parallel")),
+        ("mlstm", Strategy(mode="parallel")),
+        ("mlstm", Strategy(mode="chunkwise", chunk_size=2)),
+        ("mlstm", Strategy(mode="chunkwise", chunk_size=64)),
+    ],
+)
+def test_a_reversed_parallel_form_exports_with_a_symbolic_time_axis(name, strategy):
+    # The linear scan folded the initial state into step t - 1, and the chunkwise form sized
+    # its chunks with min(chunk_size, t): both failed when t is a symbol.
     cell = getattr(jaxrnn, name)(4)
     params = cell.init(jax.random.key(0), 4)
-    parallel = Strategy(mode="parallel")
 
     def backwards(xs):
-        return jaxrnn.unroll(cell, params, xs, reverse=True, strategy=parallel)[1]
+        return jaxrnn.unroll(cell, params, xs, reverse=True, strategy=strategy)[1]
 
     exported = jax.export.export(jax.jit(backwards))(*export.arguments(("b, t, 4", jnp.float32)))
     xs = jax.random.normal(jax.random.key(1), (2, 5, 4))

@@ -331,3 +331,21 @@ def test_rnn_passes_its_unroll_options():
         jaxrnn.Strategy(mode="parallel", remat=2)
     with pytest.raises(ValueError, match="mode must be 'sequential', 'parallel' or 'chunkwise'"):
         jaxrnn.Strategy(mode="fast")
+
+
+@pytest.mark.parametrize(
+    "cell, said",
+    [
+        (jaxrnn.mlstm(8, num_heads=2), "its gates read only x_t and it has"),
+        (jaxrnn.mamba(8, state_size=4), r"its carry \(2, 8, 4\) has"),
+    ],
+)
+def test_recurrent_dropout_is_refused_by_name_for_a_cell_without_h_to_drop(cell, said):
+    # It was an AttributeError from inside the mask (mLSTM), or a complaint about a mask the
+    # library drew itself (Mamba).
+    xs, key = jnp.ones((2, 5, 8)), jax.random.key(1)
+    layer = jaxrnn.rnn(jaxrnn.mingru(8), recurrent_dropout=0.5)  # a cell with h: it runs
+    layer.apply(layer.init(jax.random.key(0), 8), xs, dropout_key=key)
+    with pytest.raises(ValueError, match=rf"recurrent_dropout must be 0 for .*: {said} no hidden"):
+        layer = jaxrnn.rnn(cell, recurrent_dropout=0.5)
+        layer.apply(layer.init(jax.random.key(0), 8), xs, dropout_key=key)

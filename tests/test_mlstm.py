@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 import jaxrnn
+from jaxrnn import Strategy
 from jaxrnn.cells.mlstm import MLSTMCarry
 from jaxrnn.cells.mlstm import mlstm_heads
 from jaxrnn.cells.mlstm import mlstm_heads_step
@@ -417,3 +418,20 @@ def test_parity_of_the_whole_cell_with_the_recurrent_kernel():
     error = _relative(jax.nn.sigmoid(o) * h, ys)
     print("max relative error of the cell vs the recurrent kernel:", error)
     assert error < PARITY_RTOL
+
+
+@pytest.mark.parametrize(
+    "strategy",
+    [Strategy(), Strategy(mode="parallel"), Strategy(mode="chunkwise", chunk_size=5)],
+    ids=["sequential", "parallel", "chunkwise"],
+)
+def test_gates_shut_for_long_keep_the_gradients_finite(strategy):
+    # i~ = -100 and f~ = -10 drive the stabiliser m below -88, where exp(-m) overflows float32:
+    # the outputs stayed 0 but the gradients were NaN (0 * inf) in every form.
+    cell = jaxrnn.mlstm(8, num_heads=2)
+    params = cell.init(jax.random.key(0), 3)
+    width = params["b"].shape[0]
+    params["b"] = params["b"].at[width - 4 : width - 2].set(-100.0).at[width - 2 :].set(-10.0)
+    xs = jax.random.normal(jax.random.key(1), (2, 12, 3))
+    grads = jax.grad(lambda p: jaxrnn.unroll(cell, p, xs, strategy=strategy)[1].sum())(params)
+    assert all(bool(jnp.isfinite(g).all()) for g in jax.tree.leaves(grads))

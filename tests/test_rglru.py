@@ -88,7 +88,7 @@ def test_rg_lru_packed_layers_vmap_and_its_gradient_stays_finite_as_a_approaches
 
 
 def test_rg_lru_errors_name_what_was_expected():
-    with pytest.raises(ValueError, match="hidden_size must be divisible by num_heads"):
+    with pytest.raises(ValueError, match="num_heads must be a divisor of hidden_size"):
         jaxrnn.rg_lru(6, num_heads=4)
     with pytest.raises(ValueError, match=r"input_size must equal hidden_size=8, got 3"):
         jaxrnn.rg_lru(8).init(jax.random.key(0), input_size=3)

@@ -291,12 +291,14 @@ def _family_cell(family):
 
 def test_the_cells_named_in_the_mode_errors_are_the_ones_that_run_those_modes():
     from jaxrnn.cells import FAMILIES
-    from jaxrnn.scan import CHUNKWISE_CELLS
-    from jaxrnn.scan import PARALLEL_CELLS
+    from jaxrnn.strategy import CHUNKWISE_CELLS
+    from jaxrnn.strategy import LINEAR_CELLS
+    from jaxrnn.strategy import PARALLEL_CELLS
 
     cells = {name: _family_cell(family) for name, family in FAMILIES.items()}
     parallel = {f"jaxrnn.{n}" for n, c in cells.items() if c is not None and c.linear is not None}
     formed = {f"jaxrnn.{n}" for n, c in cells.items() if c is not None and c.parallel_form}
+    assert set(LINEAR_CELLS.split(", ")) == parallel
     assert set(PARALLEL_CELLS.split(", ")) == parallel | formed
     assert set(CHUNKWISE_CELLS.split(", ")) == formed
 

@@ -22,9 +22,9 @@ from jaxrnn.cells.base import make_cell
 from jaxrnn.cells.base import make_param_checker
 from jaxrnn.cells.base import wide_dtype
 from jaxrnn.checks import check_batch_shape
+from jaxrnn.checks import check_heads
 from jaxrnn.checks import check_init_args
 from jaxrnn.checks import check_size
-from jaxrnn.checks import fail
 from jaxrnn.typing import Array
 from jaxrnn.typing import Params
 from jaxrnn.typing import PRNGKey
@@ -104,14 +104,7 @@ def mlstm(hidden_size: int, *, num_heads: int = 4, compute_dtype: DTypeLike | No
       True
     """
     check_size("hidden_size", hidden_size)
-    check_size("num_heads", num_heads)
-    if hidden_size % num_heads:
-        fail(
-            "num_heads",
-            f"a divisor of hidden_size={hidden_size} (each head holds hidden_size / num_heads "
-            "units)",
-            num_heads,
-        )
+    check_heads(num_heads, hidden_size)
     head_size, width = hidden_size // num_heads, 4 * hidden_size + 2 * num_heads
 
     def shapes(input_size: int) -> dict[str, tuple[int, ...]]:
@@ -195,8 +188,15 @@ def _read(q: Array, c: Array, n: Array, m: Array, eps: float) -> Array:
     """``h = (q C) / (max(|q n|, exp(-m)) + eps)`` for ``q (..., d)`` (already scaled),
     ``c (..., d, d)``, ``n (..., d)``, ``m (...)``."""
     num = jnp.einsum("...a,...ab->...b", q, c)
-    den = jnp.maximum(jnp.abs(jnp.sum(q * n, axis=-1)), jnp.exp(-m)) + eps
-    return num / den[..., None]
+    return num / denominator(jnp.sum(q * n, axis=-1), m, eps)[..., None]
+
+
+def denominator(qn: Array, m: Array, eps: float) -> Array:
+    """``max(|q n|, exp(-m)) + eps``, the one normaliser of every form. ``exp(-m)`` is capped
+    below float overflow: with both gates shut for long, ``m`` sinks past -88 and an ``inf``
+    here would give ``h = 0`` but NaN gradients (``0 * inf``); the cap changes no output."""
+    top = jnp.log(jnp.finfo(m.dtype).max) - 1.0
+    return jnp.maximum(jnp.abs(qn), jnp.exp(jnp.minimum(-m, top))) + eps
 
 
 def mlstm_heads_step(
@@ -286,8 +286,12 @@ def mlstm_heads(
     parts = (q, k, v, log_f, i, resets)
     if reverse:
         parts = tuple(jnp.flip(a, 0) for a in parts)
-    size = num_steps if chunk_size is None else min(chunk_size, num_steps)
-    chunks = -(-num_steps // size)
+    if chunk_size is None:  # one chunk of every step: the fully parallel form
+        size, chunks = num_steps, 1
+    else:  # whole chunks (the time axis may be a symbol under jax.export: no min with it)
+        size, chunks = chunk_size, -(-num_steps // chunk_size)
+    if num_steps == 0:
+        return carry, jnp.zeros(q.shape, wide)
     parts = tuple(_chunked(a, chunks, size, fill) for a, fill in zip(parts, _PAD, strict=True))
     final, h = _chunkwise(*parts, carry, eps)  # h (n, heads, chunks, size, d)
     h = h.reshape((*h.shape[:2], chunks * size, h.shape[-1]))[:, :, :num_steps]
@@ -306,9 +310,8 @@ _PAD = (0.0, 0.0, 0.0, 0.0, -jnp.inf, False)
 def _chunked(a: Array, chunks: int, size: int, fill) -> Array:
     """Time-major ``a (t, n, heads, ...)`` as ``(n, heads, chunks, size, ...)``, padded with
     ``fill``."""
-    padded = jnp.concatenate(
-        [a, jnp.full((chunks * size - a.shape[0], *a.shape[1:]), fill, a.dtype)]
-    )
+    widths = [(0, chunks * size - a.shape[0])] + [(0, 0)] * (a.ndim - 1)
+    padded = jnp.pad(a, widths, constant_values=jnp.asarray(fill, a.dtype))
     a = jnp.moveaxis(padded, 0, 2)
     return a.reshape((*a.shape[:2], chunks, size, *a.shape[3:]))
 
@@ -388,8 +391,8 @@ def _chunk_outputs(q, k, v, log_f, i, resets, enter: MLSTMCarry, initial: MLSTMC
     from_c = _pick(after_reset, q_c(initial.c), q_c(enter.c))
     from_n = jnp.where(after_reset, q_n(initial.n), q_n(enter.n))
     num = jnp.einsum("...ts,...sb->...tb", scores, v) + w0[..., None] * from_c
-    den = jnp.sum(scores, axis=-1) + w0 * from_n
-    return num / (jnp.maximum(jnp.abs(den), jnp.exp(-m)) + eps)[..., None]
+    qn = jnp.sum(scores, axis=-1) + w0 * from_n
+    return num / denominator(qn, m, eps)[..., None]
 
 
 FAMILY = Family(name="mlstm", make=mlstm)

@@ -16,6 +16,7 @@ from jaxrnn.cells.base import make_cell
 from jaxrnn.cells.base import make_param_checker
 from jaxrnn.cells.base import wide_dtype
 from jaxrnn.cells.base import zeros_carry
+from jaxrnn.checks import check_heads
 from jaxrnn.checks import check_init_args
 from jaxrnn.checks import check_number
 from jaxrnn.checks import check_size
@@ -81,11 +82,7 @@ def rg_lru(
       ((2, 64, 8), True)
     """
     check_size("hidden_size", hidden_size)
-    check_size("num_heads", num_heads)
-    if hidden_size % num_heads:
-        raise ValueError(
-            f"hidden_size must be divisible by num_heads, got {hidden_size} and {num_heads}"
-        )
+    check_heads(num_heads, hidden_size)
     min_rad = check_number("min_rad", min_rad, low=0, high=1, low_open=True, high_open=True)
     max_rad = check_number("max_rad", max_rad, low=min_rad, high=1, low_open=True, high_open=True)
     block = hidden_size // num_heads

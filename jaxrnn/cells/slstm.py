@@ -18,6 +18,7 @@ from jaxrnn.cells.base import make_cell
 from jaxrnn.cells.base import make_param_checker
 from jaxrnn.cells.base import orthogonal_blocks
 from jaxrnn.checks import check_batch_shape
+from jaxrnn.checks import check_heads
 from jaxrnn.checks import check_init_args
 from jaxrnn.checks import check_size
 from jaxrnn.checks import fail
@@ -103,9 +104,7 @@ def slstm(hidden_size: int, *, num_heads: int = 4, compute_dtype: DTypeLike | No
       True
     """
     check_size("hidden_size", hidden_size)
-    check_size("num_heads", num_heads)
-    if hidden_size % num_heads:
-        fail("hidden_size", f"a multiple of num_heads={num_heads}", hidden_size)
+    check_heads(num_heads, hidden_size)
     head = hidden_size // num_heads
     gates = 4 * hidden_size
 
