@@ -73,7 +73,7 @@ def test_cpu_mode_runs_every_section_and_prints_every_goal(tmp_path):
     assert any("Strategy(cudnn=True)" in g and "backend is cpu" in g for g in goals)
     assert any(g.startswith("GOAL values: minGRU parallel pallas") and ": met" in g for g in goals)
     results = json.loads((tmp_path / "gpu_check.json").read_text())
-    assert set(results["sections"]) == {"values", "lstm", "mixed", "mingru"}
+    assert set(results["sections"]) == {"values", "lstm", "mixed", "mingru", "families"}
     assert [g["line"] for g in results["goals"]] == goals[:9]
     assert results["machine"]["jax"]
 

@@ -68,7 +68,10 @@ def test_every_family_keeps_the_rule(name):
         step_carry, y = cell.step(params, step_carry, xs[:, t])
         assert y.dtype == BF16
     full = jaxrnn.unroll(cell, params, xs)
-    assert relative_error(step_carry, full[0]) < 1e-2  # XLA fuses bfloat16 ops in the scan
+    # XLA fuses bfloat16 ops in the scan; the sLSTM's stabiliser m = max(., i~) moves by a
+    # whole bfloat16 ulp of the gate (2^-6 near 3) when i~ rounds the other way.
+    tolerance = 2e-2 if name == "slstm" else 1e-2
+    assert relative_error(step_carry, full[0]) < tolerance
 
 
 @pytest.mark.parametrize("name", ["lstm", "gru"])
