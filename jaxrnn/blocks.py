@@ -135,6 +135,15 @@ def mamba_block(
         window = jnp.zeros((*batch_shape, k - 1, e), params["in_proj"].dtype)
         return MambaBlockCarry(window, cell.initial_carry(params["ssm"], batch_shape))
 
+    apply = _block_apply(_mamba_apply, cell, strategy, init, initial_carry, d, label)
+    name = f"mamba_block(d_model={d}, state_size={state_size}, expand={expand}, conv_size={k})"
+    return Layer(init, initial_carry, apply, d, name)
+
+
+def _block_apply(body, cell: Cell, strategy, init, zero, d: int, label: str):
+    """A block's ``apply`` (`jaxrnn.layers.ApplyFn`): the checks and the one time-major layout
+    every block shares, then ``body(cell, strategy, params, run, reverse)``."""
+
     def apply(
         params,
         xs,
@@ -151,11 +160,9 @@ def mamba_block(
         _check_params(params, init, d, label)
         steps = dict(seq_lengths=seq_lengths, mask=mask, resets=resets, time_major=time_major)
         run = _prepare(xs, d, params, steps, check_flag("reverse", reverse), initial_carry, zero)
-        return _mamba_apply(cell, strategy, params, run, reverse)
+        return body(cell, strategy, params, run, reverse)
 
-    zero = initial_carry
-    name = f"mamba_block(d_model={d}, state_size={state_size}, expand={expand}, conv_size={k})"
-    return Layer(init, initial_carry, apply, d, name)
+    return apply
 
 
 def _mamba_apply(cell: Cell, strategy, params: Params, run: "_Run", reverse: bool):
@@ -530,25 +537,7 @@ def xlstm_block(
     def initial_carry(params: Params, batch_shape: tuple[int, ...] = ()) -> Carry:
         return inner.initial_carry(params["cell"], check_batch_shape(batch_shape))
 
-    def apply(
-        params,
-        xs,
-        *,
-        seq_lengths=None,
-        mask=None,
-        resets=None,
-        initial_carry=None,
-        reverse=False,
-        time_major=False,
-        dropout_key=None,
-    ):
-        del dropout_key  # no dropout in a block
-        _check_params(params, init, d, label)
-        steps = dict(seq_lengths=seq_lengths, mask=mask, resets=resets, time_major=time_major)
-        run = _prepare(xs, d, params, steps, check_flag("reverse", reverse), initial_carry, zero)
-        return _xlstm_apply(inner, strategy, params, run, reverse)
-
-    zero = initial_carry
+    apply = _block_apply(_xlstm_apply, inner, strategy, init, initial_carry, d, label)
     return Layer(init, initial_carry, apply, d, label)
 
 
